@@ -1,0 +1,140 @@
+// Package assembly builds running pipelines from configuration: it is the
+// one place (with cmd/sluice) that knows every concrete connector. Each
+// sink and source registers a builder in its own file.
+package assembly
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/sluice-dev/sluice/internal/codec"
+	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/connector"
+	"github.com/sluice-dev/sluice/internal/pipeline"
+)
+
+// Built is a pipeline with the connectors it owns.
+type Built struct {
+	Config   config.Pipeline
+	Pipeline *pipeline.Pipeline
+	Source   connector.Source
+	Sink     connector.Sink
+	closers  []func(context.Context) error
+}
+
+// Close releases the sink and dead-letter destination, after Run returned.
+func (b *Built) Close(ctx context.Context) error {
+	var errs []error
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		errs = append(errs, b.closers[i](ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// sinkBuilder builds the sink if the config names its kind; ok reports
+// whether it did.
+type sinkBuilder func(ctx context.Context, p *config.Pipeline, log *slog.Logger) (s connector.Sink, ok bool, err error)
+
+// sourceBuilder builds the source if the config names its kind.
+type sourceBuilder func(ctx context.Context, p *config.Pipeline, sink connector.Sink, log *slog.Logger) (src connector.Source, maxPoll int, ok bool, err error)
+
+var (
+	sinkBuilders   []sinkBuilder
+	sourceBuilders []sourceBuilder
+)
+
+// Build creates the connectors and the pipeline for p. Nothing runs until
+// the caller runs Built.Pipeline.
+func Build(ctx context.Context, p config.Pipeline, log *slog.Logger) (*Built, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("pipeline", p.Name)
+	b := &Built{Config: p}
+	fail := func(err error) (*Built, error) {
+		_ = b.Close(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("building pipeline %s: %w", p.Name, err)
+	}
+
+	dec, err := newDecoder(p.Format)
+	if err != nil {
+		return fail(err)
+	}
+	for _, build := range sinkBuilders {
+		s, ok, err := build(ctx, &p, log)
+		if err != nil {
+			return fail(err)
+		}
+		if ok {
+			b.Sink = s
+			b.closers = append(b.closers, s.Close)
+			break
+		}
+	}
+	if b.Sink == nil {
+		return fail(errors.New("no sink configured"))
+	}
+	var maxPoll int
+	for _, build := range sourceBuilders {
+		src, mp, ok, err := build(ctx, &p, b.Sink, log)
+		if err != nil {
+			return fail(err)
+		}
+		if ok {
+			b.Source, maxPoll = src, mp
+			break
+		}
+	}
+	if b.Source == nil {
+		return fail(errors.New("no source configured"))
+	}
+	var dlq connector.DeadLetter
+	if p.OnError == config.OnErrorDLQ {
+		dlq, err = newDeadLetter(ctx, &p, log)
+		if err != nil {
+			return fail(err)
+		}
+		b.closers = append(b.closers, dlq.Close)
+	}
+	consumers := 1
+	if p.Source.Kafka != nil {
+		consumers = p.Source.Kafka.Consumers
+	}
+	pl, err := pipeline.New(pipeline.Options{
+		Name:               p.Name,
+		Source:             b.Source,
+		Consumers:          consumers,
+		Decoder:            dec,
+		Sink:               b.Sink,
+		DeadLetter:         dlq,
+		OnError:            pipeline.OnError(p.OnError),
+		MaxPollRecords:     maxPoll,
+		BatchRecords:       p.Batch.MaxRecords,
+		BatchBytes:         p.Batch.MaxBytes,
+		Linger:             p.Batch.Linger,
+		MaxInFlightRecords: p.Limits.MaxInFlightRecords,
+		MaxInFlightBytes:   p.Limits.MaxInFlightBytes,
+		ShutdownTimeout:    p.ShutdownTimeout,
+		Logger:             log,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	b.Pipeline = pl
+	return b, nil
+}
+
+// newDecoder picks the value decoder. (The avro-confluent codec plugs in
+// here.)
+func newDecoder(f config.Format) (codec.Decoder, error) {
+	switch f.Value {
+	case "raw", "string", "":
+		return codec.Raw{}, nil
+	case "json":
+		return codec.JSON{}, nil
+	default:
+		return nil, fmt.Errorf("format.value %q is not supported yet", f.Value)
+	}
+}

@@ -1,0 +1,51 @@
+package assembly
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/connector"
+	"github.com/sluice-dev/sluice/internal/connector/kafka"
+)
+
+func init() {
+	sinkBuilders = append(sinkBuilders, buildKafkaSink)
+	sourceBuilders = append(sourceBuilders, buildKafkaSource)
+}
+
+func buildKafkaSink(ctx context.Context, p *config.Pipeline, log *slog.Logger) (connector.Sink, bool, error) {
+	if p.Sink.Kafka == nil {
+		return nil, false, nil
+	}
+	s, err := kafka.NewSink(ctx, *p.Sink.Kafka, log)
+	return s, true, err
+}
+
+func buildKafkaSource(_ context.Context, p *config.Pipeline, sink connector.Sink, log *slog.Logger) (connector.Source, int, bool, error) {
+	if p.Source.Kafka == nil {
+		return nil, 0, false, nil
+	}
+	opts := kafka.SourceOptions{Pipeline: p.Name, Logger: log}
+	if p.Delivery == config.ExactlyOnce {
+		if store, ok := sink.(connector.OffsetStore); ok {
+			opts.Offsets = store
+		}
+	}
+	src, err := kafka.NewSource(*p.Source.Kafka, opts)
+	if err != nil {
+		return nil, 0, true, err
+	}
+	return src, src.MaxPollRecords(), true, nil
+}
+
+func newDeadLetter(ctx context.Context, p *config.Pipeline, log *slog.Logger) (connector.DeadLetter, error) {
+	conn := config.KafkaConn{Brokers: p.DLQ.Brokers}
+	if p.Source.Kafka != nil {
+		conn = p.Source.Kafka.KafkaConn
+		if len(p.DLQ.Brokers) > 0 {
+			conn = config.KafkaConn{Brokers: p.DLQ.Brokers}
+		}
+	}
+	return kafka.NewDeadLetter(ctx, conn, p.DLQ.Topic, p.Name, log)
+}

@@ -1,0 +1,133 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Source is where records come from: exactly one key is set.
+type Source struct {
+	Kafka *KafkaSource `yaml:"kafka"`
+}
+
+// KafkaConn is how to reach a Kafka cluster.
+type KafkaConn struct {
+	Brokers []string `yaml:"brokers"`
+	TLS     *TLS     `yaml:"tls"`
+	SASL    *SASL    `yaml:"sasl"`
+}
+
+// KafkaSource is a consumer group reading one or more topics.
+type KafkaSource struct {
+	KafkaConn  `yaml:",inline"`
+	Topics     []string `yaml:"topics"`
+	TopicRegex string   `yaml:"topic_regex"`
+	Group      string   `yaml:"group"`
+	Consumers  int      `yaml:"consumers"`  // group members in this process; default 1
+	StartFrom  string   `yaml:"start_from"` // earliest (default) | latest
+	Isolation  string   `yaml:"isolation"`  // read_uncommitted (default) | read_committed
+	// Properties are Kafka consumer properties by their usual names
+	// (max.poll.records, fetch.min.bytes, ...); see internal/connector/kafka.
+	Properties map[string]any `yaml:"properties"`
+}
+
+// TLS configures a TLS client. Files are PEM.
+type TLS struct {
+	Enabled            bool   `yaml:"enabled"`
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	ServerName         string `yaml:"server_name"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// SASL configures SASL authentication.
+type SASL struct {
+	Mechanism string `yaml:"mechanism"` // PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+	Username  string `yaml:"username"`
+	Password  string `yaml:"password" secret:"true"`
+}
+
+func (s *Source) applyDefaults() {
+	if k := s.Kafka; k != nil {
+		if k.Consumers == 0 {
+			k.Consumers = 1
+		}
+		if k.StartFrom == "" {
+			k.StartFrom = "earliest"
+		}
+		if k.Isolation == "" {
+			k.Isolation = "read_uncommitted"
+		}
+	}
+}
+
+func (s *Source) validate(v *validator) {
+	n := 0
+	if s.Kafka != nil {
+		n++
+		s.Kafka.validate(v.sub("kafka"))
+	}
+	if n != 1 {
+		v.root().probs = append(v.root().probs, fmt.Sprintf("%s: exactly one source is needed (kafka)", trimDot(v.prefix)))
+	}
+}
+
+func (k *KafkaSource) validate(v *validator) {
+	k.KafkaConn.validate(v)
+	switch {
+	case len(k.Topics) == 0 && k.TopicRegex == "":
+		v.add("topics", "is required (or topic_regex)")
+	case len(k.Topics) > 0 && k.TopicRegex != "":
+		v.add("topic_regex", "cannot be used together with topics")
+	case k.TopicRegex != "":
+		if _, err := regexp.Compile(k.TopicRegex); err != nil {
+			v.add("topic_regex", fmt.Sprintf("bad regular expression: %v", err))
+		}
+	}
+	for i, t := range k.Topics {
+		if t == "" {
+			v.add(fmt.Sprintf("topics[%d]", i), "is empty")
+		}
+	}
+	v.required("group", k.Group)
+	if k.Consumers < 1 || k.Consumers > 256 {
+		v.add("consumers", "must be between 1 and 256")
+	}
+	v.oneOf("start_from", k.StartFrom, "earliest", "latest")
+	v.oneOf("isolation", k.Isolation, "read_uncommitted", "read_committed")
+	for _, p := range ValidateConsumerProperties(k.Properties) {
+		v.add("properties."+p.Name, p.Problem)
+	}
+}
+
+func (c *KafkaConn) validate(v *validator) {
+	if len(c.Brokers) == 0 {
+		v.add("brokers", "is required, e.g. [localhost:9092]")
+	}
+	if c.TLS != nil {
+		c.TLS.validate(v.sub("tls"))
+	}
+	if s := c.SASL; s != nil {
+		v.oneOf("sasl.mechanism", s.Mechanism, "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+		v.required("sasl.username", s.Username)
+		v.required("sasl.password", s.Password)
+	}
+}
+
+func (t *TLS) validate(v *validator) {
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		v.add("cert_file", "cert_file and key_file go together")
+	}
+}
+
+func trimDot(s string) string {
+	if len(s) > 0 && s[len(s)-1] == '.' {
+		return s[:len(s)-1]
+	}
+	return s
+}
+
+// durationMS is how Kafka properties spell durations.
+func durationMS(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }

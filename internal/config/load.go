@@ -1,0 +1,148 @@
+// Package config reads pipeline files: YAML into typed structs, strict about
+// unknown keys, with every problem reported at once with its field path.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// File is one pipeline file: a single pipeline at the top level, or a list
+// under `pipelines:`, plus process-wide settings.
+type File struct {
+	Pipelines []Pipeline `yaml:"pipelines"`
+	Admin     *Admin     `yaml:"admin"`
+}
+
+// Problems is every problem found in a file, each with its field path.
+type Problems []string
+
+func (p Problems) Error() string {
+	if len(p) == 1 {
+		return p[0]
+	}
+	return fmt.Sprintf("%d problems:\n  %s", len(p), strings.Join(p, "\n  "))
+}
+
+// singleFile is the shape of a file that holds one pipeline at the top level.
+type singleFile struct {
+	Pipeline `yaml:",inline"`
+	Admin    *Admin `yaml:"admin"`
+}
+
+// LoadFile reads, expands and validates a pipeline file.
+func LoadFile(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading pipeline file: %w", err)
+	}
+	f, err := Parse(data, os.LookupEnv)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Parse expands ${ENV} references with lookup, decodes strictly and
+// validates. The returned error is a Problems listing everything wrong.
+func Parse(data []byte, lookup func(string) (string, bool)) (*File, error) {
+	var probs Problems
+	expanded, missing := expandEnv(data, lookup)
+	for _, m := range missing {
+		probs = append(probs, fmt.Sprintf("${%s}: environment variable is not set (use ${%s:-default} for a default)", m, m))
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(expanded, &root); err != nil {
+		return nil, append(probs, fmt.Sprintf("parsing YAML: %v", err))
+	}
+	if len(root.Content) == 0 {
+		return nil, append(probs, "file is empty")
+	}
+	doc := root.Content[0]
+	f := &File{}
+	if hasKey(doc, "pipelines") {
+		probs = append(probs, unknownKeys(doc, typeOf(f), "")...)
+		if err := doc.Decode(f); err != nil {
+			probs = append(probs, yamlErrors(err)...)
+		}
+	} else {
+		var s singleFile
+		probs = append(probs, unknownKeys(doc, typeOf(&s), "")...)
+		if err := doc.Decode(&s); err != nil {
+			probs = append(probs, yamlErrors(err)...)
+		}
+		f.Pipelines = []Pipeline{s.Pipeline}
+		f.Admin = s.Admin
+	}
+	if len(probs) > 0 {
+		return nil, probs
+	}
+	f.applyDefaults()
+	if p := f.Validate(); len(p) > 0 {
+		return nil, p
+	}
+	return f, nil
+}
+
+func hasKey(n *yaml.Node, key string) bool {
+	if n.Kind != yaml.MappingNode {
+		return false
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return true
+		}
+	}
+	return false
+}
+
+func yamlErrors(err error) []string {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		return te.Errors
+	}
+	return []string{err.Error()}
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+
+// expandEnv replaces ${NAME} and ${NAME:-default}; $$ is not special. It
+// returns the names that were referenced but unset, without a default.
+func expandEnv(data []byte, lookup func(string) (string, bool)) ([]byte, []string) {
+	seen := map[string]bool{}
+	var missing []string
+	out := envRef.ReplaceAllFunc(data, func(m []byte) []byte {
+		sub := envRef.FindSubmatch(m)
+		name := string(sub[1])
+		if v, ok := lookup(name); ok {
+			return []byte(yamlScalar(v))
+		}
+		if len(sub[2]) > 0 {
+			return sub[3]
+		}
+		if !seen[name] {
+			seen[name] = true
+			missing = append(missing, name)
+		}
+		return nil
+	})
+	sort.Strings(missing)
+	return out, missing
+}
+
+// yamlScalar keeps an expanded value a plain string when it would otherwise
+// change the YAML structure (a password with ": " or "#").
+func yamlScalar(v string) string {
+	if v == "" || strings.ContainsAny(v, ":#{}[],&*!|>'\"%@`\n") || strings.TrimSpace(v) != v {
+		b, _ := yaml.Marshal(v)
+		return string(bytes.TrimRight(b, "\n"))
+	}
+	return v
+}

@@ -1,0 +1,150 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Pipeline is one source -> decode -> sink flow.
+type Pipeline struct {
+	Name     string `yaml:"name"`
+	Source   Source `yaml:"source"`
+	Format   Format `yaml:"format"`
+	Delivery string `yaml:"delivery"` // at_least_once (default) | exactly_once
+	OnError  string `yaml:"on_error"` // dlq | fail | skip (default fail)
+	DLQ      DLQ    `yaml:"dlq"`
+	Batch    Batch  `yaml:"batch"`
+	Limits   Limits `yaml:"limits"`
+	Sink     Sink   `yaml:"sink"`
+	// ShutdownTimeout bounds the graceful drain on SIGINT/SIGTERM.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// DLQ is where bad records go with on_error: dlq. By default a Kafka topic
+// named after the source topic with ".dlq", on the source's brokers.
+type DLQ struct {
+	Topic   string   `yaml:"topic"`   // template; default "{{.Topic}}.dlq"
+	Brokers []string `yaml:"brokers"` // default: the Kafka source's brokers
+}
+
+// Batch bounds what one sink write holds.
+type Batch struct {
+	MaxRecords int           `yaml:"max_records"` // default 10000
+	MaxBytes   int           `yaml:"max_bytes"`   // default 8 MiB
+	Linger     time.Duration `yaml:"linger"`      // default 50ms
+}
+
+// Limits bound what a pipeline holds in memory: records read but not yet
+// acked. When full, consumers stop fetching.
+type Limits struct {
+	MaxInFlightRecords int `yaml:"max_in_flight_records"` // default 100000
+	MaxInFlightBytes   int `yaml:"max_in_flight_bytes"`   // default 64 MiB
+}
+
+// Admin is the HTTP admin API.
+type Admin struct {
+	Listen string `yaml:"listen"` // default 127.0.0.1:8080
+	Token  string `yaml:"token" secret:"true"`
+}
+
+const (
+	AtLeastOnce = "at_least_once"
+	ExactlyOnce = "exactly_once"
+
+	OnErrorDLQ  = "dlq"
+	OnErrorFail = "fail"
+	OnErrorSkip = "skip"
+)
+
+var pipelineName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
+
+func (f *File) applyDefaults() {
+	for i := range f.Pipelines {
+		p := &f.Pipelines[i]
+		if p.Delivery == "" {
+			p.Delivery = AtLeastOnce
+		}
+		if p.OnError == "" {
+			p.OnError = OnErrorFail
+		}
+		if p.DLQ.Topic == "" {
+			p.DLQ.Topic = "{{.Topic}}.dlq"
+		}
+		if p.Batch.MaxRecords == 0 {
+			p.Batch.MaxRecords = 10000
+		}
+		if p.Batch.MaxBytes == 0 {
+			p.Batch.MaxBytes = 8 << 20
+		}
+		if p.Batch.Linger == 0 {
+			p.Batch.Linger = 50 * time.Millisecond
+		}
+		if p.Limits.MaxInFlightRecords == 0 {
+			p.Limits.MaxInFlightRecords = 100000
+		}
+		if p.Limits.MaxInFlightBytes == 0 {
+			p.Limits.MaxInFlightBytes = 64 << 20
+		}
+		if p.ShutdownTimeout == 0 {
+			p.ShutdownTimeout = 30 * time.Second
+		}
+		p.Source.applyDefaults()
+		p.Format.applyDefaults()
+		p.Sink.applyDefaults()
+	}
+	if f.Admin != nil && f.Admin.Listen == "" {
+		f.Admin.Listen = "127.0.0.1:8080"
+	}
+}
+
+// Validate returns every problem with its field path.
+func (f *File) Validate() Problems {
+	var probs Problems
+	if len(f.Pipelines) == 0 {
+		probs = append(probs, "pipelines: at least one pipeline is needed")
+	}
+	names := map[string]bool{}
+	for i := range f.Pipelines {
+		p := &f.Pipelines[i]
+		prefix := ""
+		if len(f.Pipelines) > 1 {
+			prefix = fmt.Sprintf("pipelines[%d].", i)
+		}
+		var v validator
+		v.prefix = prefix
+		p.validate(&v)
+		probs = append(probs, v.probs...)
+		if p.Name != "" && names[p.Name] {
+			probs = append(probs, fmt.Sprintf("%sname: %q is used by another pipeline in this file", prefix, p.Name))
+		}
+		names[p.Name] = true
+	}
+	return probs
+}
+
+func (p *Pipeline) validate(v *validator) {
+	if p.Name == "" {
+		v.add("name", "is required")
+	} else if !pipelineName.MatchString(p.Name) {
+		v.add("name", "must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit")
+	}
+	v.oneOf("delivery", p.Delivery, AtLeastOnce, ExactlyOnce)
+	v.oneOf("on_error", p.OnError, OnErrorDLQ, OnErrorFail, OnErrorSkip)
+	if p.OnError == OnErrorDLQ && p.Source.Kafka == nil && len(p.DLQ.Brokers) == 0 {
+		v.add("dlq.brokers", "is required with on_error: dlq when the source is not Kafka")
+	}
+	v.template("dlq.topic", p.DLQ.Topic)
+	v.positive("batch.max_records", p.Batch.MaxRecords)
+	v.positive("batch.max_bytes", p.Batch.MaxBytes)
+	v.positiveDuration("batch.linger", p.Batch.Linger)
+	v.positive("limits.max_in_flight_records", p.Limits.MaxInFlightRecords)
+	v.positive("limits.max_in_flight_bytes", p.Limits.MaxInFlightBytes)
+	if p.Limits.MaxInFlightRecords > 0 && p.Limits.MaxInFlightRecords < p.Batch.MaxRecords {
+		v.add("limits.max_in_flight_records", fmt.Sprintf("must be at least batch.max_records (%d)", p.Batch.MaxRecords))
+	}
+	v.positiveDuration("shutdown_timeout", p.ShutdownTimeout)
+	p.Source.validate(v.sub("source"))
+	p.Format.validate(v.sub("format"))
+	p.Sink.validate(v.sub("sink"), p)
+}

@@ -1,0 +1,113 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Sink is where records go: exactly one key is set.
+type Sink struct {
+	Kafka *KafkaSink `yaml:"kafka"`
+	File  *FileSink  `yaml:"file"`
+}
+
+// KafkaSink produces to a topic (a template over the record).
+type KafkaSink struct {
+	KafkaConn   `yaml:",inline"`
+	Topic       string        `yaml:"topic"`       // template, e.g. "out-{{.Topic}}"
+	Acks        string        `yaml:"acks"`        // all (default) | 1 | 0
+	Compression string        `yaml:"compression"` // none | gzip | snappy | lz4 (default) | zstd
+	Linger      time.Duration `yaml:"linger"`      // linger.ms; default 5ms
+	BatchBytes  int           `yaml:"batch_bytes"` // batch.size (max bytes per partition batch); default 1 MiB
+	Idempotent  *bool         `yaml:"idempotent"`  // enable.idempotence; default true (requires acks: all)
+	Partitioner string        `yaml:"partitioner"` // murmur2 (default, Java-compatible) | round_robin | manual (keep the source partition)
+	ClientID    string        `yaml:"client_id"`
+}
+
+// FileSink writes JSON lines; path "-" is stdout.
+type FileSink struct {
+	Path string `yaml:"path"`
+	// Sync fsyncs after every batch (default true for files): a batch is
+	// acked only once it is on disk.
+	Sync *bool `yaml:"sync"`
+}
+
+func (s *Sink) applyDefaults() {
+	if k := s.Kafka; k != nil {
+		if k.Acks == "" {
+			k.Acks = "all"
+		}
+		if k.Compression == "" {
+			k.Compression = "lz4"
+		}
+		if k.Linger == 0 {
+			k.Linger = 5 * time.Millisecond
+		}
+		if k.BatchBytes == 0 {
+			k.BatchBytes = 1 << 20
+		}
+		if k.Partitioner == "" {
+			k.Partitioner = "murmur2"
+		}
+		if k.Idempotent == nil {
+			t := k.Acks == "all"
+			k.Idempotent = &t
+		}
+	}
+	if f := s.File; f != nil && f.Sync == nil {
+		t := f.Path != "-"
+		f.Sync = &t
+	}
+}
+
+// sinkKeys lists the sinks set, for the "exactly one" check.
+func (s *Sink) sinkKeys() []string {
+	var keys []string
+	if s.Kafka != nil {
+		keys = append(keys, "kafka")
+	}
+	if s.File != nil {
+		keys = append(keys, "file")
+	}
+	return keys
+}
+
+func (s *Sink) validate(v *validator, p *Pipeline) {
+	keys := s.sinkKeys()
+	if len(keys) != 1 {
+		v.root().probs = append(v.root().probs, fmt.Sprintf("%s: exactly one sink is needed (kafka, file); found %d%s",
+			trimDot(v.prefix), len(keys), listIfAny(keys)))
+	}
+	if k := s.Kafka; k != nil {
+		kv := v.sub("kafka")
+		k.KafkaConn.validate(kv)
+		kv.required("topic", k.Topic)
+		kv.template("topic", k.Topic)
+		kv.oneOf("acks", k.Acks, "all", "1", "0", "-1")
+		kv.oneOf("compression", k.Compression, "none", "gzip", "snappy", "lz4", "zstd")
+		kv.oneOf("partitioner", k.Partitioner, "murmur2", "round_robin", "manual")
+		if k.Idempotent != nil && *k.Idempotent && k.Acks != "all" && k.Acks != "-1" {
+			kv.add("idempotent", "requires acks: all")
+		}
+		if k.BatchBytes < 0 {
+			kv.add("batch_bytes", "must be > 0")
+		}
+		if p.Delivery == ExactlyOnce {
+			v.add("kafka", "delivery: exactly_once is not supported by the kafka sink yet; use at_least_once")
+		}
+	}
+	if f := s.File; f != nil {
+		v.sub("file").required("path", f.Path)
+		if p.Delivery == ExactlyOnce {
+			v.add("file", "delivery: exactly_once is not supported by the file sink; use at_least_once")
+		}
+	}
+}
+
+func listIfAny(keys []string) string {
+	if len(keys) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(keys, ", ")
+}

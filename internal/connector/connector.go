@@ -1,0 +1,84 @@
+package connector
+
+import (
+	"context"
+)
+
+// Source produces records. Each Reader it opens is one member of the
+// source's consumer group (for Kafka) or one subscriber (for Pub/Sub); the
+// engine opens Consumers() readers and may open and close more at run time.
+type Source interface {
+	// OpenReader starts one reader named member. The context governs only
+	// the opening; the reader lives until Close.
+	OpenReader(ctx context.Context, member string) (Reader, error)
+}
+
+// Reader is one consumer.
+//
+// Read and Ack may run concurrently with each other; Read is never called
+// concurrently with itself. Close is called once, after the last Read has
+// returned; it must commit whatever has been acked.
+type Reader interface {
+	// Read blocks until at least one record is available or ctx is done,
+	// and returns at most max records (max <= 0: whatever is buffered).
+	// On ctx done it returns what it has (possibly nothing) and ctx.Err().
+	Read(ctx context.Context, max int) ([]*Record, error)
+	// Ack reports that records are done: durable in the sink, or routed to
+	// on_error. Records may be acked in any order; the reader commits a
+	// position only when everything before it is acked, and never for a
+	// partition it no longer owns.
+	Ack(records []*Record)
+	// Close commits what is acked and leaves the group.
+	Close(ctx context.Context) error
+}
+
+// Pauser is implemented by readers that can stop fetching (not merely stop
+// being read), used when a merge needs every consumer quiet.
+type Pauser interface {
+	Pause()
+	Resume()
+}
+
+// Assignment describes what a Reader currently owns, for status pages.
+type Assignment struct {
+	Topic      string
+	Partitions []int32
+}
+
+// AssignmentReporter is implemented by readers that can tell what they own.
+type AssignmentReporter interface {
+	Assigned() []Assignment
+}
+
+// LagReporter is implemented by readers that know their lag per partition.
+type LagReporter interface {
+	Lag() map[string]map[int32]int64
+}
+
+// Sink writes records durably.
+type Sink interface {
+	// Write returns nil only when every record of batch is durable.
+	// A *BatchError says which records were rejected as bad input (the rest
+	// are durable); any other error means nothing may be assumed durable and
+	// the engine retries the batch (or fails, for a Permanent error).
+	// Write may be called concurrently by several consumers of a pipeline.
+	Write(ctx context.Context, batch []*Record) error
+	Close(ctx context.Context) error
+}
+
+// OffsetStore is implemented by sinks that keep source offsets in their own
+// transaction (exactly-once). The Kafka source consults it on every
+// partition assignment and resumes from what it returns.
+type OffsetStore interface {
+	// LoadOffsets returns the next offset to read for each partition of
+	// topic the store knows about.
+	LoadOffsets(ctx context.Context, topic string, partitions []int32) (map[int32]int64, error)
+}
+
+// DeadLetter receives records that cannot be decoded or written.
+type DeadLetter interface {
+	// Send stores rec with the reason it was rejected; it returns nil only
+	// when the dead-letter destination holds it durably.
+	Send(ctx context.Context, rec *Record, reason error) error
+	Close(ctx context.Context) error
+}

@@ -1,0 +1,348 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/connector"
+	"github.com/sluice-dev/sluice/internal/metrics"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// reader is one group member. Offsets are committed by its commit loop and
+// on revoke, from the partition trackers, never on poll.
+type reader struct {
+	cl       *kgo.Client
+	log      *slog.Logger
+	pipeline string
+	maxPoll  int
+
+	// commitMu serialises commits with revocation: the revoke callback
+	// waits for an in-flight periodic commit, retires the revoked trackers,
+	// then commits their final positions. A periodic commit that starts
+	// afterwards no longer sees them, so it can never commit for a
+	// partition that has moved to another member.
+	commitMu sync.Mutex
+	mu       sync.Mutex // guards parts and every tracker
+	parts    map[topicPartition]*partitionTracker
+
+	stopOnce sync.Once
+	stopped  chan struct{}
+	loopDone chan struct{}
+}
+
+// Read polls up to max records (max <= 0: whatever is buffered).
+func (r *reader) Read(ctx context.Context, max int) ([]*connector.Record, error) {
+	if r.maxPoll > 0 && (max <= 0 || r.maxPoll < max) {
+		max = r.maxPoll
+	}
+	var fetches kgo.Fetches
+	if max > 0 {
+		fetches = r.cl.PollRecords(ctx, max)
+	} else {
+		fetches = r.cl.PollFetches(ctx)
+	}
+	var firstErr error
+	fetches.EachError(func(topic string, p int32, err error) {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrClientClosed) {
+			return
+		}
+		if firstErr == nil {
+			firstErr = errors.New("fetching " + topic + "/" + strconv.Itoa(int(p)) + ": " + err.Error())
+		}
+	})
+	n := fetches.NumRecords()
+	if n == 0 {
+		if firstErr == nil {
+			firstErr = ctx.Err()
+		}
+		return nil, firstErr
+	}
+	backing := make([]connector.Record, n)
+	out := make([]*connector.Record, 0, n)
+	r.mu.Lock()
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if len(fp.Records) == 0 {
+			return
+		}
+		t := r.parts[topicPartition{fp.Topic, fp.Partition}]
+		if t == nil {
+			// Revoked since the fetch: the new owner reads these again.
+			return
+		}
+		t.hwm = fp.HighWatermark
+		recs := fp.Records
+		c := t.add(recs[0].Offset, recs[len(recs)-1].Offset, len(recs))
+		for _, kr := range recs {
+			rec := &backing[len(out)]
+			rec.Topic = kr.Topic
+			rec.Partition = kr.Partition
+			rec.Offset = kr.Offset
+			rec.Timestamp = kr.Timestamp
+			rec.Key = kr.Key
+			rec.Value = kr.Value
+			if len(kr.Headers) > 0 {
+				rec.Headers = make([]connector.Header, len(kr.Headers))
+				for i, h := range kr.Headers {
+					rec.Headers[i] = connector.Header{Key: h.Key, Value: h.Value}
+				}
+			}
+			rec.Origin = c
+			out = append(out, rec)
+		}
+	})
+	r.mu.Unlock()
+	return out, firstErr
+}
+
+// Ack marks records done. Acks for retired trackers are refused silently:
+// their partitions now belong to someone else.
+func (r *reader) Ack(records []*connector.Record) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var cur *chunk
+	n := 0
+	for _, rec := range records {
+		c, ok := rec.Origin.(*chunk)
+		if !ok {
+			continue
+		}
+		if c != cur {
+			if cur != nil {
+				cur.ack(n)
+			}
+			cur, n = c, 0
+		}
+		n++
+	}
+	if cur != nil {
+		cur.ack(n)
+	}
+}
+
+func (r *reader) commitLoop(interval time.Duration) {
+	defer close(r.loopDone)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stopped:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if err := r.commit(ctx, nil); err != nil {
+				r.log.Warn("committing offsets", "err", err)
+				metrics.Errors.WithLabelValues(r.pipeline, "commit").Inc()
+			}
+			cancel()
+		}
+	}
+}
+
+// commit commits the committable position of every owned partition (or of
+// only, when given: the revoke path) that moved since the last commit.
+// Callers other than the revoke path must not hold commitMu.
+func (r *reader) commit(ctx context.Context, only map[topicPartition]*partitionTracker) error {
+	if only == nil {
+		r.commitMu.Lock()
+		defer r.commitMu.Unlock()
+	}
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	var trackers []*partitionTracker
+	r.mu.Lock()
+	src := r.parts
+	if only != nil {
+		src = only
+	}
+	for _, t := range src {
+		if only == nil && t.retired {
+			continue
+		}
+		off, changed := t.commitOffset()
+		if !changed {
+			continue
+		}
+		if offsets[t.topic] == nil {
+			offsets[t.topic] = map[int32]kgo.EpochOffset{}
+		}
+		offsets[t.topic][t.partition] = kgo.EpochOffset{Epoch: -1, Offset: off}
+		trackers = append(trackers, t)
+	}
+	r.mu.Unlock()
+	if len(offsets) == 0 {
+		return nil
+	}
+	start := time.Now()
+	var commitErr error
+	r.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			commitErr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if perr := kerr.ErrorForCode(p.ErrorCode); perr != nil && commitErr == nil {
+					commitErr = errors.New(t.Topic + "/" + strconv.Itoa(int(p.Partition)) + ": " + perr.Error())
+				}
+			}
+		}
+	})
+	metrics.CommitSeconds.WithLabelValues(r.pipeline).Observe(time.Since(start).Seconds())
+	if commitErr != nil {
+		return commitErr
+	}
+	r.mu.Lock()
+	for _, t := range trackers {
+		if off := offsets[t.topic][t.partition].Offset; off > t.committed {
+			t.committed = off
+		}
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *reader) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	r.mu.Lock()
+	for topic, parts := range assigned {
+		for _, p := range parts {
+			r.parts[topicPartition{topic, p}] = newPartitionTracker(topic, p)
+		}
+	}
+	r.mu.Unlock()
+	r.log.Info("partitions assigned", "partitions", describe(assigned))
+}
+
+// onRevoked commits what is done for the revoked partitions, then retires
+// their trackers. It blocks the rebalance until the commit returns, which
+// is what lets the next owner start exactly where we stopped.
+func (r *reader) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	r.commitMu.Lock()
+	defer r.commitMu.Unlock()
+	gone := r.retire(revoked)
+	if err := r.commit(ctx, gone); err != nil {
+		r.log.Warn("committing offsets of revoked partitions", "partitions", describe(revoked), "err", err)
+	}
+	r.log.Info("partitions revoked", "partitions", describe(revoked))
+}
+
+// onLost retires trackers without committing: the group already gave the
+// partitions away, a commit would be refused or, worse, overwrite the new
+// owner's.
+func (r *reader) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	r.commitMu.Lock()
+	defer r.commitMu.Unlock()
+	r.retire(lost)
+	r.log.Warn("partitions lost", "partitions", describe(lost))
+}
+
+func (r *reader) retire(parts map[string][]int32) map[topicPartition]*partitionTracker {
+	gone := map[topicPartition]*partitionTracker{}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for topic, ps := range parts {
+		for _, p := range ps {
+			tp := topicPartition{topic, p}
+			if t := r.parts[tp]; t != nil {
+				gone[tp] = t
+				delete(r.parts, tp)
+				metrics.ConsumerLag.DeleteLabelValues(r.pipeline, topic, strconv.Itoa(int(p)))
+			}
+		}
+	}
+	// Retire after the commit position is read by the caller: commit()
+	// reads retired trackers only when passed them explicitly.
+	for _, t := range gone {
+		t.retired = true
+	}
+	return gone
+}
+
+// Close stops the commit loop, commits everything acked, and leaves the
+// group (which revokes, committing again if anything moved meanwhile).
+func (r *reader) Close(ctx context.Context) error {
+	r.stopOnce.Do(func() { close(r.stopped) })
+	<-r.loopDone
+	err := r.commit(ctx, nil)
+	r.cl.Close()
+	if err != nil {
+		return errors.New("final commit: " + err.Error())
+	}
+	return nil
+}
+
+// Pause stops fetching from every topic this member consumes.
+func (r *reader) Pause() { r.cl.PauseFetchTopics(r.cl.GetConsumeTopics()...) }
+
+// Resume undoes Pause.
+func (r *reader) Resume() { r.cl.ResumeFetchTopics(r.cl.GetConsumeTopics()...) }
+
+// Assigned lists owned partitions.
+func (r *reader) Assigned() []connector.Assignment {
+	r.mu.Lock()
+	byTopic := map[string][]int32{}
+	for tp := range r.parts {
+		byTopic[tp.topic] = append(byTopic[tp.topic], tp.partition)
+	}
+	r.mu.Unlock()
+	out := make([]connector.Assignment, 0, len(byTopic))
+	for t, ps := range byTopic {
+		sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
+		out = append(out, connector.Assignment{Topic: t, Partitions: ps})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Topic < out[j].Topic })
+	return out
+}
+
+// Lag is records between each partition's high watermark and the
+// committable position, as of the last fetch.
+func (r *reader) Lag() map[string]map[int32]int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]map[int32]int64{}
+	for tp, t := range r.parts {
+		if out[tp.topic] == nil {
+			out[tp.topic] = map[int32]int64{}
+		}
+		l := t.lag()
+		out[tp.topic][tp.partition] = l
+		metrics.ConsumerLag.WithLabelValues(r.pipeline, tp.topic, strconv.Itoa(int(tp.partition))).Set(float64(l))
+	}
+	return out
+}
+
+func describe(m map[string][]int32) string {
+	topics := make([]string, 0, len(m))
+	for t := range m {
+		topics = append(topics, t)
+	}
+	sort.Strings(topics)
+	s := ""
+	for i, t := range topics {
+		if i > 0 {
+			s += " "
+		}
+		ps := append([]int32(nil), m[t]...)
+		sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
+		s += t + "["
+		for j, p := range ps {
+			if j > 0 {
+				s += ","
+			}
+			s += strconv.Itoa(int(p))
+		}
+		s += "]"
+	}
+	return s
+}

@@ -1,0 +1,187 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/connector"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Sink produces every record of a batch and returns only when all are
+// acked by the brokers (with acks: all, by every in-sync replica).
+type Sink struct {
+	cl     *kgo.Client
+	topic  *connector.NameTemplate
+	manual bool
+}
+
+// NewSink connects a producer.
+func NewSink(ctx context.Context, cfg config.KafkaSink, log *slog.Logger) (*Sink, error) {
+	topic, err := connector.ParseNameTemplate("sink.kafka.topic", cfg.Topic)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := ProducerOptions(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("creating Kafka producer: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := cl.Ping(pingCtx); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("connecting to Kafka brokers %v: %w", cfg.Brokers, err)
+	}
+	return &Sink{cl: cl, topic: topic, manual: cfg.Partitioner == "manual"}, nil
+}
+
+// ProducerOptions maps the sink's settings to franz-go producer options.
+func ProducerOptions(cfg config.KafkaSink, log *slog.Logger) ([]kgo.Opt, error) {
+	opts, err := ConnOptions(cfg.KafkaConn, log)
+	if err != nil {
+		return nil, err
+	}
+	clientID := cfg.ClientID
+	if clientID == "" {
+		clientID = "sluice-producer"
+	}
+	opts = append(opts,
+		kgo.ClientID(clientID),
+		kgo.ProducerLinger(cfg.Linger),
+		kgo.ProducerBatchMaxBytes(int32(cfg.BatchBytes)),
+		// Room for a whole engine batch, so Produce rarely blocks.
+		kgo.MaxBufferedRecords(100000),
+		kgo.RecordDeliveryTimeout(2*time.Minute),
+	)
+	switch cfg.Acks {
+	case "all", "-1":
+		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
+	case "1":
+		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()))
+	case "0":
+		opts = append(opts, kgo.RequiredAcks(kgo.NoAck()))
+	}
+	if cfg.Idempotent != nil && !*cfg.Idempotent || cfg.Acks == "1" || cfg.Acks == "0" {
+		opts = append(opts, kgo.DisableIdempotentWrite())
+	}
+	switch cfg.Compression {
+	case "none":
+		opts = append(opts, kgo.ProducerBatchCompression(kgo.NoCompression()))
+	case "gzip":
+		opts = append(opts, kgo.ProducerBatchCompression(kgo.GzipCompression()))
+	case "snappy":
+		opts = append(opts, kgo.ProducerBatchCompression(kgo.SnappyCompression()))
+	case "lz4", "":
+		opts = append(opts, kgo.ProducerBatchCompression(kgo.Lz4Compression()))
+	case "zstd":
+		opts = append(opts, kgo.ProducerBatchCompression(kgo.ZstdCompression()))
+	default:
+		return nil, fmt.Errorf("sink.kafka.compression %q is not supported", cfg.Compression)
+	}
+	switch cfg.Partitioner {
+	case "round_robin":
+		opts = append(opts, kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	case "manual":
+		opts = append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	}
+	// murmur2 (default): franz-go's default partitioner hashes keys with
+	// murmur2 exactly like the Java client, so keys land where Java puts them.
+	return opts, nil
+}
+
+// Write produces batch and waits for every ack. Records the broker rejects
+// for their content (too large, invalid) come back in a *BatchError; any
+// other failure fails the whole write, which the engine retries (records
+// already acked are then written again: at least once).
+func (s *Sink) Write(ctx context.Context, batch []*connector.Record) error {
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		bad      []*connector.RecordError
+	)
+	krs := make([]kgo.Record, len(batch))
+	promise := func(kr *kgo.Record, err error) {
+		defer wg.Done()
+		if err == nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if isRecordProblem(err) {
+			bad = append(bad, &connector.RecordError{Record: batch[indexOf(krs, kr)], Reason: "kafka-produce", Err: err})
+			return
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	for i, rec := range batch {
+		topic, err := s.topic.Render(rec)
+		if err != nil {
+			var re *connector.RecordError
+			errors.As(err, &re)
+			mu.Lock()
+			bad = append(bad, re)
+			mu.Unlock()
+			continue
+		}
+		kr := &krs[i]
+		kr.Topic = topic
+		kr.Key = rec.Key
+		kr.Value = rec.Value
+		kr.Timestamp = rec.Timestamp
+		if s.manual {
+			kr.Partition = rec.Partition
+		}
+		if len(rec.Headers) > 0 {
+			kr.Headers = make([]kgo.RecordHeader, len(rec.Headers))
+			for j, h := range rec.Headers {
+				kr.Headers[j] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
+			}
+		}
+		wg.Add(1)
+		s.cl.Produce(ctx, kr, promise)
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return fmt.Errorf("producing: %w", firstErr)
+	}
+	if len(bad) > 0 {
+		return &connector.BatchError{Failed: bad}
+	}
+	return nil
+}
+
+// isRecordProblem: errors that retrying the same record cannot fix.
+func isRecordProblem(err error) bool {
+	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) ||
+		errors.Is(err, kerr.InvalidRecord) || errors.Is(err, kerr.CorruptMessage)
+}
+
+// indexOf finds kr in krs; only used on the rare rejected record.
+func indexOf(krs []kgo.Record, kr *kgo.Record) int {
+	for i := range krs {
+		if &krs[i] == kr {
+			return i
+		}
+	}
+	return 0
+}
+
+// Close flushes and disconnects.
+func (s *Sink) Close(ctx context.Context) error {
+	err := s.cl.Flush(ctx)
+	s.cl.Close()
+	return err
+}

@@ -1,0 +1,241 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/connector"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Source is a Kafka consumer group; each reader it opens is one member.
+type Source struct {
+	pipeline string
+	log      *slog.Logger
+	offsets  connector.OffsetStore
+
+	mu    sync.Mutex
+	cfg   config.KafkaSource
+	props config.ConsumerProperties
+}
+
+// SourceOptions are what the source needs besides its config.
+type SourceOptions struct {
+	Pipeline string
+	Logger   *slog.Logger
+	// Offsets, when set (delivery: exactly_once), is where the sink keeps
+	// offsets in its own transactions; every assignment resumes from it.
+	Offsets connector.OffsetStore
+}
+
+// NewSource checks cfg and returns a source. No connection is made until a
+// reader is opened.
+func NewSource(cfg config.KafkaSource, o SourceOptions) (*Source, error) {
+	props, probs := config.ParseConsumerProperties(cfg.Properties)
+	if len(probs) > 0 {
+		return nil, fmt.Errorf("source.kafka.properties.%s: %s", probs[0].Name, probs[0].Problem)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Source{pipeline: o.Pipeline, log: o.Logger, offsets: o.Offsets, cfg: cfg, props: props}, nil
+}
+
+// Properties returns the consumer properties in force.
+func (s *Source) Properties() map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]any, len(s.cfg.Properties))
+	for k, v := range s.cfg.Properties {
+		out[k] = v
+	}
+	return out
+}
+
+// SetProperties replaces consumer properties (merged over the current
+// ones; a nil value removes one). Readers opened afterwards use them; the
+// engine re-opens readers to apply them live.
+func (s *Source) SetProperties(changes map[string]any) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	merged := make(map[string]any, len(s.cfg.Properties)+len(changes))
+	for k, v := range s.cfg.Properties {
+		merged[k] = v
+	}
+	for k, v := range changes {
+		if v == nil {
+			delete(merged, k)
+		} else {
+			merged[k] = v
+		}
+	}
+	props, probs := config.ParseConsumerProperties(merged)
+	if len(probs) > 0 {
+		return fmt.Errorf("%s: %s", probs[0].Name, probs[0].Problem)
+	}
+	s.cfg.Properties = merged
+	s.props = props
+	return nil
+}
+
+// MaxPollRecords is max.poll.records, or 0 when unset.
+func (s *Source) MaxPollRecords() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.props.MaxPollRecords
+}
+
+// OpenReader joins the group as member.
+func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reader, error) {
+	s.mu.Lock()
+	cfg, props := s.cfg, s.props
+	s.mu.Unlock()
+	r := &reader{
+		log:      s.log.With("consumer", member),
+		pipeline: s.pipeline,
+		parts:    map[topicPartition]*partitionTracker{},
+		maxPoll:  props.MaxPollRecords,
+		stopped:  make(chan struct{}),
+	}
+	opts, err := s.clientOptions(cfg, props, r)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("creating Kafka consumer: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := cl.Ping(pingCtx); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("connecting to Kafka brokers %v: %w", cfg.Brokers, err)
+	}
+	r.cl = cl
+	interval := props.AutoCommitInterval
+	if interval <= 0 {
+		interval = time.Second
+	}
+	r.loopDone = make(chan struct{})
+	go r.commitLoop(interval)
+	return r, nil
+}
+
+func (s *Source) clientOptions(cfg config.KafkaSource, p config.ConsumerProperties, r *reader) ([]kgo.Opt, error) {
+	opts, err := ConnOptions(cfg.KafkaConn, s.log)
+	if err != nil {
+		return nil, err
+	}
+	clientID := p.ClientID
+	if clientID == "" {
+		clientID = "sluice-" + s.pipeline
+	}
+	opts = append(opts,
+		kgo.ClientID(clientID),
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.DisableAutoCommit(), // offsets are committed by the ack tracker only
+		kgo.OnPartitionsAssigned(r.onAssigned),
+		kgo.OnPartitionsRevoked(r.onRevoked),
+		kgo.OnPartitionsLost(r.onLost),
+	)
+	if cfg.TopicRegex != "" {
+		if _, err := regexp.Compile(cfg.TopicRegex); err != nil {
+			return nil, fmt.Errorf("source.kafka.topic_regex: %w", err)
+		}
+		opts = append(opts, kgo.ConsumeRegex(), kgo.ConsumeTopics(cfg.TopicRegex))
+	} else {
+		opts = append(opts, kgo.ConsumeTopics(cfg.Topics...))
+	}
+	if cfg.StartFrom == "latest" {
+		opts = append(opts, kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))
+	} else {
+		opts = append(opts, kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	}
+	if cfg.Isolation == "read_committed" {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	if s.offsets != nil {
+		opts = append(opts, kgo.AdjustFetchOffsetsFn(s.adjustOffsets))
+	}
+	balancers := []kgo.GroupBalancer{kgo.CooperativeStickyBalancer()}
+	if len(p.AssignmentStrategy) > 0 {
+		balancers = balancers[:0]
+		for _, name := range p.AssignmentStrategy {
+			switch name {
+			case "cooperative-sticky":
+				balancers = append(balancers, kgo.CooperativeStickyBalancer())
+			case "sticky":
+				balancers = append(balancers, kgo.StickyBalancer())
+			case "range":
+				balancers = append(balancers, kgo.RangeBalancer())
+			case "roundrobin":
+				balancers = append(balancers, kgo.RoundRobinBalancer())
+			}
+		}
+	}
+	opts = append(opts, kgo.Balancers(balancers...))
+	if p.FetchMinBytes > 0 {
+		opts = append(opts, kgo.FetchMinBytes(p.FetchMinBytes))
+	}
+	if p.FetchMaxWait > 0 {
+		opts = append(opts, kgo.FetchMaxWait(p.FetchMaxWait))
+	}
+	if p.FetchMaxBytes > 0 {
+		opts = append(opts, kgo.FetchMaxBytes(p.FetchMaxBytes))
+	}
+	if p.MaxPartitionFetchBytes > 0 {
+		opts = append(opts, kgo.FetchMaxPartitionBytes(p.MaxPartitionFetchBytes))
+	}
+	if p.SessionTimeout > 0 {
+		opts = append(opts, kgo.SessionTimeout(p.SessionTimeout))
+	}
+	if p.HeartbeatInterval > 0 {
+		opts = append(opts, kgo.HeartbeatInterval(p.HeartbeatInterval))
+	}
+	if p.RebalanceTimeout > 0 {
+		opts = append(opts, kgo.RebalanceTimeout(p.RebalanceTimeout))
+	}
+	if p.GroupInstanceID != "" {
+		opts = append(opts, kgo.InstanceID(p.GroupInstanceID))
+	}
+	if p.MaxBufferedRecords > 0 {
+		opts = append(opts, kgo.MaxBufferedRecords(p.MaxBufferedRecords))
+	}
+	if p.ConnectionsMaxIdle > 0 {
+		opts = append(opts, kgo.ConnIdleTimeout(p.ConnectionsMaxIdle))
+	}
+	if p.RequestTimeoutOverhead > 0 {
+		opts = append(opts, kgo.RequestTimeoutOverhead(p.RequestTimeoutOverhead))
+	}
+	if p.MetadataMaxAge > 0 {
+		opts = append(opts, kgo.MetadataMaxAge(p.MetadataMaxAge))
+	}
+	return opts, nil
+}
+
+// adjustOffsets resumes every newly assigned partition from the offset the
+// sink stored in its own transaction (exactly-once), overriding Kafka's
+// committed offset.
+func (s *Source) adjustOffsets(ctx context.Context, assigned map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	for topic, parts := range assigned {
+		ps := make([]int32, 0, len(parts))
+		for p := range parts {
+			ps = append(ps, p)
+		}
+		stored, err := s.offsets.LoadOffsets(ctx, topic, ps)
+		if err != nil {
+			return nil, fmt.Errorf("loading offsets of %s from the sink: %w", topic, err)
+		}
+		for p, off := range stored {
+			if _, ok := parts[p]; ok {
+				parts[p] = kgo.NewOffset().At(off).WithEpoch(-1)
+			}
+		}
+	}
+	return assigned, nil
+}

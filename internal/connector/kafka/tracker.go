@@ -1,0 +1,98 @@
+package kafka
+
+// partitionTracker follows the records of one partition from read to ack
+// and knows the highest offset below which everything is acked: the only
+// position that may be committed.
+//
+// Records are registered in read order as chunks (one chunk per partition
+// per poll). Acks may come in any order; the committable position only moves
+// past a chunk when every record of it and of every chunk before it is
+// acked. A tracker is retired when its partition is revoked or lost: acks
+// for its records are ignored from then on, so nothing is ever committed for
+// a partition this consumer no longer owns (the new owner reads those
+// records again: at least once, never lost).
+//
+// Callers hold the reader's mutex.
+type partitionTracker struct {
+	topic     string
+	partition int32
+	retired   bool
+
+	chunks []*chunk // FIFO of unacked chunks, from head
+	head   int
+
+	next      int64 // offset to commit: everything below is done; -1 unknown
+	committed int64 // last offset committed; -1 none
+	readNext  int64 // offset after the last record read; -1 none
+	hwm       int64 // high watermark seen on the last fetch; -1 unknown
+}
+
+type chunk struct {
+	t         *partitionTracker
+	first     int64
+	last      int64
+	remaining int
+}
+
+func newPartitionTracker(topic string, partition int32) *partitionTracker {
+	return &partitionTracker{topic: topic, partition: partition, next: -1, committed: -1, readNext: -1, hwm: -1}
+}
+
+// add registers n records read from first to last (inclusive).
+func (t *partitionTracker) add(first, last int64, n int) *chunk {
+	c := &chunk{t: t, first: first, last: last, remaining: n}
+	t.chunks = append(t.chunks, c)
+	t.readNext = last + 1
+	return c
+}
+
+// ack marks n records of c done and advances the committable position.
+// It reports false when the tracker is retired (the ack is refused).
+func (c *chunk) ack(n int) bool {
+	t := c.t
+	if t.retired {
+		return false
+	}
+	c.remaining -= n
+	for t.head < len(t.chunks) && t.chunks[t.head].remaining <= 0 {
+		t.next = t.chunks[t.head].last + 1
+		t.chunks[t.head] = nil
+		t.head++
+	}
+	if t.head > 64 && t.head*2 > len(t.chunks) {
+		n := copy(t.chunks, t.chunks[t.head:])
+		clear(t.chunks[n:])
+		t.chunks = t.chunks[:n]
+		t.head = 0
+	}
+	return true
+}
+
+// commitOffset returns the offset to commit and whether it is new.
+func (t *partitionTracker) commitOffset() (int64, bool) {
+	return t.next, t.next >= 0 && t.next > t.committed
+}
+
+// pending is the number of chunks read and not fully acked.
+func (t *partitionTracker) pending() int { return len(t.chunks) - t.head }
+
+// lag is records between the high watermark and the committable position.
+func (t *partitionTracker) lag() int64 {
+	if t.hwm < 0 {
+		return 0
+	}
+	pos := t.next
+	if pos < 0 {
+		if t.head < len(t.chunks) {
+			pos = t.chunks[t.head].first
+		} else if t.committed >= 0 {
+			pos = t.committed
+		} else {
+			return 0
+		}
+	}
+	if l := t.hwm - pos; l > 0 {
+		return l
+	}
+	return 0
+}

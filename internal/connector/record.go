@@ -1,0 +1,60 @@
+// Package connector holds the contracts between the pipeline engine and the
+// sources and sinks it moves records between. The engine imports only this
+// package; concrete connectors are wired in cmd/sluice.
+package connector
+
+import "time"
+
+// Header is one Kafka record header (or Pub/Sub attribute).
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Record is one event moving through a pipeline.
+//
+// Key and Value are the bytes as they arrived; Fields is the decoded value
+// (nil for the raw format). Sinks must not modify a Record: after a failed
+// write the same Record may be offered again, or to the dead-letter
+// destination.
+type Record struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Timestamp time.Time
+	Key       []byte
+	Value     []byte
+	Headers   []Header
+
+	// Fields is the decoded value: map[string]any for JSON and Avro records
+	// (Avro records keep their field order in Schema when known), nil for raw.
+	Fields map[string]any
+	// KeyFields is the decoded key when the key format is not raw.
+	KeyFields any
+	// Schema describes Fields when the codec knows it (Avro); nil otherwise.
+	Schema *Schema
+
+	// Origin is opaque bookkeeping of the source that produced the record
+	// (for the Kafka source, its partition tracker); sinks ignore it.
+	Origin any
+}
+
+// Size is the number of payload bytes the record holds; it is what
+// in-flight byte limits count.
+func (r *Record) Size() int {
+	n := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
+// HeaderValue returns the value of the last header named key, or nil.
+func (r *Record) HeaderValue(key string) []byte {
+	for i := len(r.Headers) - 1; i >= 0; i-- {
+		if r.Headers[i].Key == key {
+			return r.Headers[i].Value
+		}
+	}
+	return nil
+}

@@ -1,0 +1,155 @@
+// Package e2e runs whole pipelines against real servers: the kfake Kafka
+// broker over its wire protocol, and the sinks' real targets.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func testLogger(t *testing.T) *slog.Logger {
+	t.Helper()
+	level := slog.LevelWarn
+	if os.Getenv("SLUICE_TEST_VERBOSE") != "" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// startBroker runs an in-process kfake cluster for the test.
+func startBroker(t *testing.T, opts ...kfake.Opt) *kfake.Cluster {
+	t.Helper()
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func adminClient(t *testing.T, brokers []string) *kadm.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return kadm.NewClient(cl)
+}
+
+func createTopic(t *testing.T, brokers []string, topic string, partitions int32) {
+	t.Helper()
+	resp, err := adminClient(t, brokers).CreateTopic(context.Background(), partitions, 1, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatalf("creating topic %s: %v", topic, err)
+	}
+}
+
+// produceN writes n records with keys k<i> and values {"id":i,...}.
+func produceN(t *testing.T, brokers []string, topic string, from, n int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.MaxBufferedRecords(50000), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	errc := make(chan error, 1)
+	for i := from; i < from+n; i++ {
+		r := &kgo.Record{Topic: topic, Key: []byte(fmt.Sprintf("k%d", i)), Value: []byte(fmt.Sprintf(`{"id":%d,"name":"item %d","price":%d.5}`, i, i, i%1000))}
+		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+			if err != nil {
+				select {
+				case errc <- err:
+				default:
+				}
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		t.Fatalf("producing: %v", err)
+	default:
+	}
+}
+
+// consumeAll reads topic from the start until want records arrived or the
+// deadline passes, and returns how often each value was seen.
+func consumeAll(t *testing.T, brokers []string, topic string, want int, deadline time.Duration) map[string]int {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	seen := map[string]int{}
+	total := 0
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	for total < want {
+		f := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		f.EachRecord(func(r *kgo.Record) {
+			seen[string(r.Value)]++
+			total++
+		})
+	}
+	return seen
+}
+
+// endOffsets returns the end offset of every partition of topic.
+func endOffsets(t *testing.T, adm *kadm.Client, topic string) map[int32]int64 {
+	t.Helper()
+	ends, err := adm.ListEndOffsets(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+	return out
+}
+
+// committed returns the group's committed offsets for topic.
+func committed(t *testing.T, adm *kadm.Client, group, topic string) map[int32]int64 {
+	t.Helper()
+	resp, err := adm.FetchOffsets(context.Background(), group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int32]int64{}
+	resp.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == topic {
+			out[o.Partition] = o.At
+		}
+	})
+	return out
+}
+
+// eventually polls cond every 50ms until it holds or d passes.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %v waiting for %s", d, what)
+}

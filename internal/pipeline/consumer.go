@@ -1,0 +1,223 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/connector"
+	"golang.org/x/sync/errgroup"
+)
+
+// consumer is one reader of the pipeline's source with its own writer: the
+// read loop decodes and batches while the writer writes the previous batch,
+// so fetching and writing overlap. Batches of one consumer are written in
+// order, which keeps per-partition order in the sink.
+type consumer struct {
+	p      *Pipeline
+	id     string
+	reader connector.Reader
+	done   chan struct{}
+
+	batches chan *batch // read loop -> writer; small, so memory stays bounded
+	pending sync.WaitGroup
+
+	mu        sync.Mutex
+	interrupt context.CancelFunc // cancels the Read in progress
+	stopRead  context.CancelFunc // ends the read loop (RemoveConsumer)
+	paused    bool
+
+	parked atomic.Bool // paused, batch flushed, writer idle
+}
+
+type batch struct {
+	records []*connector.Record
+	bytes   int
+	first   time.Time // when the first record was added
+}
+
+func newConsumer(p *Pipeline, id string, r connector.Reader) *consumer {
+	return &consumer{p: p, id: id, reader: r, done: make(chan struct{}), batches: make(chan *batch, 2)}
+}
+
+// run owns the consumer's goroutines. readCtx ends reading; writeCtx, which
+// outlives it by the shutdown timeout, bounds the final writes.
+func (c *consumer) run(readCtx, writeCtx context.Context) error {
+	defer close(c.done)
+	readCtx, stop := context.WithCancel(readCtx)
+	c.mu.Lock()
+	c.stopRead = stop
+	c.mu.Unlock()
+	defer stop()
+
+	g, gctx := errgroup.WithContext(readCtx)
+	// The writer must finish what was read even after readCtx ends, but a
+	// failed write must stop reading: it gets writeCtx and cancels stop.
+	g.Go(func() error {
+		var failed error
+		for b := range c.batches {
+			if failed == nil {
+				failed = c.p.writeBatch(writeCtx, c.reader, b)
+				if failed != nil {
+					stop()
+				}
+			}
+			if failed != nil {
+				// Not acked, so not committed: read again after a restart.
+				c.p.limiter.release(len(b.records), b.bytes)
+			}
+			c.pending.Done()
+		}
+		return failed
+	})
+	g.Go(func() error {
+		defer close(c.batches)
+		return c.readLoop(gctx, writeCtx)
+	})
+	err := g.Wait()
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(writeCtx), 15*time.Second)
+	defer cancel()
+	if cerr := c.reader.Close(closeCtx); cerr != nil {
+		c.p.log.Warn("closing consumer", "consumer", c.id, "err", cerr)
+	}
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+func (c *consumer) readLoop(ctx, writeCtx context.Context) error {
+	cur := &batch{}
+	flush := func() {
+		if len(cur.records) == 0 {
+			return
+		}
+		c.pending.Add(1)
+		c.batches <- cur // blocks while the writer is busy: backpressure
+		cur = &batch{}
+	}
+	defer flush()
+	linger := c.p.opts.Linger
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if c.p.Paused() {
+			flush()
+			c.pending.Wait()
+			c.parked.Store(true)
+			err := c.p.waitResumed(ctx)
+			c.parked.Store(false)
+			if err != nil {
+				return nil
+			}
+		}
+		readCtx, interrupt := context.WithCancel(ctx)
+		if len(cur.records) > 0 {
+			readCtx, interrupt = context.WithDeadline(ctx, cur.first.Add(linger))
+		}
+		c.mu.Lock()
+		c.interrupt = interrupt
+		interrupted := c.paused
+		c.mu.Unlock()
+		if interrupted {
+			interrupt()
+		}
+		recs, err := c.reader.Read(readCtx, c.p.opts.MaxPollRecords)
+		c.mu.Lock()
+		c.interrupt = nil
+		c.mu.Unlock()
+		interrupt()
+		if err != nil && readCtx.Err() == nil {
+			// A source error that is not our own deadline: the client
+			// retries internally; back off and read again.
+			c.p.stats.errors.Add(1)
+			c.p.log.Warn("reading from source", "consumer", c.id, "err", err)
+			bo := newBackoff()
+			if bo.wait(ctx) != nil {
+				return nil
+			}
+		}
+		if len(recs) > 0 {
+			if err := c.accept(ctx, writeCtx, cur, recs); err != nil {
+				return err
+			}
+		}
+		if len(cur.records) >= c.p.opts.BatchRecords || cur.bytes >= c.p.opts.BatchBytes ||
+			(len(cur.records) > 0 && time.Since(cur.first) >= linger) {
+			flush()
+		}
+	}
+}
+
+// accept counts, decodes and batches freshly read records. Bad records go
+// where on_error says (and are acked once handled).
+func (c *consumer) accept(ctx, writeCtx context.Context, cur *batch, recs []*connector.Record) error {
+	size := 0
+	for _, r := range recs {
+		size += r.Size()
+	}
+	c.p.stats.read(len(recs), size)
+	// Acquire after the read: the Read bound (max.poll.records) keeps the
+	// overshoot small, and blocking here stops the next Read.
+	if err := c.p.limiter.acquire(ctx, len(recs), size); err != nil {
+		// Shutting down: the records are not acked, so they are not
+		// committed and will be read again.
+		return nil
+	}
+	if cur.first.IsZero() {
+		cur.first = time.Now()
+	}
+	for _, r := range recs {
+		err := c.p.decode(writeCtx, r)
+		if err == nil {
+			cur.records = append(cur.records, r)
+			cur.bytes += r.Size()
+			continue
+		}
+		var re *connector.RecordError
+		if !errors.As(err, &re) {
+			// decode retries transient errors until writeCtx ends.
+			c.p.limiter.release(1, r.Size())
+			return err
+		}
+		if err := c.p.handleBad(writeCtx, re); err != nil {
+			c.p.limiter.release(1, r.Size())
+			return err
+		}
+		c.reader.Ack([]*connector.Record{r})
+		c.p.limiter.release(1, r.Size())
+	}
+	return nil
+}
+
+func (c *consumer) pause() {
+	c.mu.Lock()
+	c.paused = true
+	if c.interrupt != nil {
+		c.interrupt()
+	}
+	c.mu.Unlock()
+	if pr, ok := c.reader.(connector.Pauser); ok {
+		pr.Pause()
+	}
+}
+
+func (c *consumer) resume() {
+	c.mu.Lock()
+	c.paused = false
+	c.mu.Unlock()
+	if pr, ok := c.reader.(connector.Pauser); ok {
+		pr.Resume()
+	}
+}
+
+func (c *consumer) stop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopRead != nil {
+		c.stopRead()
+	}
+}

@@ -1,0 +1,147 @@
+package pipeline
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/connector"
+)
+
+// Pause stops every consumer from reading; what was read is still written.
+// It returns a function that undoes this one pause (pauses nest: an
+// operator's pause and a merge's pause are independent).
+func (p *Pipeline) Pause() (resume func()) {
+	p.mu.Lock()
+	p.pauses++
+	first := p.pauses == 1
+	if first {
+		p.resumed = make(chan struct{})
+		if p.state == StateRunning {
+			p.state = StatePaused
+		}
+	}
+	cs := p.consumerList()
+	p.mu.Unlock()
+	if first {
+		for _, c := range cs {
+			c.pause()
+		}
+		p.log.Info("pipeline paused")
+	}
+	var once sync.Once
+	return func() { once.Do(p.resumeOne) }
+}
+
+func (p *Pipeline) resumeOne() {
+	p.mu.Lock()
+	p.pauses--
+	last := p.pauses == 0
+	if last {
+		close(p.resumed)
+		if p.state == StatePaused {
+			p.state = StateRunning
+		}
+	}
+	cs := p.consumerList()
+	p.mu.Unlock()
+	if last {
+		for _, c := range cs {
+			c.resume()
+		}
+		p.log.Info("pipeline resumed")
+	}
+}
+
+// PauseOperator is the admin API's pause: idempotent.
+func (p *Pipeline) PauseOperator() {
+	p.mu.Lock()
+	held := p.operatorResume != nil
+	p.mu.Unlock()
+	if held {
+		return
+	}
+	resume := p.Pause()
+	p.mu.Lock()
+	if p.operatorResume != nil {
+		p.mu.Unlock()
+		resume()
+		return
+	}
+	p.operatorResume = resume
+	p.mu.Unlock()
+}
+
+// ResumeOperator undoes PauseOperator: idempotent.
+func (p *Pipeline) ResumeOperator() {
+	p.mu.Lock()
+	resume := p.operatorResume
+	p.operatorResume = nil
+	p.mu.Unlock()
+	if resume != nil {
+		resume()
+	}
+}
+
+// Paused reports whether any pause is held.
+func (p *Pipeline) Paused() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pauses > 0
+}
+
+// PauseAndDrain implements connector.Controller: pause, then wait until
+// every consumer has written and acked all it read.
+func (p *Pipeline) PauseAndDrain(ctx context.Context) (func(), error) {
+	resume := p.Pause()
+	for {
+		if p.drained() {
+			return resume, nil
+		}
+		t := time.NewTimer(2 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			resume()
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// drained: every consumer is parked at the pause gate with nothing in
+// flight.
+func (p *Pipeline) drained() bool {
+	p.mu.Lock()
+	cs := p.consumerList()
+	p.mu.Unlock()
+	for _, c := range cs {
+		if !c.parked.Load() {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *Pipeline) consumerList() []*consumer {
+	cs := make([]*consumer, 0, len(p.order))
+	for _, id := range p.order {
+		cs = append(cs, p.consumers[id])
+	}
+	return cs
+}
+
+// waitResumed blocks while the pipeline is paused.
+func (p *Pipeline) waitResumed(ctx context.Context) error {
+	p.mu.Lock()
+	ch := p.resumed
+	p.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+var _ connector.Controller = (*Pipeline)(nil)

@@ -1,0 +1,338 @@
+// Package pipeline is the engine: it reads from a Source with N consumers,
+// decodes, batches by count, bytes and linger, writes to a Sink, and acks
+// records back to the source only once the sink has made them durable. It
+// bounds what is in flight, routes bad records by on_error, retries
+// transient failures, pauses and resumes, and drains on shutdown.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/codec"
+	"github.com/sluice-dev/sluice/internal/connector"
+	"github.com/sluice-dev/sluice/internal/metrics"
+	"golang.org/x/sync/errgroup"
+)
+
+// OnError says what happens to a bad record.
+type OnError string
+
+const (
+	OnErrorDLQ  OnError = "dlq"  // send to the dead-letter destination with the reason
+	OnErrorFail OnError = "fail" // stop the pipeline with an error naming the record
+	OnErrorSkip OnError = "skip" // count in a metric, log at Warn, move on
+)
+
+// Options configure a Pipeline.
+type Options struct {
+	Name       string
+	Source     connector.Source
+	Consumers  int // consumers started by Run; default 1
+	Decoder    codec.Decoder
+	Sink       connector.Sink
+	DeadLetter connector.DeadLetter // required for OnErrorDLQ
+	OnError    OnError
+
+	MaxPollRecords     int           // records per Read; default BatchRecords
+	BatchRecords       int           // records per sink write; default 10000
+	BatchBytes         int           // bytes per sink write; default 8 MiB
+	Linger             time.Duration // how long a partial batch waits; default 50ms
+	MaxInFlightRecords int           // default 100000
+	MaxInFlightBytes   int           // default 64 MiB
+	ShutdownTimeout    time.Duration // graceful drain bound; default 30s
+
+	Logger *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.Consumers <= 0 {
+		o.Consumers = 1
+	}
+	if o.Decoder == nil {
+		o.Decoder = codec.Raw{}
+	}
+	if o.OnError == "" {
+		o.OnError = OnErrorFail
+	}
+	if o.BatchRecords <= 0 {
+		o.BatchRecords = 10000
+	}
+	if o.BatchBytes <= 0 {
+		o.BatchBytes = 8 << 20
+	}
+	if o.Linger <= 0 {
+		o.Linger = 50 * time.Millisecond
+	}
+	if o.MaxPollRecords <= 0 {
+		o.MaxPollRecords = o.BatchRecords
+	}
+	if o.MaxInFlightRecords <= 0 {
+		o.MaxInFlightRecords = 100000
+	}
+	if o.MaxInFlightBytes <= 0 {
+		o.MaxInFlightBytes = 64 << 20
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Pipeline moves records from a Source to a Sink. Create with New, then Run.
+// Its control methods (Pause, Resume, AddConsumer, RemoveConsumer, Status)
+// are safe to call from any goroutine while Run runs.
+type Pipeline struct {
+	opts    Options
+	log     *slog.Logger
+	limiter *inFlightLimiter
+	stats   stats
+
+	control chan controlRequest // AddConsumer requests, served by Run
+
+	mu             sync.Mutex
+	consumers      map[string]*consumer
+	order          []string // consumer ids in start order
+	nextID         int
+	pauses         int           // nested pause holders
+	operatorResume func()        // the admin API's pause, when held
+	resumed        chan struct{} // closed while not paused
+	state          State
+	failure        error
+	started        time.Time
+}
+
+// State is a pipeline's lifecycle state.
+type State string
+
+const (
+	StateStarting State = "starting"
+	StateRunning  State = "running"
+	StatePaused   State = "paused"
+	StateDraining State = "draining"
+	StateStopped  State = "stopped"
+	StateFailed   State = "failed"
+)
+
+type controlRequest struct {
+	name  string
+	reply chan error
+}
+
+// New validates opts and returns a pipeline ready to Run.
+func New(opts Options) (*Pipeline, error) {
+	opts.defaults()
+	if opts.Name == "" || opts.Source == nil || opts.Sink == nil {
+		return nil, errors.New("pipeline needs a name, a source and a sink")
+	}
+	if opts.OnError == OnErrorDLQ && opts.DeadLetter == nil {
+		return nil, fmt.Errorf("pipeline %s: on_error dlq needs a dead-letter destination", opts.Name)
+	}
+	resumed := make(chan struct{})
+	close(resumed)
+	p := &Pipeline{
+		opts:      opts,
+		log:       opts.Logger.With("pipeline", opts.Name),
+		limiter:   newInFlightLimiter(opts.MaxInFlightRecords, opts.MaxInFlightBytes),
+		control:   make(chan controlRequest),
+		consumers: map[string]*consumer{},
+		resumed:   resumed,
+		state:     StateStarting,
+	}
+	p.stats.init(opts.Name)
+	if c, ok := opts.Sink.(connector.Controllable); ok {
+		c.SetController(p)
+	}
+	return p, nil
+}
+
+// Name is the pipeline's name.
+func (p *Pipeline) Name() string { return p.opts.Name }
+
+// Run starts the consumers and moves records until ctx is done or the
+// pipeline fails. On ctx done it drains: consumers stop reading, in-flight
+// batches are written (bounded by ShutdownTimeout), acked offsets are
+// committed. It returns nil after a clean drain.
+func (p *Pipeline) Run(ctx context.Context) error {
+	p.mu.Lock()
+	p.started = time.Now()
+	p.mu.Unlock()
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	// writeCtx outlives ctx by ShutdownTimeout so in-flight batches can
+	// still be written and acked after a SIGTERM.
+	writeCtx, cancelWrites := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWrites()
+	stopTimer := context.AfterFunc(runCtx, func() {
+		p.setState(StateDraining, nil)
+		time.AfterFunc(p.opts.ShutdownTimeout, cancelWrites)
+	})
+	defer stopTimer()
+
+	g, gctx := errgroup.WithContext(runCtx)
+	start := func(name string) error {
+		c, err := p.openConsumer(gctx, name)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error {
+			err := c.run(gctx, writeCtx)
+			p.removeConsumer(c)
+			return err
+		})
+		return nil
+	}
+	for i := 0; i < p.opts.Consumers; i++ {
+		if err := start(""); err != nil {
+			cancel(err)
+			_ = g.Wait()
+			p.setState(StateFailed, err)
+			return err
+		}
+	}
+	p.setState(StateRunning, nil)
+	p.log.Info("pipeline started", "consumers", p.opts.Consumers)
+
+	g.Go(func() error {
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case req := <-p.control:
+				req.reply <- start(req.name)
+			}
+		}
+	})
+	err := g.Wait()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		p.setState(StateFailed, err)
+		p.log.Error("pipeline failed", "err", err)
+		return err
+	}
+	p.setState(StateStopped, nil)
+	p.log.Info("pipeline stopped", "records_out", p.stats.recordsOut.Load())
+	return nil
+}
+
+func (p *Pipeline) openConsumer(ctx context.Context, name string) (*consumer, error) {
+	p.mu.Lock()
+	p.nextID++
+	if name == "" {
+		name = fmt.Sprintf("%s-%d", p.opts.Name, p.nextID)
+	}
+	if _, dup := p.consumers[name]; dup {
+		p.mu.Unlock()
+		return nil, fmt.Errorf("consumer %q already exists", name)
+	}
+	p.mu.Unlock()
+	r, err := p.opts.Source.OpenReader(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("opening consumer %s: %w", name, err)
+	}
+	c := newConsumer(p, name, r)
+	p.mu.Lock()
+	p.consumers[name] = c
+	p.order = append(p.order, name)
+	paused := p.pauses > 0
+	p.mu.Unlock()
+	if paused {
+		if pr, ok := r.(connector.Pauser); ok {
+			pr.Pause()
+		}
+	}
+	metrics.Consumers.WithLabelValues(p.opts.Name).Inc()
+	return c, nil
+}
+
+func (p *Pipeline) removeConsumer(c *consumer) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.consumers[c.id]; !ok {
+		return
+	}
+	delete(p.consumers, c.id)
+	for i, id := range p.order {
+		if id == c.id {
+			p.order = append(p.order[:i], p.order[i+1:]...)
+			break
+		}
+	}
+	metrics.Consumers.WithLabelValues(p.opts.Name).Dec()
+}
+
+// AddConsumer starts one more group member in this process; name may be
+// empty. The group rebalances to give it partitions.
+func (p *Pipeline) AddConsumer(ctx context.Context, name string) (string, error) {
+	req := controlRequest{name: name, reply: make(chan error, 1)}
+	select {
+	case p.control <- req:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	select {
+	case err := <-req.reply:
+		if err != nil {
+			return "", err
+		}
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if name == "" && len(p.order) > 0 {
+		name = p.order[len(p.order)-1]
+	}
+	return name, nil
+}
+
+// ErrNotFound is returned for an unknown consumer id.
+var ErrNotFound = errors.New("not found")
+
+// RemoveConsumer stops one consumer: it finishes its in-flight batches,
+// commits, and leaves the group, which rebalances its partitions to the
+// others. It returns once the consumer has stopped.
+func (p *Pipeline) RemoveConsumer(ctx context.Context, id string) error {
+	p.mu.Lock()
+	c, ok := p.consumers[id]
+	n := len(p.consumers)
+	p.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("consumer %q: %w", id, ErrNotFound)
+	}
+	if n == 1 {
+		return errors.New("cannot remove the last consumer; pause the pipeline instead")
+	}
+	c.stop()
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *Pipeline) setState(s State, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state == StateFailed {
+		return
+	}
+	p.state = s
+	if err != nil {
+		p.failure = err
+	}
+	for _, st := range []State{StateStarting, StateRunning, StatePaused, StateDraining, StateStopped, StateFailed} {
+		v := 0.0
+		if st == s {
+			v = 1
+		}
+		metrics.PipelineState.WithLabelValues(p.opts.Name, string(st)).Set(v)
+	}
+}

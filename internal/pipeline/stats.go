@@ -1,0 +1,145 @@
+package pipeline
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sluice-dev/sluice/internal/connector"
+	"github.com/sluice-dev/sluice/internal/metrics"
+)
+
+const historySize = 50
+
+// stats are the pipeline's counters, kept as atomics for the status page
+// and mirrored to Prometheus.
+type stats struct {
+	recordsIn, bytesIn   atomic.Int64
+	recordsOut, bytesOut atomic.Int64
+	deadLettered         atomic.Int64
+	skipped              atomic.Int64
+	errors               atomic.Int64
+	retries              atomic.Int64
+	batches              atomic.Int64
+
+	mu      sync.Mutex
+	history []BatchInfo // ring, newest last
+
+	mIn, mBytesIn, mOut, mBytesOut prometheus.Counter
+	mBatch, mWrite                 prometheus.Observer
+}
+
+// BatchInfo describes one sink write.
+type BatchInfo struct {
+	Records  int           `json:"records"`
+	Bytes    int           `json:"bytes"`
+	Started  time.Time     `json:"started"`
+	Took     time.Duration `json:"took_ns"`
+	Lingered time.Duration `json:"lingered_ns"` // first record in batch -> write start
+}
+
+func (s *stats) init(name string) {
+	s.mIn = metrics.RecordsIn.WithLabelValues(name)
+	s.mBytesIn = metrics.BytesIn.WithLabelValues(name)
+	s.mOut = metrics.RecordsOut.WithLabelValues(name)
+	s.mBytesOut = metrics.BytesOut.WithLabelValues(name)
+	s.mBatch = metrics.BatchRecords.WithLabelValues(name)
+	s.mWrite = metrics.WriteSeconds.WithLabelValues(name)
+}
+
+func (s *stats) read(n, bytes int) {
+	s.recordsIn.Add(int64(n))
+	s.bytesIn.Add(int64(bytes))
+	s.mIn.Add(float64(n))
+	s.mBytesIn.Add(float64(bytes))
+}
+
+func (s *stats) wrote(b *batch, start, end time.Time) {
+	n := len(b.records)
+	s.recordsOut.Add(int64(n))
+	s.bytesOut.Add(int64(b.bytes))
+	s.batches.Add(1)
+	s.mOut.Add(float64(n))
+	s.mBytesOut.Add(float64(b.bytes))
+	s.mBatch.Observe(float64(n))
+	s.mWrite.Observe(end.Sub(start).Seconds())
+	s.mu.Lock()
+	if len(s.history) == historySize {
+		copy(s.history, s.history[1:])
+		s.history = s.history[:historySize-1]
+	}
+	s.history = append(s.history, BatchInfo{Records: n, Bytes: b.bytes, Started: start, Took: end.Sub(start), Lingered: start.Sub(b.first)})
+	s.mu.Unlock()
+}
+
+// Status is a snapshot of a pipeline for the admin API and `sluice status`.
+type Status struct {
+	Name            string           `json:"name"`
+	State           State            `json:"state"`
+	Error           string           `json:"error,omitempty"`
+	Since           time.Time        `json:"since"`
+	Consumers       []ConsumerStatus `json:"consumers"`
+	RecordsIn       int64            `json:"records_in"`
+	RecordsOut      int64            `json:"records_out"`
+	BytesIn         int64            `json:"bytes_in"`
+	BytesOut        int64            `json:"bytes_out"`
+	DeadLettered    int64            `json:"dead_lettered"`
+	Skipped         int64            `json:"skipped"`
+	Errors          int64            `json:"errors"`
+	Retries         int64            `json:"retries"`
+	Batches         int64            `json:"batches"`
+	InFlightRecords int64            `json:"in_flight_records"`
+	InFlightBytes   int64            `json:"in_flight_bytes"`
+	Lag             int64            `json:"lag"`
+	RecentBatches   []BatchInfo      `json:"recent_batches"`
+}
+
+// ConsumerStatus is one consumer's view.
+type ConsumerStatus struct {
+	ID       string                     `json:"id"`
+	Assigned []connector.Assignment     `json:"assigned"`
+	Lag      map[string]map[int32]int64 `json:"lag,omitempty"`
+}
+
+// Status returns a snapshot.
+func (p *Pipeline) Status() Status {
+	p.mu.Lock()
+	st := Status{Name: p.opts.Name, State: p.state, Since: p.started}
+	if p.failure != nil {
+		st.Error = p.failure.Error()
+	}
+	cs := p.consumerList()
+	p.mu.Unlock()
+	for _, c := range cs {
+		cst := ConsumerStatus{ID: c.id}
+		if ar, ok := c.reader.(connector.AssignmentReporter); ok {
+			cst.Assigned = ar.Assigned()
+		}
+		if lr, ok := c.reader.(connector.LagReporter); ok {
+			cst.Lag = lr.Lag()
+			for _, parts := range cst.Lag {
+				for _, l := range parts {
+					st.Lag += l
+				}
+			}
+		}
+		st.Consumers = append(st.Consumers, cst)
+	}
+	st.RecordsIn = p.stats.recordsIn.Load()
+	st.RecordsOut = p.stats.recordsOut.Load()
+	st.BytesIn = p.stats.bytesIn.Load()
+	st.BytesOut = p.stats.bytesOut.Load()
+	st.DeadLettered = p.stats.deadLettered.Load()
+	st.Skipped = p.stats.skipped.Load()
+	st.Errors = p.stats.errors.Load()
+	st.Retries = p.stats.retries.Load()
+	st.Batches = p.stats.batches.Load()
+	st.InFlightRecords, st.InFlightBytes = p.limiter.usage()
+	metrics.InFlightRecords.WithLabelValues(p.opts.Name).Set(float64(st.InFlightRecords))
+	metrics.InFlightBytes.WithLabelValues(p.opts.Name).Set(float64(st.InFlightBytes))
+	p.stats.mu.Lock()
+	st.RecentBatches = append([]BatchInfo(nil), p.stats.history...)
+	p.stats.mu.Unlock()
+	return st
+}
