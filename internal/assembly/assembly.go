@@ -51,6 +51,7 @@ func Build(ctx context.Context, p config.Pipeline, log *slog.Logger) (*Built, er
 	if log == nil {
 		log = slog.Default()
 	}
+	plog := log // the engine scopes its own logger by pipeline name
 	log = log.With("pipeline", p.Name)
 	b := &Built{Config: p}
 	fail := func(err error) (*Built, error) {
@@ -117,7 +118,7 @@ func Build(ctx context.Context, p config.Pipeline, log *slog.Logger) (*Built, er
 		MaxInFlightRecords: p.Limits.MaxInFlightRecords,
 		MaxInFlightBytes:   p.Limits.MaxInFlightBytes,
 		ShutdownTimeout:    p.ShutdownTimeout,
-		Logger:             log,
+		Logger:             plog,
 	})
 	if err != nil {
 		return fail(err)

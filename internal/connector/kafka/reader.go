@@ -214,6 +214,9 @@ func (r *reader) commit(ctx context.Context, only map[topicPartition]*partitionT
 }
 
 func (r *reader) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	if len(assigned) == 0 {
+		return
+	}
 	r.mu.Lock()
 	for topic, parts := range assigned {
 		for _, p := range parts {
@@ -228,6 +231,10 @@ func (r *reader) onAssigned(_ context.Context, _ *kgo.Client, assigned map[strin
 // their trackers. It blocks the rebalance until the commit returns, which
 // is what lets the next owner start exactly where we stopped.
 func (r *reader) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	if len(revoked) == 0 {
+		return
+	}
+	r.awaitInFlight(ctx, revoked, revokeGrace)
 	r.commitMu.Lock()
 	defer r.commitMu.Unlock()
 	gone := r.retire(revoked)
@@ -237,10 +244,41 @@ func (r *reader) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[strin
 	r.log.Info("partitions revoked", "partitions", describe(revoked))
 }
 
+// revokeGrace bounds how long a revoke waits for the records of the
+// revoked partitions that are being written.
+const revokeGrace = 10 * time.Second
+
+// awaitInFlight gives the records of revoked partitions that are already
+// on their way to the sink a chance to be acked, so their offsets are
+// committed and the next owner does not read them again. The sink keeps
+// writing meanwhile; only the rebalance waits, bounded by grace.
+func (r *reader) awaitInFlight(ctx context.Context, parts map[string][]int32, grace time.Duration) {
+	deadline := time.Now().Add(grace)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		pending := 0
+		r.mu.Lock()
+		for topic, ps := range parts {
+			for _, p := range ps {
+				if t := r.parts[topicPartition{topic, p}]; t != nil {
+					pending += t.pending()
+				}
+			}
+		}
+		r.mu.Unlock()
+		if pending == 0 {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 // onLost retires trackers without committing: the group already gave the
 // partitions away, a commit would be refused or, worse, overwrite the new
 // owner's.
 func (r *reader) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	if len(lost) == 0 {
+		return
+	}
 	r.commitMu.Lock()
 	defer r.commitMu.Unlock()
 	r.retire(lost)

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"os"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/assembly"
+	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/demo"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/term"
+)
+
+func newDemoCommand(g *globalFlags) *cobra.Command {
+	f := &devFlags{}
+	var (
+		outDir   string
+		rate     int
+		duration time.Duration
+		admin    string
+	)
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run the embedded stack with sample data and pipelines, and show them working",
+		Long: `Demo starts the embedded Kafka broker (and emulators), creates topics,
+generates sample shop events, and runs pipelines over them: Kafka -> Kafka and
+Kafka -> a JSON-lines file. It prints a live summary until Ctrl-C or
+--duration. The pipeline file it runs is written to --out-dir so you can
+read it and run it yourself with 'sluice run'.`,
+		Example: `  sluice demo
+  sluice demo --duration 30s --rate 5000
+  sluice demo --kafka-port 19092 --out-dir /tmp/sluice-demo`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			o := demo.Options{
+				Stack:       f.options(),
+				OutDir:      outDir,
+				Rate:        rate,
+				Duration:    duration,
+				Out:         cmd.OutOrStdout(),
+				Logger:      log,
+				Interactive: term.IsTerminal(int(os.Stdout.Fd())),
+			}
+			o.Stack.Logger = log
+			if admin != "" {
+				o.OnReady = func(ctx context.Context, grp *errgroup.Group, built []*assembly.Built) error {
+					return startAdmin(ctx, grp, &config.Admin{Listen: admin}, built, log)
+				}
+			}
+			return demo.Run(ctx, o)
+		},
+	}
+	f.register(cmd, true)
+	cmd.Flags().StringVar(&outDir, "out-dir", "sluice-demo", "directory for the demo's pipeline file and output")
+	cmd.Flags().IntVar(&rate, "rate", 2000, "sample events per second")
+	cmd.Flags().DurationVar(&duration, "duration", 0, "stop after this long (default: until Ctrl-C)")
+	cmd.Flags().StringVar(&admin, "admin", "127.0.0.1:8080", "admin API and dashboard address (empty to disable)")
+	return cmd
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/sluice-dev/sluice/internal/devstack"
+	"github.com/spf13/cobra"
+)
+
+type devFlags struct {
+	host       string
+	kafkaPort  int
+	brokers    int
+	dataDir    string
+	inMemory   bool
+	syncWrites bool
+}
+
+func (f *devFlags) register(cmd *cobra.Command, defaultInMemory bool) {
+	cmd.Flags().StringVar(&f.host, "host", "127.0.0.1", "address to listen on (loopback by default)")
+	cmd.Flags().IntVar(&f.kafkaPort, "kafka-port", 9092, "Kafka broker port (3 brokers use this port and the next two)")
+	cmd.Flags().IntVar(&f.brokers, "brokers", 1, "number of Kafka brokers: 1 or 3")
+	cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "directory for broker data that survives a restart (default "+devstack.DefaultDataDir()+")")
+	cmd.Flags().BoolVar(&f.inMemory, "in-memory", defaultInMemory, "keep everything in memory (nothing survives a restart)")
+	cmd.Flags().BoolVar(&f.syncWrites, "sync-writes", false, "fsync every produce before acking")
+}
+
+func (f *devFlags) options() devstack.Options {
+	o := devstack.Options{Host: f.host, KafkaPort: f.kafkaPort, Brokers: f.brokers, SyncWrites: f.syncWrites}
+	if !f.inMemory || f.dataDir != "" {
+		o.DataDir = f.dataDir
+		if o.DataDir == "" {
+			o.DataDir = devstack.DefaultDataDir()
+		}
+	}
+	return o
+}
+
+func newDevCommand(g *globalFlags) *cobra.Command {
+	f := &devFlags{}
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run the embedded development stack (Kafka broker and emulators)",
+		Long: `Dev runs, in one process and on loopback, a Kafka-protocol broker (franz-go's
+kfake; any Kafka client works against it) and the other emulators Sluice
+ships. Data is kept on disk under --data-dir so topics, records and
+committed offsets survive a restart; --in-memory opts out. Ctrl-C stops it.`,
+		Example: `  sluice dev
+  sluice dev --brokers 3 --kafka-port 19092
+  sluice dev --in-memory`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			o := f.options()
+			o.Logger = log
+			stack, err := devstack.Start(ctx, o)
+			if err != nil {
+				return err
+			}
+			defer stack.Close()
+			printStack(cmd.OutOrStdout(), stack, o)
+			fmt.Fprintln(cmd.OutOrStdout(), "Press Ctrl-C to stop.")
+			<-ctx.Done()
+			return nil
+		},
+	}
+	f.register(cmd, false)
+	return cmd
+}
+
+func printStack(w io.Writer, s *devstack.Stack, o devstack.Options) {
+	fmt.Fprintf(w, "Kafka broker(s)   %s\n", strings.Join(s.Brokers, ","))
+	for _, e := range s.Endpoints() {
+		fmt.Fprintf(w, "%-17s %s\n", e.Name, e.Addr)
+	}
+	if o.DataDir != "" {
+		fmt.Fprintf(w, "Data directory    %s\n", o.DataDir)
+	} else {
+		fmt.Fprintln(w, "Data              in memory (lost on exit)")
+	}
+}

@@ -1,0 +1,121 @@
+// Command sluice moves event streams between Kafka, Pub/Sub, BigQuery and
+// SQL databases. This package is CLI wiring only.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	if err := newRootCommand().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "sluice:", err)
+		os.Exit(1)
+	}
+}
+
+type globalFlags struct {
+	logLevel  string
+	logFormat string
+}
+
+func newRootCommand() *cobra.Command {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:   "sluice",
+		Short: "Move event streams between Kafka, Pub/Sub, BigQuery and SQL databases",
+		Long: `Sluice moves event streams between Kafka, Google Pub/Sub, BigQuery and SQL
+databases, committing source offsets only once the sink has made records
+durable, with bounded memory and live control over running pipelines.`,
+		Example: `  sluice demo                      # everything embedded, no Docker, no cloud
+  sluice dev                       # just the embedded broker and emulators
+  sluice run pipeline.yaml         # run pipelines from a file
+  sluice validate pipeline.yaml    # check a file without running it`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", envOr("SLUICE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env SLUICE_LOG_LEVEL)")
+	root.PersistentFlags().StringVar(&g.logFormat, "log-format", envOr("SLUICE_LOG_FORMAT", "text"), "log format: text or json (env SLUICE_LOG_FORMAT)")
+	root.AddCommand(
+		newVersionCommand(),
+		newRunCommand(g),
+		newValidateCommand(),
+		newTopicsCommand(),
+		newDevCommand(g),
+		newDemoCommand(g),
+		newBenchCommand(g),
+	)
+	return root
+}
+
+func (g *globalFlags) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", g.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(g.logFormat) {
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format %q: use text or json", g.logFormat)
+	}
+}
+
+// signalContext is cancelled on the first SIGINT or SIGTERM, which starts
+// a graceful drain; a second signal exits at once.
+func signalContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case <-ch:
+			fmt.Fprintln(os.Stderr, "\nsluice: stopping: finishing in-flight batches and committing (press Ctrl-C again to quit at once)")
+			cancel()
+		case <-ctx.Done():
+			return
+		}
+		<-ch
+		fmt.Fprintln(os.Stderr, "sluice: quitting without draining")
+		os.Exit(130)
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		cancel()
+	}
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func newVersionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Short:   "Print the version",
+		Example: "  sluice version",
+		Args:    cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), "sluice", version)
+		},
+	}
+}
+
+var errUsage = errors.New("usage")

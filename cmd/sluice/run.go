@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/assembly"
+	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+)
+
+func newRunCommand(g *globalFlags) *cobra.Command {
+	var adminListen string
+	cmd := &cobra.Command{
+		Use:   "run FILE...",
+		Short: "Run the pipelines in one or more files",
+		Long: `Run starts every pipeline in the given files in this process and runs them
+until SIGINT or SIGTERM, then drains: consumers stop reading, in-flight
+batches are written, and offsets of everything written are committed.
+A second signal quits at once (nothing acked is lost; unacked records are
+read again on restart).`,
+		Example: `  sluice run films.yaml
+  FILMS_DSN=postgres://localhost/test sluice run films.yaml orders.yaml`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			var pipelines []config.Pipeline
+			var admin *config.Admin
+			for _, path := range args {
+				f, err := config.LoadFile(path)
+				if err != nil {
+					return err
+				}
+				pipelines = append(pipelines, f.Pipelines...)
+				if f.Admin != nil && admin == nil {
+					admin = f.Admin
+				}
+			}
+			if adminListen != "" {
+				admin = &config.Admin{Listen: adminListen}
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			return runPipelines(ctx, pipelines, admin, log)
+		},
+	}
+	cmd.Flags().StringVar(&adminListen, "admin", "", "admin API address (overrides admin.listen; default 127.0.0.1:8080 when the file has an admin section)")
+	return cmd
+}
+
+// runPipelines builds and runs pipelines until ctx is done or one fails.
+func runPipelines(ctx context.Context, pipelines []config.Pipeline, admin *config.Admin, log *slog.Logger) error {
+	names := map[string]bool{}
+	var built []*assembly.Built
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, b := range built {
+			if err := b.Close(closeCtx); err != nil {
+				log.Warn("closing pipeline", "pipeline", b.Config.Name, "err", err)
+			}
+		}
+	}()
+	for _, p := range pipelines {
+		if names[p.Name] {
+			return fmt.Errorf("pipeline name %q is used twice", p.Name)
+		}
+		names[p.Name] = true
+		b, err := assembly.Build(ctx, p, log)
+		if err != nil {
+			return err
+		}
+		built = append(built, b)
+	}
+	grp, gctx := errgroup.WithContext(ctx)
+	if admin != nil {
+		if err := startAdmin(gctx, grp, admin, built, log); err != nil {
+			return err
+		}
+	}
+	for _, b := range built {
+		grp.Go(func() error { return b.Pipeline.Run(gctx) })
+	}
+	err := grp.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}

@@ -1,0 +1,172 @@
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/assembly"
+	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/devstack"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+)
+
+// Options configure the demo.
+type Options struct {
+	Stack    devstack.Options
+	OutDir   string        // where pipeline files and sink output go
+	Rate     int           // events per second
+	Duration time.Duration // 0: until ctx is done
+	Out      io.Writer     // summary lines
+	Logger   *slog.Logger
+	// Interactive rewrites the summary line in place (a terminal).
+	Interactive bool
+	// OnReady is called with the built pipelines once they run (the CLI
+	// starts the admin API here).
+	OnReady func(ctx context.Context, g *errgroup.Group, built []*assembly.Built) error
+}
+
+const (
+	eventsTopic = "demo.events"
+	copyTopic   = "demo.events.copy"
+)
+
+// pipelinesYAML is the demo's pipeline file; it is written to OutDir so a
+// user can read it and run it again with `sluice run`.
+const pipelinesYAML = `# Written by sluice demo. Run again with: sluice run %[1]s/pipelines.yaml
+pipelines:
+  - name: events-to-kafka
+    source:
+      kafka:
+        brokers: [%[2]s]
+        topics: [demo.events]
+        group: demo-events-to-kafka
+        consumers: 2
+        properties: {max.poll.records: 5000, fetch.max.wait.ms: 200}
+    format: {value: json}
+    on_error: dlq
+    sink:
+      kafka: {brokers: [%[2]s], topic: "{{.Topic}}.copy", compression: lz4}
+  - name: events-to-file
+    source:
+      kafka:
+        brokers: [%[2]s]
+        topics: [demo.events]
+        group: demo-events-to-file
+    format: {value: json}
+    on_error: skip
+    sink:
+      file: {path: %[1]s/events.jsonl}
+`
+
+// Run starts the stack, the generator and the pipelines, and prints a
+// summary every second until ctx is done or Duration passes.
+func Run(ctx context.Context, o Options) error {
+	if o.Rate <= 0 {
+		o.Rate = 2000
+	}
+	if o.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.Duration)
+		defer cancel()
+	}
+	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
+		return fmt.Errorf("creating demo output directory: %w", err)
+	}
+	outDir, _ := filepath.Abs(o.OutDir)
+	stack, err := devstack.Start(ctx, o.Stack)
+	if err != nil {
+		return err
+	}
+	defer stack.Close()
+	brokers := stack.Brokers
+	fmt.Fprintf(o.Out, "Sluice demo: embedded Kafka broker on %s\n", strings.Join(brokers, ","))
+	for _, e := range stack.Endpoints() {
+		fmt.Fprintf(o.Out, "  %-16s %s\n", e.Name, e.Addr)
+	}
+	if err := createTopics(ctx, brokers, eventsTopic, copyTopic); err != nil {
+		return err
+	}
+	fileText := fmt.Sprintf(pipelinesYAML, outDir, brokers[0])
+	pipelinesFile := filepath.Join(outDir, "pipelines.yaml")
+	if err := os.WriteFile(pipelinesFile, []byte(fileText), 0o644); err != nil {
+		return fmt.Errorf("writing demo pipeline file: %w", err)
+	}
+	_ = os.Remove(filepath.Join(outDir, "events.jsonl"))
+	f, err := config.Parse([]byte(fileText), os.LookupEnv)
+	if err != nil {
+		return fmt.Errorf("demo pipeline file: %w", err)
+	}
+	var built []*assembly.Built
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, b := range built {
+			_ = b.Close(closeCtx)
+		}
+	}()
+	for _, p := range f.Pipelines {
+		b, err := assembly.Build(ctx, p, o.Logger)
+		if err != nil {
+			return err
+		}
+		built = append(built, b)
+	}
+	gen, err := NewGenerator(brokers, eventsTopic, o.Rate)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(o.Out, "Generating %d events/s into %s; pipelines from %s:\n", o.Rate, eventsTopic, pipelinesFile)
+	fmt.Fprintf(o.Out, "  events-to-kafka  %s -> %s (2 consumers)\n", eventsTopic, copyTopic)
+	fmt.Fprintf(o.Out, "  events-to-file   %s -> %s\n", eventsTopic, filepath.Join(outDir, "events.jsonl"))
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return gen.Run(gctx) })
+	for _, b := range built {
+		g.Go(func() error { return b.Pipeline.Run(gctx) })
+	}
+	if o.OnReady != nil {
+		if err := o.OnReady(gctx, g, built); err != nil {
+			return err
+		}
+	}
+	g.Go(func() error { return summarize(gctx, o, gen, built) })
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		err = nil
+	}
+	fmt.Fprintln(o.Out)
+	for _, b := range built {
+		st := b.Pipeline.Status()
+		fmt.Fprintf(o.Out, "%-16s read %d, wrote %d, dead-lettered %d, skipped %d (%s)\n", st.Name, st.RecordsIn, st.RecordsOut, st.DeadLettered, st.Skipped, st.State)
+	}
+	fmt.Fprintf(o.Out, "Generated %d events. Output and pipeline file in %s\n", gen.Produced(), outDir)
+	return err
+}
+
+func createTopics(ctx context.Context, brokers []string, topics ...string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	resp, err := adm.CreateTopics(ctx, 6, 1, nil, topics...)
+	if err != nil {
+		return fmt.Errorf("creating demo topics: %w", err)
+	}
+	for _, r := range resp.Sorted() {
+		if r.Err != nil && !strings.Contains(r.Err.Error(), "TOPIC_ALREADY_EXISTS") {
+			return fmt.Errorf("creating topic %s: %w", r.Topic, r.Err)
+		}
+	}
+	return nil
+}

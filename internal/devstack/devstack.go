@@ -1,0 +1,148 @@
+// Package devstack runs Sluice's embedded development stack in one process,
+// on loopback: a Kafka-protocol broker (franz-go's kfake), and the other
+// emulators as they are added. `sluice dev` and `sluice demo` use it.
+package devstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// Options configure the stack. A zero port picks a free one.
+type Options struct {
+	Host      string // default 127.0.0.1
+	KafkaPort int    // first broker's port; brokers use consecutive ports
+	Brokers   int    // 1 or 3
+	// DataDir keeps broker data across restarts; empty means in memory.
+	DataDir string
+	Logger  *slog.Logger
+	// SyncWrites fsyncs every produce before acking (slower, survives a
+	// machine crash, not just a process crash).
+	SyncWrites bool
+}
+
+// Stack is a running dev stack.
+type Stack struct {
+	Kafka     *kfake.Cluster
+	Brokers   []string
+	opts      Options
+	closers   []func()
+	endpoints []Endpoint
+}
+
+// DefaultDataDir is where `sluice dev` keeps data by default.
+func DefaultDataDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "sluice", "dev")
+}
+
+// PortInUseError names a port that is taken and the flag that moves it.
+type PortInUseError struct {
+	What string
+	Addr string
+	Flag string
+}
+
+func (e *PortInUseError) Error() string {
+	return fmt.Sprintf("%s cannot listen on %s: the port is in use (is another `sluice dev` running?); choose another with %s", e.What, e.Addr, e.Flag)
+}
+
+// CheckPort reports a *PortInUseError when addr cannot be bound.
+func CheckPort(what, addr, flag string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return &PortInUseError{What: what, Addr: addr, Flag: flag}
+		}
+		return fmt.Errorf("%s cannot listen on %s: %w", what, addr, err)
+	}
+	return l.Close()
+}
+
+// Start starts the broker(s).
+func Start(ctx context.Context, o Options) (*Stack, error) {
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
+	if o.Brokers == 0 {
+		o.Brokers = 1
+	}
+	if o.Brokers != 1 && o.Brokers != 3 {
+		return nil, fmt.Errorf("brokers must be 1 or 3, not %d", o.Brokers)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	s := &Stack{opts: o}
+	var ports []int
+	for i := 0; i < o.Brokers; i++ {
+		port := 0
+		if o.KafkaPort != 0 {
+			port = o.KafkaPort + i
+			if err := CheckPort("the Kafka broker", net.JoinHostPort(o.Host, strconv.Itoa(port)), "--kafka-port"); err != nil {
+				return nil, err
+			}
+		}
+		ports = append(ports, port)
+	}
+	host := o.Host
+	kopts := []kfake.Opt{
+		kfake.NumBrokers(o.Brokers),
+		kfake.Ports(ports...),
+		kfake.ListenFn(func(network, addr string) (net.Listener, error) {
+			_, port, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			return net.Listen(network, net.JoinHostPort(host, port))
+		}),
+		kfake.DefaultNumPartitions(6),
+	}
+	if o.DataDir != "" {
+		dir := filepath.Join(o.DataDir, "kafka")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("creating data directory: %w", err)
+		}
+		kopts = append(kopts, kfake.DataDir(dir))
+		if o.SyncWrites {
+			kopts = append(kopts, kfake.SyncWrites())
+		}
+	}
+	c, err := kfake.NewCluster(kopts...)
+	if err != nil {
+		return nil, fmt.Errorf("starting the Kafka broker: %w", err)
+	}
+	s.Kafka = c
+	s.Brokers = c.ListenAddrs()
+	s.closers = append(s.closers, c.Close)
+	return s, nil
+}
+
+// Close stops everything, last started first.
+func (s *Stack) Close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
+
+// Endpoint is a service of the stack other than the broker, for printing.
+type Endpoint struct {
+	Name string
+	Addr string
+}
+
+// Endpoints lists the services beside the broker.
+func (s *Stack) Endpoints() []Endpoint { return s.endpoints }
