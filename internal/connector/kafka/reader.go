@@ -39,7 +39,7 @@ type reader struct {
 	parts    map[topicPartition]*partitionTracker
 
 	stopOnce sync.Once
-	stopped  chan struct{}
+	stopped  chan struct{} // closed by Close: the engine reads and acks no more
 	loopDone chan struct{}
 }
 
@@ -255,6 +255,11 @@ const revokeGrace = 10 * time.Second
 func (r *reader) awaitInFlight(ctx context.Context, parts map[string][]int32, grace time.Duration) {
 	deadline := time.Now().Add(grace)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
+		select {
+		case <-r.stopped:
+			return // closing: whatever was going to be acked has been
+		default:
+		}
 		pending := 0
 		r.mu.Lock()
 		for topic, ps := range parts {
