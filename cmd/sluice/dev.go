@@ -10,17 +10,19 @@ import (
 )
 
 type devFlags struct {
-	host       string
-	kafkaPort  int
-	brokers    int
-	dataDir    string
-	inMemory   bool
-	syncWrites bool
+	host         string
+	kafkaPort    int
+	registryPort int
+	brokers      int
+	dataDir      string
+	inMemory     bool
+	syncWrites   bool
 }
 
 func (f *devFlags) register(cmd *cobra.Command, defaultInMemory bool) {
 	cmd.Flags().StringVar(&f.host, "host", "127.0.0.1", "address to listen on (loopback by default)")
 	cmd.Flags().IntVar(&f.kafkaPort, "kafka-port", 9092, "Kafka broker port (3 brokers use this port and the next two)")
+	cmd.Flags().IntVar(&f.registryPort, "registry-port", 8081, "Schema Registry port")
 	cmd.Flags().IntVar(&f.brokers, "brokers", 1, "number of Kafka brokers: 1 or 3")
 	cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "directory for broker data that survives a restart (default "+devstack.DefaultDataDir()+")")
 	cmd.Flags().BoolVar(&f.inMemory, "in-memory", defaultInMemory, "keep everything in memory (nothing survives a restart)")
@@ -28,7 +30,7 @@ func (f *devFlags) register(cmd *cobra.Command, defaultInMemory bool) {
 }
 
 func (f *devFlags) options() devstack.Options {
-	o := devstack.Options{Host: f.host, KafkaPort: f.kafkaPort, Brokers: f.brokers, SyncWrites: f.syncWrites}
+	o := devstack.Options{Host: f.host, KafkaPort: f.kafkaPort, RegistryPort: f.registryPort, Brokers: f.brokers, SyncWrites: f.syncWrites}
 	if !f.inMemory || f.dataDir != "" {
 		o.DataDir = f.dataDir
 		if o.DataDir == "" {

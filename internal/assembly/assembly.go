@@ -127,15 +127,28 @@ func Build(ctx context.Context, p config.Pipeline, log *slog.Logger) (*Built, er
 	return b, nil
 }
 
-// newDecoder picks the value decoder. (The avro-confluent codec plugs in
-// here.)
+// newDecoder builds the key/value decoder for the format block.
 func newDecoder(f config.Format) (codec.Decoder, error) {
-	switch f.Value {
-	case "raw", "string", "":
+	if (f.Key == "" || f.Key == "raw") && (f.Value == "" || f.Value == "raw") {
 		return codec.Raw{}, nil
-	case "json":
-		return codec.JSON{}, nil
-	default:
-		return nil, fmt.Errorf("format.value %q is not supported yet", f.Value)
 	}
+	return codec.NewDecoder(CodecOptions(f))
+}
+
+// CodecOptions maps the format block to the codec's options.
+func CodecOptions(f config.Format) codec.Options {
+	o := codec.Options{
+		Key:             codec.Format(f.Key),
+		Value:           codec.Format(f.Value),
+		ReaderSchema:    f.ReaderSchema,
+		SubjectStrategy: codec.SubjectStrategy(f.SubjectStrategy),
+		AutoRegister:    f.AutoRegister,
+	}
+	if r := f.SchemaRegistry; r != nil {
+		o.SchemaRegistry = codec.RegistryOptions{URL: r.URL, Username: r.Username, Password: r.Password, BearerToken: r.BearerToken, Timeout: r.Timeout}
+		if t := r.TLS; t != nil {
+			o.SchemaRegistry.TLS = codec.TLSOptions{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, InsecureSkipVerify: t.InsecureSkipVerify}
+		}
+	}
+	return o
 }

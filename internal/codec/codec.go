@@ -1,6 +1,7 @@
 // Package codec turns record bytes into typed fields and back: raw (bytes
-// untouched), json, and avro-confluent (Confluent wire format with a schema
-// registry).
+// untouched), string, json, and avro-confluent (Confluent wire format with a
+// schema registry). NewDecoder and NewEncoder build them from the `format:`
+// block of a pipeline file (Options).
 package codec
 
 import (
@@ -14,7 +15,8 @@ import (
 //
 // A *connector.RecordError means the bytes are bad input (routed by
 // on_error, never retried). Any other error is transient (a registry that
-// is down) and the caller retries.
+// is down) and the caller retries, except one marked connector.Permanent
+// (the registry refuses the credentials), which retrying cannot fix.
 type Decoder interface {
 	Decode(ctx context.Context, rec *connector.Record) error
 }

@@ -1,5 +1,7 @@
 package config
 
+import "time"
+
 // Format says how keys and values are encoded.
 type Format struct {
 	Key             string          `yaml:"key"`   // raw (default) | string | json | avro-confluent
@@ -14,11 +16,12 @@ type Format struct {
 
 // SchemaRegistry is a Confluent-compatible schema registry.
 type SchemaRegistry struct {
-	URL         string `yaml:"url"`
-	Username    string `yaml:"username"`
-	Password    string `yaml:"password" secret:"true"`
-	BearerToken string `yaml:"bearer_token" secret:"true"`
-	TLS         *TLS   `yaml:"tls"`
+	URL         string        `yaml:"url"`
+	Username    string        `yaml:"username"`
+	Password    string        `yaml:"password" secret:"true"`
+	BearerToken string        `yaml:"bearer_token" secret:"true"`
+	Timeout     time.Duration `yaml:"timeout"` // per registry call; default 10s
+	TLS         *TLS          `yaml:"tls"`
 }
 
 var formats = []string{"raw", "string", "json", "avro-confluent"}

@@ -21,7 +21,9 @@ import (
 type Options struct {
 	Host      string // default 127.0.0.1
 	KafkaPort int    // first broker's port; brokers use consecutive ports
-	Brokers   int    // 1 or 3
+	// RegistryPort is the schema registry's port; 0 picks a free one.
+	RegistryPort int
+	Brokers      int // 1 or 3
 	// DataDir keeps broker data across restarts; empty means in memory.
 	DataDir string
 	Logger  *slog.Logger
@@ -32,11 +34,12 @@ type Options struct {
 
 // Stack is a running dev stack.
 type Stack struct {
-	Kafka     *kfake.Cluster
-	Brokers   []string
-	opts      Options
-	closers   []func()
-	endpoints []Endpoint
+	Kafka       *kfake.Cluster
+	Brokers     []string
+	RegistryURL string
+	opts        Options
+	closers     []func()
+	endpoints   []Endpoint
 }
 
 // DefaultDataDir is where `sluice dev` keeps data by default.
@@ -127,6 +130,10 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	s.Kafka = c
 	s.Brokers = c.ListenAddrs()
 	s.closers = append(s.closers, c.Close)
+	if err := s.startRegistry(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 

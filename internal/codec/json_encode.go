@@ -1,0 +1,183 @@
+package codec
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/big"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/connector"
+)
+
+// JSONEncoder writes rec.Fields as a JSON object: fields in rec.Schema's
+// order when it is known (then any others sorted), *big.Rat as an exact
+// JSON number, time.Time as RFC 3339 (a date field as "2006-01-02"),
+// time.Duration as a time of day "15:04:05.000000" when under 24 h,
+// []byte as base64. NaN and infinities are bad input. Nil Fields (a
+// tombstone) encode to nil.
+type JSONEncoder struct{}
+
+func (JSONEncoder) Encode(_ context.Context, _ string, rec *connector.Record) ([]byte, error) {
+	if rec.Fields == nil {
+		return nil, nil
+	}
+	var fields []connector.Field
+	if rec.Schema != nil {
+		fields = rec.Schema.Fields
+	}
+	var buf bytes.Buffer
+	if err := writeJSONObject(&buf, rec.Fields, fields); err != nil {
+		return nil, &connector.RecordError{Record: rec, Reason: "json-encode", Err: fmt.Errorf("encoding value as JSON: %w", err)}
+	}
+	return buf.Bytes(), nil
+}
+
+func writeJSONObject(buf *bytes.Buffer, m map[string]any, fields []connector.Field) error {
+	buf.WriteByte('{')
+	first := true
+	done := make(map[string]bool, len(fields))
+	write := func(k string, v any, f *connector.Field) error {
+		if !first {
+			buf.WriteByte(',')
+		}
+		first = false
+		writeJSONString(buf, k)
+		buf.WriteByte(':')
+		if err := writeJSONValue(buf, v, f); err != nil {
+			return fmt.Errorf("%s: %w", k, err)
+		}
+		return nil
+	}
+	for i := range fields {
+		f := &fields[i]
+		v, ok := m[f.Name]
+		if !ok {
+			continue
+		}
+		done[f.Name] = true
+		if err := write(f.Name, v, f); err != nil {
+			return err
+		}
+	}
+	if len(done) < len(m) {
+		keys := make([]string, 0, len(m)-len(done))
+		for k := range m {
+			if !done[k] {
+				keys = append(keys, k)
+			}
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			if err := write(k, m[k], nil); err != nil {
+				return err
+			}
+		}
+	}
+	buf.WriteByte('}')
+	return nil
+}
+
+func writeJSONString(buf *bytes.Buffer, s string) {
+	b, _ := json.Marshal(s) // a string always marshals
+	buf.Write(b)
+}
+
+// writeJSONValue writes v; f, when known, is its portable field.
+func writeJSONValue(buf *bytes.Buffer, v any, f *connector.Field) error {
+	switch x := v.(type) {
+	case nil:
+		buf.WriteString("null")
+	case string:
+		writeJSONString(buf, x)
+	case bool:
+		buf.WriteString(strconv.FormatBool(x))
+	case int64:
+		buf.WriteString(strconv.FormatInt(x, 10))
+	case int:
+		buf.WriteString(strconv.Itoa(x))
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return fmt.Errorf("%v has no JSON form", x)
+		}
+		buf.WriteString(strconv.FormatFloat(x, 'g', -1, 64))
+	case json.Number:
+		buf.WriteString(string(x))
+	case *big.Rat:
+		buf.WriteString(ratDecimal(x, f))
+	case time.Time:
+		if f != nil && f.Type == connector.TypeDate {
+			writeJSONString(buf, x.Format(time.DateOnly))
+		} else {
+			writeJSONString(buf, x.Format(time.RFC3339Nano))
+		}
+	case time.Duration:
+		writeJSONString(buf, timeOfDay(x))
+	case map[string]any:
+		var fields []connector.Field
+		if f != nil {
+			fields = f.Fields
+		}
+		return writeJSONObject(buf, x, fields)
+	case []any:
+		var items *connector.Field
+		if f != nil {
+			items = f.Items
+		}
+		buf.WriteByte('[')
+		for i, e := range x {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			if err := writeJSONValue(buf, e, items); err != nil {
+				return fmt.Errorf("[%d]: %w", i, err)
+			}
+		}
+		buf.WriteByte(']')
+	default:
+		b, err := json.Marshal(x)
+		if err != nil {
+			return err
+		}
+		buf.Write(b)
+	}
+	return nil
+}
+
+// ratDecimal prints r exactly: with the field's scale when known, else
+// with as many digits as it needs (a denominator that is not a product of
+// 2s and 5s, which no decoded decimal has, gets 18).
+func ratDecimal(r *big.Rat, f *connector.Field) string {
+	if f != nil && f.Type == connector.TypeDecimal {
+		return r.FloatString(f.Scale)
+	}
+	if r.IsInt() {
+		return r.Num().String()
+	}
+	d := new(big.Int).Set(r.Denom())
+	var twos, fives int
+	two, five, zero, m := big.NewInt(2), big.NewInt(5), big.NewInt(0), new(big.Int)
+	for ; m.Mod(d, two).Cmp(zero) == 0; twos++ {
+		d.Quo(d, two)
+	}
+	for ; m.Mod(d, five).Cmp(zero) == 0; fives++ {
+		d.Quo(d, five)
+	}
+	if d.Cmp(big.NewInt(1)) != 0 {
+		return r.FloatString(18)
+	}
+	return r.FloatString(max(twos, fives))
+}
+
+// timeOfDay prints a time-of-day duration as "15:04:05.000000".
+func timeOfDay(d time.Duration) string {
+	if d < 0 || d >= 24*time.Hour {
+		return d.String()
+	}
+	us := d.Microseconds()
+	return fmt.Sprintf("%02d:%02d:%02d.%06d", us/3_600_000_000, us/60_000_000%60, us/1_000_000%60, us%1_000_000)
+}
