@@ -84,7 +84,7 @@ source:
 sink:
   kafka: {brokers: [b:9092], topic: o}
   file: {path: out.jsonl}
-`, []string{"sink: exactly one sink is needed (kafka, file); found 2: kafka, file"}},
+`, []string{"sink: exactly one sink is needed", "found 2: kafka, file"}},
 		{"bad template and regex", `
 name: x
 source:

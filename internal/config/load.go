@@ -81,12 +81,15 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*File, error) {
 		f.Pipelines = []Pipeline{s.Pipeline}
 		f.Admin = s.Admin
 	}
-	if len(probs) > 0 {
+	if len(probs) > 0 && !onlyUnknownKeys(probs) {
 		return nil, probs
 	}
+	// Unknown keys do not stop decoding the known ones, so their problems
+	// are reported together with everything else.
 	f.applyDefaults()
-	if p := f.Validate(); len(p) > 0 {
-		return nil, p
+	probs = append(probs, f.Validate()...)
+	if len(probs) > 0 {
+		return nil, probs
 	}
 	return f, nil
 }
@@ -145,4 +148,13 @@ func yamlScalar(v string) string {
 		return string(bytes.TrimRight(b, "\n"))
 	}
 	return v
+}
+
+func onlyUnknownKeys(probs Problems) bool {
+	for _, p := range probs {
+		if !strings.Contains(p, ": unknown key (line ") {
+			return false
+		}
+	}
+	return true
 }

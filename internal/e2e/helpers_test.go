@@ -37,7 +37,12 @@ func startBroker(t *testing.T, opts ...kfake.Opt) *kfake.Cluster {
 
 func adminClient(t *testing.T, brokers []string) *kadm.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	return adminClientWith(t, brokers)
+}
+
+func adminClientWith(t *testing.T, brokers []string, opts ...kgo.Opt) *kadm.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,9 +59,11 @@ func ProducerOptions(cfg config.KafkaSink, log *slog.Logger) ([]kgo.Opt, error) 
 		kgo.ClientID(clientID),
 		kgo.ProducerLinger(cfg.Linger),
 		kgo.ProducerBatchMaxBytes(int32(cfg.BatchBytes)),
-		// Room for a whole engine batch, so Produce rarely blocks.
+		// Room for a whole engine batch, so Produce rarely blocks. No
+		// RecordDeliveryTimeout: franz-go measures it from the record's
+		// timestamp, which we copy from the source, so old records would
+		// time out at once; the write context bounds a produce instead.
 		kgo.MaxBufferedRecords(100000),
-		kgo.RecordDeliveryTimeout(2*time.Minute),
 	)
 	switch cfg.Acks {
 	case "all", "-1":
