@@ -8,8 +8,12 @@ import (
 
 // Sink is where records go: exactly one key is set.
 type Sink struct {
-	Kafka *KafkaSink `yaml:"kafka"`
-	File  *FileSink  `yaml:"file"`
+	Kafka    *KafkaSink    `yaml:"kafka"`
+	File     *FileSink     `yaml:"file"`
+	Postgres *SQLSink      `yaml:"postgres"`
+	MySQL    *SQLSink      `yaml:"mysql"`
+	SQLite   *SQLSink      `yaml:"sqlite"`
+	BigQuery *BigQuerySink `yaml:"bigquery"`
 }
 
 // KafkaSink produces to a topic (a template over the record).
@@ -18,11 +22,14 @@ type KafkaSink struct {
 	Topic       string        `yaml:"topic"`       // template, e.g. "out-{{.Topic}}"
 	Acks        string        `yaml:"acks"`        // all (default) | 1 | 0
 	Compression string        `yaml:"compression"` // none | gzip | snappy | lz4 (default) | zstd
-	Linger      time.Duration `yaml:"linger"`      // linger.ms; default 5ms
+	Linger      time.Duration `yaml:"linger"`      // linger.ms; default 0: the engine batches already
 	BatchBytes  int           `yaml:"batch_bytes"` // batch.size (max bytes per partition batch); default 1 MiB
 	Idempotent  *bool         `yaml:"idempotent"`  // enable.idempotence; default true (requires acks: all)
 	Partitioner string        `yaml:"partitioner"` // murmur2 (default, Java-compatible) | round_robin | manual (keep the source partition)
 	ClientID    string        `yaml:"client_id"`
+	// Format re-encodes values on the way out (e.g. JSON in, Avro out);
+	// unset, the source bytes are written untouched.
+	Format *Format `yaml:"format"`
 }
 
 // FileSink writes JSON lines; path "-" is stdout.
@@ -42,7 +49,7 @@ func (s *Sink) applyDefaults() {
 			k.Compression = "lz4"
 		}
 		if k.Linger == 0 {
-			k.Linger = 5 * time.Millisecond
+			k.Linger = 0
 		}
 		if k.BatchBytes == 0 {
 			k.BatchBytes = 1 << 20
@@ -59,6 +66,14 @@ func (s *Sink) applyDefaults() {
 		t := f.Path != "-"
 		f.Sync = &t
 	}
+	for _, q := range []*SQLSink{s.Postgres, s.MySQL, s.SQLite} {
+		if q != nil {
+			q.applyDefaults()
+		}
+	}
+	if b := s.BigQuery; b != nil {
+		b.applyDefaults()
+	}
 }
 
 // sinkKeys lists the sinks set, for the "exactly one" check.
@@ -70,13 +85,25 @@ func (s *Sink) sinkKeys() []string {
 	if s.File != nil {
 		keys = append(keys, "file")
 	}
+	if s.Postgres != nil {
+		keys = append(keys, "postgres")
+	}
+	if s.MySQL != nil {
+		keys = append(keys, "mysql")
+	}
+	if s.SQLite != nil {
+		keys = append(keys, "sqlite")
+	}
+	if s.BigQuery != nil {
+		keys = append(keys, "bigquery")
+	}
 	return keys
 }
 
 func (s *Sink) validate(v *validator, p *Pipeline) {
 	keys := s.sinkKeys()
 	if len(keys) != 1 {
-		v.root().probs = append(v.root().probs, fmt.Sprintf("%s: exactly one sink is needed (kafka, file); found %d%s",
+		v.root().probs = append(v.root().probs, fmt.Sprintf("%s: exactly one sink is needed (kafka, file, postgres, mysql, sqlite, bigquery); found %d%s",
 			trimDot(v.prefix), len(keys), listIfAny(keys)))
 	}
 	if k := s.Kafka; k != nil {
@@ -96,12 +123,36 @@ func (s *Sink) validate(v *validator, p *Pipeline) {
 		if p.Delivery == ExactlyOnce {
 			v.add("kafka", "delivery: exactly_once is not supported by the kafka sink yet; use at_least_once")
 		}
+		if f := k.Format; f != nil {
+			f.applyDefaults()
+			f.validate(kv.sub("format"))
+			if f.Value == "avro-confluent" && f.Schema == "" {
+				kv.add("format.schema", "an Avro schema is required to encode values as avro-confluent")
+			}
+			if f.Value != "raw" && p.Format.Value == "raw" {
+				kv.add("format.value", "re-encoding needs decoded records: set the pipeline's format.value (json or avro-confluent)")
+			}
+		}
 	}
 	if f := s.File; f != nil {
 		v.sub("file").required("path", f.Path)
 		if p.Delivery == ExactlyOnce {
 			v.add("file", "delivery: exactly_once is not supported by the file sink; use at_least_once")
 		}
+	}
+	// The SQL sinks keep offsets in their own transaction, so they allow
+	// delivery: exactly_once.
+	if q := s.Postgres; q != nil {
+		q.validate(v.sub("postgres"), "postgres")
+	}
+	if q := s.MySQL; q != nil {
+		q.validate(v.sub("mysql"), "mysql")
+	}
+	if q := s.SQLite; q != nil {
+		q.validate(v.sub("sqlite"), "sqlite")
+	}
+	if b := s.BigQuery; b != nil {
+		b.validate(v, p)
 	}
 }
 

@@ -1,0 +1,38 @@
+package assembly
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/connector"
+	sqlsink "github.com/sluice-dev/sluice/internal/connector/sql"
+)
+
+func init() { sinkBuilders = append(sinkBuilders, buildSQLSink) }
+
+// buildSQLSink builds the postgres, mysql or sqlite sink. With delivery:
+// exactly_once it keeps offsets in the database, and the Kafka source
+// builder hands it to the source as the OffsetStore.
+func buildSQLSink(ctx context.Context, p *config.Pipeline, log *slog.Logger) (connector.Sink, bool, error) {
+	var kind string
+	var cfg *config.SQLSink
+	switch {
+	case p.Sink.Postgres != nil:
+		kind, cfg = "postgres", p.Sink.Postgres
+	case p.Sink.MySQL != nil:
+		kind, cfg = "mysql", p.Sink.MySQL
+	case p.Sink.SQLite != nil:
+		kind, cfg = "sqlite", p.Sink.SQLite
+	default:
+		return nil, false, nil
+	}
+	s, err := sqlsink.New(ctx, sqlsink.Options{
+		Kind:        kind,
+		Config:      *cfg,
+		Pipeline:    p.Name,
+		ExactlyOnce: p.Delivery == config.ExactlyOnce,
+		Logger:      log,
+	})
+	return s, true, err
+}

@@ -1,0 +1,162 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// BigQuerySink appends records to BigQuery tables through the Storage Write
+// API's default stream (at-least-once), over a small, bounded number of
+// connections shared by every table and every bigquery pipeline of the
+// process:
+//
+//	sink:
+//	  bigquery: {project: demo, dataset: kafka, table: "kafka-{{.Topic}}",
+//	             create_tables: true, create_dataset: true, max_connections: 4,
+//	             endpoint: 127.0.0.1:9060, rest_endpoint: http://127.0.0.1:9050}
+type BigQuerySink struct {
+	// Project is the Google Cloud project holding the dataset.
+	Project string `yaml:"project"`
+	// Dataset receives the tables; letters, digits and underscores.
+	Dataset string `yaml:"dataset"`
+	// Table is a template over the record (`kafka-{{.Topic}}`,
+	// `{{.Value.kind}}`, `{{.Schema.Name}}`). What it renders is made a
+	// valid table name: characters BigQuery does not allow become `_`;
+	// an empty name or one over 1,024 bytes is bad input (on_error).
+	Table string `yaml:"table"`
+	// CreateTables creates a missing table with a schema mapped from the
+	// record's Avro schema, or inferred from its JSON value. Fields new to
+	// an existing table are added as NULLABLE columns either way.
+	CreateTables bool `yaml:"create_tables"`
+	// CreateDataset creates the dataset when it is missing.
+	CreateDataset bool `yaml:"create_dataset"`
+	// Location is where create_dataset creates the dataset. Default US.
+	Location string `yaml:"location"`
+	// MaxConnections bounds both the TCP connections to the Storage Write
+	// API and the concurrent AppendRows streams over them (what BigQuery's
+	// "concurrent connections" quota counts), whatever the number of
+	// tables. Default 4. When BigQuery refuses a stream for quota the sink
+	// lowers the bound it uses and says so in a warning.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxInFlightAppends bounds the appends awaiting their result on one
+	// connection. Default 64.
+	MaxInFlightAppends int `yaml:"max_in_flight_appends"`
+	// AppendTimeout is the deadline of one append, from sending to its
+	// result; an append past it is retried. Default 30s.
+	AppendTimeout time.Duration `yaml:"append_timeout"`
+	// IdleTimeout closes the writer of a table no record went to for this
+	// long. Default 5m.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// Metadata lists metadata columns to fill, each named _sluice_<name>:
+	// topic (STRING), partition (INT64), offset (INT64), timestamp
+	// (TIMESTAMP), key (STRING). Default none.
+	Metadata []string `yaml:"metadata"`
+	// Endpoint is the Storage Write API's gRPC address, host:port; default
+	// Google's. RESTEndpoint is the BigQuery REST API's base URL; default
+	// Google's. An emulator is reached with both set: an endpoint on a
+	// loopback address, or a rest_endpoint with http://, is spoken to
+	// without TLS and without credentials.
+	Endpoint     string `yaml:"endpoint"`
+	RESTEndpoint string `yaml:"rest_endpoint"`
+	// CredentialsFile is a service account (or other Google credentials)
+	// JSON file; default: application default credentials.
+	CredentialsFile string `yaml:"credentials_file"`
+}
+
+// BigQueryMetadataColumns are the names metadata may list.
+var BigQueryMetadataColumns = []string{"topic", "partition", "offset", "timestamp", "key"}
+
+var (
+	bigQueryProject = regexp.MustCompile(`^[a-z][a-z0-9.:-]{0,127}$`)
+	bigQueryDataset = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
+)
+
+func (b *BigQuerySink) applyDefaults() {
+	if b.MaxConnections == 0 {
+		b.MaxConnections = 4
+	}
+	if b.MaxInFlightAppends == 0 {
+		b.MaxInFlightAppends = 64
+	}
+	if b.AppendTimeout == 0 {
+		b.AppendTimeout = 30 * time.Second
+	}
+	if b.IdleTimeout == 0 {
+		b.IdleTimeout = 5 * time.Minute
+	}
+	if b.Location == "" {
+		b.Location = "US"
+	}
+}
+
+// Plaintext reports whether the endpoints are an emulator's: no TLS, no
+// credentials.
+func (b *BigQuerySink) Plaintext() bool {
+	if strings.HasPrefix(b.RESTEndpoint, "http://") {
+		return true
+	}
+	host, _, err := net.SplitHostPort(b.Endpoint)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// validate checks b; sv is the validator of the sink block.
+func (b *BigQuerySink) validate(sv *validator, p *Pipeline) {
+	v := sv.sub("bigquery")
+	v.required("project", b.Project)
+	if b.Project != "" && !bigQueryProject.MatchString(b.Project) {
+		v.add("project", fmt.Sprintf("%q is not a Google Cloud project id", b.Project))
+	}
+	v.required("dataset", b.Dataset)
+	if b.Dataset != "" && !bigQueryDataset.MatchString(b.Dataset) {
+		v.add("dataset", fmt.Sprintf("%q is not a dataset name: letters, digits and underscores, at most 1024", b.Dataset))
+	}
+	v.required("table", b.Table)
+	v.template("table", b.Table)
+	if b.MaxConnections < 1 || b.MaxConnections > 100 {
+		v.add("max_connections", "must be between 1 and 100")
+	}
+	if b.MaxInFlightAppends < 1 || b.MaxInFlightAppends > 10000 {
+		v.add("max_in_flight_appends", "must be between 1 and 10000")
+	}
+	v.positiveDuration("append_timeout", b.AppendTimeout)
+	v.positiveDuration("idle_timeout", b.IdleTimeout)
+	seen := map[string]bool{}
+	for i, m := range b.Metadata {
+		field := fmt.Sprintf("metadata[%d]", i)
+		v.oneOf(field, m, BigQueryMetadataColumns...)
+		if seen[m] {
+			v.add(field, fmt.Sprintf("%q is listed twice", m))
+		}
+		seen[m] = true
+	}
+	if (b.Endpoint == "") != (b.RESTEndpoint == "") {
+		v.add("endpoint", "endpoint (gRPC) and rest_endpoint go together (both point at the same emulator or service)")
+	}
+	if b.Endpoint != "" {
+		if _, _, err := net.SplitHostPort(b.Endpoint); err != nil {
+			v.add("endpoint", fmt.Sprintf("%q is not host:port", b.Endpoint))
+		}
+	}
+	if b.RESTEndpoint != "" && !strings.HasPrefix(b.RESTEndpoint, "http://") && !strings.HasPrefix(b.RESTEndpoint, "https://") {
+		v.add("rest_endpoint", fmt.Sprintf("%q is not an http:// or https:// URL", b.RESTEndpoint))
+	}
+	if b.CredentialsFile != "" && b.Plaintext() {
+		v.add("credentials_file", "is not used with an emulator endpoint (loopback or http://)")
+	}
+	if p.Delivery == ExactlyOnce {
+		sv.add("bigquery", "delivery: exactly_once is not supported by the bigquery sink (default stream, at-least-once); use at_least_once")
+	}
+	if p.Format.Value != "json" && p.Format.Value != "avro-confluent" {
+		sv.add("bigquery", fmt.Sprintf("writes decoded fields: format.value must be json or avro-confluent, not %q", p.Format.Value))
+	}
+}

@@ -1,0 +1,224 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"text/template"
+	"time"
+)
+
+// SQLSink lands records in a table of PostgreSQL, MySQL/MariaDB or SQLite
+// (the `postgres`, `mysql` and `sqlite` sink keys), optionally as a staging
+// table merged into its final place by a procedure.
+type SQLSink struct {
+	// DSN is the connection string (postgres, mysql); printed with its
+	// password masked.
+	DSN string `yaml:"dsn"`
+	// Path is the database file (sqlite only); created when missing.
+	Path string `yaml:"path"`
+	// StagingTable is the table rows are written to; Table is the same key
+	// for sinks without a merge. Either may be schema-qualified (a.b).
+	StagingTable string `yaml:"staging_table"`
+	Table        string `yaml:"table"`
+	// CreateTable creates the table from the first record's shape when it
+	// does not exist. Without it a missing table or column stops the
+	// pipeline at start with its name.
+	CreateTable bool `yaml:"create_table"`
+	// Columns maps column -> source explicitly: a field of the decoded
+	// value (dots reach into nested records: payload.id) or one of the
+	// metadata names _topic, _partition, _offset, _timestamp, _key. Without
+	// it every column takes the field of the same name.
+	Columns map[string]string `yaml:"columns"`
+	// Metadata lists the metadata columns to fill (and to create with
+	// create_table); default: all five when create_table is set, otherwise
+	// whichever of them the table has.
+	Metadata []string `yaml:"metadata"`
+	// MaxConnections bounds the connections the sink opens; default 8.
+	MaxConnections int `yaml:"max_connections"`
+	// Merge, when set, runs a procedure that merges the staging table.
+	Merge *Merge `yaml:"merge"`
+}
+
+// Merge says how and when the staging table is merged.
+type Merge struct {
+	// Call is one statement, usually `CALL merge_films()`; Statements is a
+	// list run in order. Exactly one is set. Both are Go templates over
+	// {{.HighWaterMark}} (the last staging batch id to merge: rows with
+	// _sluice_batch <= it), {{.Table}} (the quoted staging table) and
+	// {{.Pipeline}}.
+	Call       string   `yaml:"call"`
+	Statements []string `yaml:"statements"`
+	// EveryRecords merges when this many rows arrived since the last
+	// merge, counted across every consumer and process of the pipeline.
+	EveryRecords int `yaml:"every_records"`
+	// Idle merges when no row arrived for this long and staging is not
+	// empty (the topic went quiet).
+	Idle time.Duration `yaml:"idle"`
+	// MaxInterval merges when the oldest unmerged row is this old.
+	MaxInterval time.Duration `yaml:"max_interval"`
+	// Mode is pause (default: consumers pause and drain, nothing is
+	// inserted while the merge runs) or continuous (ingestion goes on; the
+	// merge takes the rows at or below {{.HighWaterMark}}).
+	Mode string `yaml:"mode"`
+	// Exact makes a merge triggered by count hold exactly EveryRecords rows:
+	// writes are split at the threshold before they happen.
+	Exact bool `yaml:"exact"`
+	// History is how many merges are kept for the admin API; default 100.
+	History int `yaml:"history"`
+}
+
+const (
+	MergePause      = "pause"
+	MergeContinuous = "continuous"
+)
+
+// SQLMetadataColumns are the metadata sources a column can take.
+var SQLMetadataColumns = []string{"_topic", "_partition", "_offset", "_timestamp", "_key"}
+
+// sqlName is what a configured table or column name may be: anything
+// printable without quotes or NUL, so it can always be quoted safely.
+var sqlName = regexp.MustCompile(`^[^\x00-\x1f"` + "`" + `]{1,63}$`)
+
+func (s *SQLSink) applyDefaults() {
+	if s.MaxConnections == 0 {
+		s.MaxConnections = 8
+	}
+	if s.CreateTable && s.Metadata == nil && s.Columns == nil {
+		s.Metadata = append([]string(nil), SQLMetadataColumns...)
+	}
+	if m := s.Merge; m != nil {
+		if m.Mode == "" {
+			m.Mode = MergePause
+		}
+		if m.History == 0 {
+			m.History = 100
+		}
+	}
+}
+
+// TableName is staging_table, or table when that is what was set.
+func (s *SQLSink) TableName() string {
+	if s.StagingTable != "" {
+		return s.StagingTable
+	}
+	return s.Table
+}
+
+func (s *SQLSink) validate(v *validator, kind string) {
+	switch kind {
+	case "sqlite":
+		v.required("path", s.Path)
+		if s.DSN != "" {
+			v.add("dsn", "is not used by sqlite; set path")
+		}
+	default:
+		v.required("dsn", s.DSN)
+		if s.Path != "" {
+			v.add("path", "is only for sqlite; set dsn")
+		}
+	}
+	switch {
+	case s.StagingTable == "" && s.Table == "":
+		v.add("staging_table", "is required (or table)")
+	case s.StagingTable != "" && s.Table != "":
+		v.add("table", "cannot be used together with staging_table")
+	default:
+		for _, part := range strings.Split(s.TableName(), ".") {
+			if !sqlName.MatchString(part) {
+				v.add(tableKey(s), fmt.Sprintf("%q is not a valid table name (at most 63 characters, no quotes or control characters, schema.table allowed)", s.TableName()))
+				break
+			}
+		}
+	}
+	cols := make([]string, 0, len(s.Columns))
+	for c := range s.Columns {
+		cols = append(cols, c)
+	}
+	sort.Strings(cols)
+	for _, c := range cols {
+		if !sqlName.MatchString(c) {
+			v.add("columns", fmt.Sprintf("%q is not a valid column name", c))
+		}
+		if strings.TrimSpace(s.Columns[c]) == "" {
+			v.add("columns."+c, "needs a field name or one of "+strings.Join(SQLMetadataColumns, ", "))
+		}
+	}
+	for i, m := range s.Metadata {
+		v.oneOf(fmt.Sprintf("metadata[%d]", i), m, SQLMetadataColumns...)
+	}
+	if s.MaxConnections < 1 {
+		v.add("max_connections", "must be > 0")
+	}
+	if s.Merge != nil {
+		s.Merge.validate(v.sub("merge"))
+	}
+}
+
+func tableKey(s *SQLSink) string {
+	if s.StagingTable != "" {
+		return "staging_table"
+	}
+	return "table"
+}
+
+func (m *Merge) validate(v *validator) {
+	switch {
+	case m.Call == "" && len(m.Statements) == 0:
+		v.add("call", "is required (or statements): the procedure that merges the staging table")
+	case m.Call != "" && len(m.Statements) > 0:
+		v.add("statements", "cannot be used together with call")
+	}
+	for i, st := range m.MergeStatements() {
+		field := "call"
+		if m.Call == "" {
+			field = fmt.Sprintf("statements[%d]", i)
+		}
+		if strings.TrimSpace(st) == "" {
+			v.add(field, "is empty")
+			continue
+		}
+		if _, err := template.New(field).Option("missingkey=error").Parse(st); err != nil {
+			v.add(field, fmt.Sprintf("bad template: %v", err))
+		}
+	}
+	if m.EveryRecords < 0 {
+		v.add("every_records", "must be >= 0")
+	}
+	if m.Idle < 0 {
+		v.add("idle", "must be a positive duration such as 30s")
+	}
+	if m.MaxInterval < 0 {
+		v.add("max_interval", "must be a positive duration such as 5m")
+	}
+	if m.EveryRecords == 0 && m.Idle == 0 && m.MaxInterval == 0 {
+		v.add("every_records", "at least one trigger is needed: every_records, idle or max_interval")
+	}
+	if m.Exact && m.EveryRecords <= 0 {
+		v.add("exact", "needs every_records > 0")
+	}
+	v.oneOf("mode", m.Mode, MergePause, MergeContinuous)
+	if m.Mode == MergeContinuous {
+		uses := false
+		for _, st := range m.MergeStatements() {
+			if strings.Contains(st, ".HighWaterMark") {
+				uses = true
+			}
+		}
+		if !uses {
+			v.add("mode", "continuous needs the merge to use {{.HighWaterMark}} (merge and delete only rows with _sluice_batch <= it); otherwise rows inserted during the merge could be deleted unmerged")
+		}
+	}
+	if m.History < 0 {
+		v.add("history", "must be >= 0")
+	}
+}
+
+// MergeStatements is Call or Statements, as a list.
+func (m *Merge) MergeStatements() []string {
+	if m.Call != "" {
+		return []string{m.Call}
+	}
+	return m.Statements
+}

@@ -1,0 +1,200 @@
+package sql
+
+import (
+	"context"
+	dbsql "database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// newMySQL connects to MySQL or MariaDB. Rows go in as multi-row INSERTs
+// with client-side parameter interpolation (one round trip per
+// statement), chunked to stay under the server's max_allowed_packet.
+//
+// Write gate: the pipeline's row in sluice_merge_state, read LOCK IN SHARE
+// MODE by writes and FOR UPDATE by merges and exact writes. InnoDB queues
+// a new shared request behind a waiting exclusive one, so merges are not
+// starved. The merge lock is GET_LOCK, released by the server when the
+// holder's connection ends.
+func newMySQL(ctx context.Context, dsn string, maxConns int) (mysqlDB, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return mysqlDB{}, fmt.Errorf("parsing the mysql dsn: %w", err)
+	}
+	cfg.InterpolateParams = true
+	cfg.MaxAllowedPacket = 0 // ask the server
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	// A pause-mode merge holds the gate for as long as it runs; writers
+	// wait for it rather than fail after InnoDB's default 50 s.
+	if _, ok := cfg.Params["innodb_lock_wait_timeout"]; !ok {
+		cfg.Params["innodb_lock_wait_timeout"] = "3600"
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return mysqlDB{}, fmt.Errorf("mysql dsn: %w", err)
+	}
+	db := dbsql.OpenDB(conn)
+	db.SetMaxOpenConns(maxConns + 1) // +1: the merge session
+	db.SetMaxIdleConns(maxConns + 1)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	var packet int64
+	if err := db.QueryRowContext(ctx, "SELECT @@max_allowed_packet").Scan(&packet); err != nil {
+		db.Close()
+		return mysqlDB{}, fmt.Errorf("connecting to mysql %s: %w", cfg.Addr, err)
+	}
+	// Leave room for the statement text and the protocol's own overhead.
+	limit := int(packet) - 64<<10
+	if limit < 64<<10 {
+		limit = 64 << 10
+	}
+	s := &stdDB{db: db, iso: dbsql.LevelReadCommitted}
+	s.d = &dialect{
+		name:    "mysql",
+		q:       backtickQuote,
+		keyText: "varchar(255)",
+		gate:    mysqlGate,
+		insertIgnore: func(table, cols, values, keys string) string {
+			first, _, _ := strings.Cut(keys, ",")
+			return fmt.Sprintf("INSERT INTO %s (%s) VALUES %s ON DUPLICATE KEY UPDATE %s = %s", table, cols, values, first, first)
+		},
+		upsert: func(table, cols, values, keys, col string) string {
+			return fmt.Sprintf("INSERT INTO %s (%s) VALUES %s ON DUPLICATE KEY UPDATE %s = VALUES(%s)", table, cols, values, col, col)
+		},
+		forUpdate:  " FOR UPDATE",
+		columnType: mysqlColumnType,
+	}
+	s.insert = func(ctx context.Context, tx *dbsql.Tx, t tableName, cols []string, rows [][]any) error {
+		return mysqlInsert(ctx, tx, s.d.q.table(t)+" ("+s.d.q.list(cols)+")", len(cols), rows, limit)
+	}
+	return mysqlDB{s}, nil
+}
+
+type mysqlDB struct{ *stdDB }
+
+func mysqlGate(ctx context.Context, tx txn, bk *bookkeeping, exclusive bool) (int64, error) {
+	lock := " LOCK IN SHARE MODE"
+	if exclusive {
+		lock = " FOR UPDATE"
+	}
+	n, ok, err := queryInt(ctx, tx.query, fmt.Sprintf("SELECT batch FROM %s WHERE pipeline = ?%s", bk.state, lock), bk.pipeline)
+	if err == nil && !ok {
+		err = fmt.Errorf("no row for pipeline %s in %s", bk.pipeline, bk.state)
+	}
+	return n, err
+}
+
+// mysqlInsert sends rows as INSERT statements of at most limit bytes.
+func mysqlInsert(ctx context.Context, tx *dbsql.Tx, into string, ncols int, rows [][]any, limit int) error {
+	head := "INSERT INTO " + into + " VALUES "
+	one := placeholders(ncols)
+	var args []any
+	var sql strings.Builder
+	size := len(head)
+	flush := func() error {
+		if len(args) == 0 {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, sql.String(), args...)
+		args = args[:0]
+		sql.Reset()
+		size = len(head)
+		return err
+	}
+	for _, r := range rows {
+		n := rowSize(r)
+		if len(args) > 0 && size+n > limit {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if len(args) == 0 {
+			sql.WriteString(head)
+		} else {
+			sql.WriteString(", ")
+		}
+		sql.WriteString(one)
+		args = append(args, r...)
+		size += n
+	}
+	return flush()
+}
+
+// rowSize bounds a row's size once interpolated: strings may double when
+// escaped.
+func rowSize(r []any) int {
+	n := 4
+	for _, v := range r {
+		switch x := v.(type) {
+		case string:
+			n += 2*len(x) + 4
+		case []byte:
+			n += 2*len(x) + 12
+		default:
+			n += 32
+		}
+	}
+	return n
+}
+
+func mysqlLock(ctx context.Context, c *dbsql.Conn, name string) (bool, error) {
+	var got *int64
+	if err := c.QueryRowContext(ctx, "SELECT GET_LOCK(?, 0)", name).Scan(&got); err != nil {
+		return false, err
+	}
+	return got != nil && *got == 1, nil
+}
+
+func mysqlUnlock(ctx context.Context, c *dbsql.Conn, name string) error {
+	_, err := c.ExecContext(ctx, "DO RELEASE_LOCK(?)", name)
+	return err
+}
+
+func (m mysqlDB) session(ctx context.Context) (session, error) {
+	c, err := m.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &connTxnSession{conn: c, iso: m.iso, insert: m.insert, lock: mysqlLock, unlk: mysqlUnlock}, nil
+}
+
+func (m mysqlDB) adapter(c *column) func(any) any {
+	switch c.kind {
+	case kindTime:
+		return func(v any) any {
+			d := v.(time.Duration)
+			return fmt.Sprintf("%02d:%02d:%02d.%06d", int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60, d.Microseconds()%1e6)
+		}
+	case kindBool:
+		return func(v any) any {
+			if v.(bool) {
+				return int64(1)
+			}
+			return int64(0)
+		}
+	}
+	return nil
+}
+
+func (m mysqlDB) classify(err error) errorClass {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		switch me.Number {
+		case 1048, 1062, 1264, 1265, 1292, 1366, 1367, 1406, 1411, 1452, 1690, 3140, 3819, 4025, 4038:
+			return errData
+		case 1044, 1045, 1049, 1054, 1064, 1142, 1143, 1146, 1305, 1370:
+			return errPermanent
+		}
+	}
+	// Everything else (bad connections, lock wait timeouts, deadlocks, a
+	// server going away) is worth retrying.
+	return errTransient
+}

@@ -1,0 +1,268 @@
+package sql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// postgres writes staging rows with COPY (pgx CopyFrom, binary format).
+//
+// Write gate: a transaction-scoped advisory lock per pipeline, taken
+// shared by every write and exclusive by a merge (and by exact writes,
+// which must count). The lock manager queues requests in order, so a
+// waiting merge is not starved by a stream of writes. The merge lock is a
+// session advisory lock, released by the server if the process dies.
+type postgres struct {
+	d    *dialect
+	pool *pgPool
+	cfg  *pgx.ConnConfig
+}
+
+func newPostgres(ctx context.Context, dsn string, maxConns int) (*postgres, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the postgres dsn: %w", err)
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = 10 * time.Second
+	}
+	if cfg.RuntimeParams["application_name"] == "" {
+		cfg.RuntimeParams["application_name"] = "sluice"
+	}
+	p := &postgres{pool: newPgPool(cfg, maxConns), cfg: cfg}
+	p.d = &dialect{
+		name:    "postgres",
+		q:       ansiQuote,
+		dollar:  true,
+		keyText: "text",
+		gate:    pgGate,
+		insertIgnore: func(table, cols, values, keys string) string {
+			return fmt.Sprintf("INSERT INTO %s (%s) VALUES %s ON CONFLICT (%s) DO NOTHING", table, cols, values, keys)
+		},
+		upsert: func(table, cols, values, keys, col string) string {
+			return fmt.Sprintf("INSERT INTO %s (%s) VALUES %s ON CONFLICT (%s) DO UPDATE SET %s = EXCLUDED.%s", table, cols, values, keys, col, col)
+		},
+		forUpdate:  " FOR UPDATE",
+		columnType: pgColumnType,
+	}
+	c, err := p.pool.acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to postgres %s: %w", cfg.Host, err)
+	}
+	p.pool.release(c)
+	return p, nil
+}
+
+func (p *postgres) dialect() *dialect { return p.d }
+
+func (p *postgres) close() { p.pool.close() }
+
+func pgGate(ctx context.Context, tx txn, bk *bookkeeping, exclusive bool) (int64, error) {
+	key := lockKeyOf(bk.lockName("gate"))
+	fn := "pg_advisory_xact_lock_shared"
+	if exclusive {
+		fn = "pg_advisory_xact_lock"
+	}
+	// Two statements: the second one's snapshot must be taken after the
+	// lock is held, so it sees the batch a merge just opened.
+	if err := tx.exec(ctx, "SELECT "+fn+"(?)", key); err != nil {
+		return 0, fmt.Errorf("taking the write gate: %w", err)
+	}
+	n, ok, err := queryInt(ctx, tx.query, fmt.Sprintf("SELECT batch FROM %s WHERE pipeline = ?", bk.state), bk.pipeline)
+	if err == nil && !ok {
+		err = fmt.Errorf("no row for pipeline %s in %s", bk.pipeline, bk.state)
+	}
+	return n, err
+}
+
+func (p *postgres) begin(ctx context.Context) (txn, error) {
+	c, err := p.pool.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := c.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		p.pool.discard(c)
+		return nil, err
+	}
+	return &pgTxn{d: p.d, tx: tx, done: func() { p.pool.release(c) }}, nil
+}
+
+func (p *postgres) query(ctx context.Context, q string, args ...any) (rowsIter, error) {
+	c, err := p.pool.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := c.Query(ctx, p.d.rebind(q), args...)
+	if err != nil {
+		p.pool.release(c)
+		return nil, err
+	}
+	return &pgRows{Rows: rows, done: func() { p.pool.release(c) }}, nil
+}
+
+func (p *postgres) session(ctx context.Context) (session, error) {
+	c, err := pgx.ConnectConfig(ctx, p.cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &pgSession{d: p.d, c: c}, nil
+}
+
+type pgTxn struct {
+	d    *dialect
+	tx   pgx.Tx
+	done func() // gives the connection back, once
+}
+
+func (t *pgTxn) exec(ctx context.Context, q string, args ...any) error {
+	_, err := t.tx.Exec(ctx, t.d.rebind(q), args...)
+	return err
+}
+
+func (t *pgTxn) query(ctx context.Context, q string, args ...any) (rowsIter, error) {
+	rows, err := t.tx.Query(ctx, t.d.rebind(q), args...)
+	if err != nil {
+		return nil, err
+	}
+	return &pgRows{Rows: rows}, nil
+}
+
+func (t *pgTxn) insert(ctx context.Context, table tableName, cols []string, rows [][]any) error {
+	id := pgx.Identifier{table.name}
+	if table.schema != "" {
+		id = pgx.Identifier{table.schema, table.name}
+	}
+	_, err := t.tx.CopyFrom(ctx, id, cols, pgx.CopyFromRows(rows))
+	return err
+}
+
+func (t *pgTxn) commit(ctx context.Context) error {
+	err := t.tx.Commit(ctx)
+	t.finish()
+	return err
+}
+
+func (t *pgTxn) rollback(ctx context.Context) error {
+	if t.done == nil {
+		return nil
+	}
+	err := t.tx.Rollback(ctx)
+	t.finish()
+	return err
+}
+
+func (t *pgTxn) finish() {
+	if t.done != nil {
+		t.done()
+		t.done = nil
+	}
+}
+
+type pgRows struct {
+	pgx.Rows
+	done func()
+}
+
+func (r *pgRows) Close() {
+	r.Rows.Close()
+	if r.done != nil {
+		r.done()
+		r.done = nil
+	}
+}
+
+type pgSession struct {
+	d *dialect
+	c *pgx.Conn
+}
+
+func (s *pgSession) tryLock(ctx context.Context, name string) (bool, error) {
+	var ok bool
+	err := s.c.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", lockKeyOf(name)).Scan(&ok)
+	return ok, err
+}
+
+func (s *pgSession) unlock(ctx context.Context, name string) error {
+	_, err := s.c.Exec(ctx, "SELECT pg_advisory_unlock($1)", lockKeyOf(name))
+	return err
+}
+
+func (s *pgSession) begin(ctx context.Context) (txn, error) {
+	tx, err := s.c.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return nil, err
+	}
+	return &pgTxn{d: s.d, tx: tx, done: func() {}}, nil
+}
+
+func (s *pgSession) close() { closeConn(s.c) }
+
+func (p *postgres) adapter(c *column) func(any) any {
+	switch c.kind {
+	case kindTime:
+		return func(v any) any {
+			d := v.(time.Duration)
+			return pgtype.Time{Microseconds: d.Microseconds(), Valid: true}
+		}
+	case kindDecimal:
+		// Binary COPY would otherwise parse the text into a Numeric for
+		// every value, planning the encoding each time.
+		return func(v any) any { return pgNumeric(v.(string)) }
+	}
+	return nil
+}
+
+// pgNumeric turns the plain decimal text toDecimal returns into a Numeric.
+func pgNumeric(s string) any {
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimLeft(s, "+-")
+	whole, frac, _ := strings.Cut(s, ".")
+	digits := whole + frac
+	var n *big.Int
+	if len(digits) <= 18 {
+		i, err := strconv.ParseInt(digits, 10, 64)
+		if err != nil {
+			return s
+		}
+		n = big.NewInt(i)
+	} else if n, _ = new(big.Int).SetString(digits, 10); n == nil {
+		return s
+	}
+	if neg {
+		n.Neg(n)
+	}
+	return pgtype.Numeric{Int: n, Exp: -int32(len(frac)), Valid: true}
+}
+
+func (p *postgres) classify(err error) errorClass {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case strings.HasPrefix(pe.Code, "22"), strings.HasPrefix(pe.Code, "23"), pe.Code == "P0001":
+			return errData
+		case pe.Code == "42P01", pe.Code == "42703", pe.Code == "42501", pe.Code == "42601",
+			strings.HasPrefix(pe.Code, "28"), pe.Code == "3D000", pe.Code == "3F000":
+			// undefined table/column, privileges, syntax, authentication,
+			// unknown database or schema
+			return errPermanent
+		}
+		return errTransient
+	}
+	if isContextErr(err) {
+		return errTransient
+	}
+	if strings.Contains(err.Error(), "unable to encode") {
+		return errData
+	}
+	return errTransient
+}

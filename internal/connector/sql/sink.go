@@ -1,0 +1,253 @@
+// Package sql is the PostgreSQL, MySQL/MariaDB and SQLite sink: records
+// land in a (staging) table through each database's fast bulk path, and an
+// optional merge procedure moves them on when a count, an idle period or a
+// maximum interval says so.
+//
+// Guarantees:
+//   - Write returns nil only after COMMIT. A value that does not fit its
+//     column rejects that record alone (a *connector.BatchError naming the
+//     table, column and offset); the rest of the batch is written.
+//   - delivery: exactly_once keeps the next Kafka offset of every partition
+//     in sluice_offsets, in the same transaction as the rows, and skips
+//     rows below it: a retried or replayed batch (after a crash, a lost
+//     COMMIT acknowledgement, or a partition that moved to another
+//     consumer mid-batch) is never written twice. With at_least_once a
+//     crash between COMMIT and the Kafka offset commit writes the rows of
+//     the batch again.
+//   - Merges (see merge.go) are atomic with their bookkeeping: a staging
+//     row is merged once, or stays for the next merge.
+//   - Known gap: with exactly_once, a record rejected as bad input in a
+//     batch whose good rows committed is re-read after a crash only if no
+//     later record of its partition was written; a kill between the COMMIT
+//     and the dead-letter ack can then lose its dead-letter copy.
+//
+// Scale-out, per database:
+//   - PostgreSQL: several processes; write gate = transaction advisory
+//     lock (shared/exclusive), merge lock = session advisory lock.
+//   - MySQL/MariaDB: several processes; write gate = the pipeline's row of
+//     sluice_merge_state (LOCK IN SHARE MODE / FOR UPDATE), merge lock =
+//     GET_LOCK. innodb_lock_wait_timeout is raised to 3600 s for the
+//     sink's sessions so writes wait out a long pause-mode merge.
+//   - SQLite: one process (one writer connection, in-process merge lock).
+//
+// Merge procedures run inside the sink's transaction: they must not COMMIT
+// themselves (PostgreSQL refuses it) nor run DDL that commits implicitly
+// (MySQL TRUNCATE); DELETE the merged rows instead.
+package sql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/connector"
+	"golang.org/x/sync/errgroup"
+)
+
+// Options are what the sink needs besides its config.
+type Options struct {
+	Kind        string // postgres | mysql | sqlite
+	Config      config.SQLSink
+	Pipeline    string
+	ExactlyOnce bool // delivery: exactly_once
+	Logger      *slog.Logger
+}
+
+// Sink writes records to a table. New returns *MergingSink instead when a
+// merge is configured.
+type Sink struct {
+	cfg         config.SQLSink
+	pipeline    string
+	exactlyOnce bool
+	log         *slog.Logger
+	db          database
+	table       tableName
+	bk          *bookkeeping
+	merge       *orchestrator // nil without merge
+
+	mu     sync.Mutex
+	mapper *mapper // nil until the table exists
+
+	partialMu sync.Mutex
+	partial   map[*connector.Record]*partialWrite
+
+	stop  context.CancelFunc
+	group *errgroup.Group
+}
+
+// partialWrite is what a failed Write had already committed (exact pause
+// mode commits a batch in several transactions): the retry of the same
+// batch skips it, and still reports the records the database rejected.
+type partialWrite struct {
+	upTo int // records of the batch before this index are done
+	bad  []*connector.RecordError
+}
+
+// New connects, creates the bookkeeping tables it needs and checks the
+// table: a missing table (without create_table) or a configured column the
+// table lacks is a permanent error naming it. ctx governs only the setup.
+func New(ctx context.Context, o Options) (connector.Sink, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	s := &Sink{cfg: o.Config, pipeline: o.Pipeline, exactlyOnce: o.ExactlyOnce,
+		log: o.Logger.With("sink", o.Kind), partial: map[*connector.Record]*partialWrite{}}
+	t, err := parseTableName(o.Config.TableName())
+	if err != nil {
+		return nil, connector.Permanent(err)
+	}
+	s.table = t
+	switch o.Kind {
+	case "postgres":
+		s.db, err = newPostgres(ctx, o.Config.DSN, o.Config.MaxConnections)
+	case "mysql":
+		s.db, err = newMySQL(ctx, o.Config.DSN, o.Config.MaxConnections)
+	case "sqlite":
+		s.db, err = newSQLite(ctx, o.Config.Path)
+	default:
+		return nil, fmt.Errorf("unknown SQL sink %q", o.Kind)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.setup(ctx); err != nil {
+		s.db.close()
+		return nil, err
+	}
+	if s.merge == nil {
+		return s, nil
+	}
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stop = stop
+	s.group = &errgroup.Group{}
+	s.group.Go(func() error { return s.merge.run(runCtx) })
+	return &MergingSink{s}, nil
+}
+
+func (s *Sink) setup(ctx context.Context) error {
+	s.bk = newBookkeeping(s.db.dialect(), s.table.schema, s.pipeline)
+	if s.exactlyOnce || s.cfg.Merge != nil {
+		if err := s.bk.setup(ctx, s.db, s.table.String(), s.cfg.Merge != nil); err != nil {
+			return wrap(s.db, "setting up bookkeeping tables", err)
+		}
+	}
+	if m := s.cfg.Merge; m != nil {
+		o, err := newOrchestrator(s, *m)
+		if err != nil {
+			return connector.Permanent(err)
+		}
+		s.merge = o
+	}
+	t, err := s.db.describe(ctx, s.table)
+	if err != nil {
+		return wrap(s.db, "describing table "+s.table.String(), err)
+	}
+	if t == nil {
+		if !s.cfg.CreateTable {
+			return connector.Permanent(fmt.Errorf("table %s does not exist; create it, or set create_table: true to create it from the first record", s.table))
+		}
+		return nil // created on the first Write, from its first record
+	}
+	return s.useTable(t)
+}
+
+func (s *Sink) useTable(t *table) error {
+	needBatch := s.cfg.Merge != nil && s.cfg.Merge.Mode == config.MergeContinuous
+	m, err := newMapper(t, &s.cfg, needBatch, s.db.adapter, s.log)
+	if err != nil {
+		return connector.Permanent(err)
+	}
+	s.mapper = m
+	return nil
+}
+
+// ready returns the mapper, creating the table from batch first when
+// create_table is set and it does not exist yet.
+func (s *Sink) ready(ctx context.Context, batch []*connector.Record) (*mapper, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mapper != nil {
+		return s.mapper, nil
+	}
+	t, err := s.db.describe(ctx, s.table)
+	if err != nil {
+		return nil, wrap(s.db, "describing table "+s.table.String(), err)
+	}
+	if t == nil {
+		first := batch[0]
+		for _, r := range batch {
+			if r.Fields != nil {
+				first = r
+				break
+			}
+		}
+		if err := createTable(ctx, s.db, s.table, first, &s.cfg, s.cfg.Merge != nil, s.log); err != nil {
+			return nil, wrap(s.db, "creating the table", err)
+		}
+		if t, err = s.db.describe(ctx, s.table); err != nil || t == nil {
+			return nil, wrap(s.db, "describing table "+s.table.String(), errors.Join(err, errors.New("not found after creating it")))
+		}
+	}
+	if err := s.useTable(t); err != nil {
+		return nil, err
+	}
+	return s.mapper, nil
+}
+
+// LoadOffsets implements connector.OffsetStore: the next offsets stored
+// with the rows (delivery: exactly_once).
+func (s *Sink) LoadOffsets(ctx context.Context, topic string, partitions []int32) (map[int32]int64, error) {
+	if !s.exactlyOnce {
+		return nil, nil
+	}
+	var out map[int32]int64
+	err := retryTransient(ctx, s.db, s.log, "loading offsets", func() error {
+		all, err := s.bk.loadOffsets(ctx, s.db, topic)
+		out = all
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loading offsets of %s from %s: %w", topic, s.bk.offsets, err)
+	}
+	want := make(map[int32]int64, len(partitions))
+	for _, p := range partitions {
+		if n, ok := out[p]; ok {
+			want[p] = n
+		}
+	}
+	return want, nil
+}
+
+// Close stops the merge orchestrator (a merge in progress is rolled back
+// and runs again later) and closes the connections.
+func (s *Sink) Close(context.Context) error {
+	if s.stop != nil {
+		s.stop()
+		_ = s.group.Wait()
+	}
+	s.db.close()
+	return nil
+}
+
+// MergingSink is a Sink with a merge procedure: it also implements
+// connector.Merger and connector.Controllable.
+type MergingSink struct{ *Sink }
+
+// SetController implements connector.Controllable: pause mode pauses the
+// pipeline through it.
+func (m *MergingSink) SetController(c connector.Controller) { m.merge.setController(c) }
+
+// Merges implements connector.Merger.
+func (m *MergingSink) Merges() []connector.MergeInfo { return m.merge.history.list() }
+
+// MergeNow implements connector.Merger.
+func (m *MergingSink) MergeNow(ctx context.Context) error { return m.merge.mergeNow(ctx) }
+
+var (
+	_ connector.OffsetStore  = (*Sink)(nil)
+	_ connector.Merger       = (*MergingSink)(nil)
+	_ connector.Controllable = (*MergingSink)(nil)
+)
