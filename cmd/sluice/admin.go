@@ -2,15 +2,42 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
+	"os"
 
+	"github.com/sluice-dev/sluice/internal/admin"
 	"github.com/sluice-dev/sluice/internal/assembly"
 	"github.com/sluice-dev/sluice/internal/config"
 	"golang.org/x/sync/errgroup"
 )
 
-// startAdmin serves the admin API for built pipelines.
-func startAdmin(_ context.Context, _ *errgroup.Group, admin *config.Admin, _ []*assembly.Built, log *slog.Logger) error {
-	log.Info("admin API not available in this build yet", "listen", admin.Listen)
+// startAdmin serves the admin API and dashboard for built pipelines in grp
+// until ctx is done. It listens before returning, so a taken port is
+// reported at start.
+func startAdmin(ctx context.Context, grp *errgroup.Group, cfg *config.Admin, built []*assembly.Built, log *slog.Logger) error {
+	listen := cfg.Listen
+	if listen == "" {
+		listen = "127.0.0.1:8080"
+	}
+	token := cfg.Token
+	if token == "" {
+		token = os.Getenv("SLUICE_ADMIN_TOKEN")
+	}
+	pipelines := make([]admin.Pipeline, 0, len(built))
+	for _, b := range built {
+		pipelines = append(pipelines, admin.Pipeline{Pipeline: b.Pipeline, Config: b.Config, Source: b.Source, Sink: b.Sink})
+	}
+	srv, err := admin.New(admin.Options{Pipelines: pipelines, Token: token, Logger: log})
+	if err != nil {
+		return err
+	}
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", listen)
+	if err != nil {
+		return fmt.Errorf("starting the admin API on %s: %w", listen, err)
+	}
+	log.Info("admin API and dashboard", "url", "http://"+ln.Addr().String()+"/", "token", token != "")
+	grp.Go(func() error { return srv.Serve(ctx, ln) })
 	return nil
 }

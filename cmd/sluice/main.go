@@ -55,6 +55,7 @@ durable, with bounded memory and live control over running pipelines.`,
 		newDevCommand(g),
 		newDemoCommand(g),
 		newBenchCommand(g),
+		newStatusCommand(),
 	)
 	return root
 }
@@ -84,7 +85,7 @@ func signalContext() (context.Context, context.CancelFunc) {
 	go func() {
 		select {
 		case <-ch:
-			fmt.Fprintln(os.Stderr, "\nsluice: stopping: finishing in-flight batches and committing (press Ctrl-C again to quit at once)")
+			fmt.Fprintln(os.Stderr, "\nsluice: stopping gracefully (press Ctrl-C again to quit at once)")
 			cancel()
 		case <-ctx.Done():
 			return

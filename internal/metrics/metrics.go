@@ -4,8 +4,14 @@
 package metrics
 
 import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
 )
 
 // Registry holds Sluice's metrics (and the Go runtime's); /metrics serves it.
@@ -53,7 +59,74 @@ var (
 		"Consumers (group members) running in this process.", "pipeline")
 	PipelineState = gaugeVec("sluice_pipeline_state",
 		"1 for the pipeline's current state, 0 for the others.", "pipeline", "state")
+	SinkConnections = gaugeVec("sluice_sink_connections",
+		"Connections the sink holds open (BigQuery Storage Write streams, SQL pool connections, ...).", "pipeline", "sink")
+	MergeSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "sluice_merge_seconds",
+		Help:    "Time a staging-to-final merge took, pausing and draining included.",
+		Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 12),
+	}, []string{"pipeline"})
+	Merges = counterVec("sluice_merges_total",
+		"Merges run, by trigger (records, idle, interval, manual) and result (ok, error).", "pipeline", "trigger", "result")
+	AdminRequests = counterVec("sluice_admin_requests_total",
+		"Admin API requests by route pattern and status code.", "route", "code")
 )
+
+// Kafka client metrics (franz-go's kprom plugin) are named sluice_kafka_*
+// and labelled pipeline and client, plus the plugin's node_id and topic.
+var (
+	kafkaClientMetricsOff atomic.Bool
+	kafkaClientsMu        sync.Mutex
+	kafkaClients          = map[string]bool{} // live pipeline/client label pairs
+)
+
+// SetKafkaClientMetrics turns the export of Kafka client metrics on (the
+// default) or off for clients created afterwards; benchmarks measure their
+// cost with it.
+func SetKafkaClientMetrics(on bool) { kafkaClientMetricsOff.Store(!on) }
+
+// KafkaClientHooks returns the hooks that export one franz-go client's
+// metrics (pass them to kgo.WithHooks). They register the client's
+// collector when the client is created and unregister it when the client
+// closes, so a re-created consumer does not leave stale series behind.
+// Label pairs are unique among live clients: a taken client label gets a
+// "#2", "#3", ... suffix.
+func KafkaClientHooks(pipeline, client string) []kgo.Hook {
+	if kafkaClientMetricsOff.Load() {
+		return nil
+	}
+	kafkaClientsMu.Lock()
+	name := client
+	for i := 2; kafkaClients[pipeline+"\x00"+name]; i++ {
+		name = fmt.Sprintf("%s#%d", client, i)
+	}
+	key := pipeline + "\x00" + name
+	kafkaClients[key] = true
+	kafkaClientsMu.Unlock()
+	m := kprom.NewMetrics("sluice_kafka",
+		kprom.Registry(nil), // collected through kafkaClientRegistration
+		kprom.WithStaticLabel(prometheus.Labels{"pipeline": pipeline, "client": name}))
+	return []kgo.Hook{m, &kafkaClientRegistration{m: m, key: key}}
+}
+
+// kafkaClientRegistration follows kprom's hooks (hooks run in order, so
+// the plugin has created its collectors when OnNewClient runs here).
+type kafkaClientRegistration struct {
+	m   *kprom.Metrics
+	key string
+}
+
+func (r *kafkaClientRegistration) OnNewClient(*kgo.Client) {
+	// Label pairs are unique, so this cannot collide.
+	_ = Registry.Register(r.m)
+}
+
+func (r *kafkaClientRegistration) OnClientClosed(*kgo.Client) {
+	Registry.Unregister(r.m)
+	kafkaClientsMu.Lock()
+	delete(kafkaClients, r.key)
+	kafkaClientsMu.Unlock()
+}
 
 func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
 	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
@@ -70,5 +143,6 @@ func init() {
 		RecordsIn, BytesIn, RecordsOut, BytesOut, RecordsDeadLettered, RecordsSkipped,
 		Errors, Retries, BatchRecords, WriteSeconds, CommitSeconds,
 		InFlightRecords, InFlightBytes, ConsumerLag, Consumers, PipelineState,
+		SinkConnections, MergeSeconds, Merges, AdminRequests,
 	)
 }

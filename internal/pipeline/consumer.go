@@ -27,6 +27,7 @@ type consumer struct {
 	mu        sync.Mutex
 	interrupt context.CancelFunc // cancels the Read in progress
 	stopRead  context.CancelFunc // ends the read loop (RemoveConsumer)
+	stopping  bool               // stop was asked, maybe before run set stopRead
 	paused    bool
 
 	parked atomic.Bool // paused, batch flushed, writer idle
@@ -36,6 +37,7 @@ type batch struct {
 	records []*connector.Record
 	bytes   int
 	first   time.Time // when the first record was added
+	trigger string    // why it was flushed: records, bytes, linger, pause, stop
 }
 
 func newConsumer(p *Pipeline, id string, r connector.Reader) *consumer {
@@ -45,10 +47,18 @@ func newConsumer(p *Pipeline, id string, r connector.Reader) *consumer {
 // run owns the consumer's goroutines. readCtx ends reading; writeCtx, which
 // outlives it by the shutdown timeout, bounds the final writes.
 func (c *consumer) run(readCtx, writeCtx context.Context) error {
-	defer close(c.done)
+	// Unlisted before done is closed: whoever waits on done (RemoveConsumer,
+	// Reconfigure) may reuse the id at once.
+	defer func() {
+		c.p.removeConsumer(c)
+		close(c.done)
+	}()
 	readCtx, stop := context.WithCancel(readCtx)
 	c.mu.Lock()
 	c.stopRead = stop
+	if c.stopping {
+		stop()
+	}
 	c.mu.Unlock()
 	defer stop()
 
@@ -90,22 +100,23 @@ func (c *consumer) run(readCtx, writeCtx context.Context) error {
 
 func (c *consumer) readLoop(ctx, writeCtx context.Context) error {
 	cur := &batch{}
-	flush := func() {
+	flush := func(trigger string) {
 		if len(cur.records) == 0 {
 			return
 		}
+		cur.trigger = trigger
 		c.pending.Add(1)
 		c.batches <- cur // blocks while the writer is busy: backpressure
 		cur = &batch{}
 	}
-	defer flush()
+	defer flush("stop")
 	linger := c.p.opts.Linger
 	for {
 		if ctx.Err() != nil {
 			return nil
 		}
 		if c.p.Paused() {
-			flush()
+			flush("pause")
 			c.pending.Wait()
 			c.parked.Store(true)
 			err := c.p.waitResumed(ctx)
@@ -125,7 +136,7 @@ func (c *consumer) readLoop(ctx, writeCtx context.Context) error {
 		if interrupted {
 			interrupt()
 		}
-		recs, err := c.reader.Read(readCtx, c.p.opts.MaxPollRecords)
+		recs, err := c.reader.Read(readCtx, int(c.p.maxPoll.Load()))
 		c.mu.Lock()
 		c.interrupt = nil
 		c.mu.Unlock()
@@ -145,9 +156,13 @@ func (c *consumer) readLoop(ctx, writeCtx context.Context) error {
 				return err
 			}
 		}
-		if len(cur.records) >= c.p.opts.BatchRecords || cur.bytes >= c.p.opts.BatchBytes ||
-			(len(cur.records) > 0 && time.Since(cur.first) >= linger) {
-			flush()
+		switch {
+		case len(cur.records) >= c.p.opts.BatchRecords:
+			flush("records")
+		case cur.bytes >= c.p.opts.BatchBytes:
+			flush("bytes")
+		case len(cur.records) > 0 && time.Since(cur.first) >= linger:
+			flush("linger")
 		}
 	}
 }
@@ -217,6 +232,7 @@ func (c *consumer) resume() {
 func (c *consumer) stop() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.stopping = true
 	if c.stopRead != nil {
 		c.stopRead()
 	}

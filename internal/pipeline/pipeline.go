@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/codec"
@@ -96,6 +97,12 @@ type Pipeline struct {
 
 	control chan controlRequest // AddConsumer requests, served by Run
 
+	// membership serialises the operator's changes of the consumer set:
+	// AddConsumer, RemoveConsumer and Reconfigure.
+	membership sync.Mutex
+	maxPoll    atomic.Int64                // records per Read; Reconfigure changes it
+	restarts   map[*consumer]chan struct{} // consumers Reconfigure is restarting; guarded by mu
+
 	mu             sync.Mutex
 	consumers      map[string]*consumer
 	order          []string // consumer ids in start order
@@ -146,6 +153,7 @@ func New(opts Options) (*Pipeline, error) {
 		state:     StateStarting,
 	}
 	p.stats.init(opts.Name)
+	p.maxPoll.Store(int64(opts.MaxPollRecords))
 	if c, ok := opts.Sink.(connector.Controllable); ok {
 		c.SetController(p)
 	}
@@ -177,14 +185,15 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	defer stopTimer()
 
 	g, gctx := errgroup.WithContext(runCtx)
-	start := func(name string) error {
+	var start func(name string) error
+	start = func(name string) error {
 		c, err := p.openConsumer(gctx, name)
 		if err != nil {
 			return err
 		}
 		g.Go(func() error {
 			err := c.run(gctx, writeCtx)
-			p.removeConsumer(c)
+			p.reopenIfRestarting(gctx, c, err, start)
 			return err
 		})
 		return nil
@@ -254,7 +263,7 @@ func (p *Pipeline) openConsumer(ctx context.Context, name string) (*consumer, er
 func (p *Pipeline) removeConsumer(c *consumer) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, ok := p.consumers[c.id]; !ok {
+	if cur, ok := p.consumers[c.id]; !ok || cur != c {
 		return
 	}
 	delete(p.consumers, c.id)
@@ -270,6 +279,13 @@ func (p *Pipeline) removeConsumer(c *consumer) {
 // AddConsumer starts one more group member in this process; name may be
 // empty. The group rebalances to give it partitions.
 func (p *Pipeline) AddConsumer(ctx context.Context, name string) (string, error) {
+	p.membership.Lock()
+	defer p.membership.Unlock()
+	return p.addConsumer(ctx, name)
+}
+
+// addConsumer asks Run to start a consumer; callers hold membership.
+func (p *Pipeline) addConsumer(ctx context.Context, name string) (string, error) {
 	req := controlRequest{name: name, reply: make(chan error, 1)}
 	select {
 	case p.control <- req:
@@ -297,8 +313,10 @@ var ErrNotFound = errors.New("not found")
 
 // RemoveConsumer stops one consumer: it finishes its in-flight batches,
 // commits, and leaves the group, which rebalances its partitions to the
-// others. It returns once the consumer has stopped.
+// others. It returns once the consumer has stopped and is no longer listed.
 func (p *Pipeline) RemoveConsumer(ctx context.Context, id string) error {
+	p.membership.Lock()
+	defer p.membership.Unlock()
 	p.mu.Lock()
 	c, ok := p.consumers[id]
 	n := len(p.consumers)

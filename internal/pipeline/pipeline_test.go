@@ -201,6 +201,9 @@ func TestBadRecords(t *testing.T) {
 		if len(dlq.records) != 1 || dlq.records[0].Offset != 42 || sink.count() != 99 {
 			t.Fatalf("dlq %d (first offset %v), written %d; want only offset 42 dead-lettered", len(dlq.records), dlq.records, sink.count())
 		}
+		if st := p.Status(); st.RecordsOut != 99 || st.DeadLettered != 1 {
+			t.Fatalf("status out %d dlq %d; want 99 and 1 (in = out + dlq)", st.RecordsOut, st.DeadLettered)
+		}
 	})
 }
 

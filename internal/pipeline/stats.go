@@ -37,6 +37,7 @@ type BatchInfo struct {
 	Started  time.Time     `json:"started"`
 	Took     time.Duration `json:"took_ns"`
 	Lingered time.Duration `json:"lingered_ns"` // first record in batch -> write start
+	Trigger  string        `json:"trigger"`     // why it was cut: records, bytes, linger, pause, stop
 }
 
 func (s *stats) init(name string) {
@@ -55,13 +56,14 @@ func (s *stats) read(n, bytes int) {
 	s.mBytesIn.Add(float64(bytes))
 }
 
-func (s *stats) wrote(b *batch, start, end time.Time) {
-	n := len(b.records)
+// wrote records a batch whose n records (bytes bytes) are durable; the rest
+// of the batch was rejected as bad input and counted where it went.
+func (s *stats) wrote(b *batch, n, bytes int, start, end time.Time) {
 	s.recordsOut.Add(int64(n))
-	s.bytesOut.Add(int64(b.bytes))
+	s.bytesOut.Add(int64(bytes))
 	s.batches.Add(1)
 	s.mOut.Add(float64(n))
-	s.mBytesOut.Add(float64(b.bytes))
+	s.mBytesOut.Add(float64(bytes))
 	s.mBatch.Observe(float64(n))
 	s.mWrite.Observe(end.Sub(start).Seconds())
 	s.mu.Lock()
@@ -69,7 +71,7 @@ func (s *stats) wrote(b *batch, start, end time.Time) {
 		copy(s.history, s.history[1:])
 		s.history = s.history[:historySize-1]
 	}
-	s.history = append(s.history, BatchInfo{Records: n, Bytes: b.bytes, Started: start, Took: end.Sub(start), Lingered: start.Sub(b.first)})
+	s.history = append(s.history, BatchInfo{Records: n, Bytes: bytes, Started: start, Took: end.Sub(start), Lingered: start.Sub(b.first), Trigger: b.trigger})
 	s.mu.Unlock()
 }
 

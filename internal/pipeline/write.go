@@ -16,6 +16,7 @@ import (
 func (p *Pipeline) writeBatch(ctx context.Context, r connector.Reader, b *batch) error {
 	start := time.Now()
 	bo := newBackoff()
+	rejected, rejectedBytes := 0, 0
 	for {
 		err := p.opts.Sink.Write(ctx, b.records)
 		if err == nil {
@@ -26,6 +27,10 @@ func (p *Pipeline) writeBatch(ctx context.Context, r connector.Reader, b *batch)
 			for _, re := range be.Failed {
 				if herr := p.handleBad(ctx, re); herr != nil {
 					return herr
+				}
+				rejected++
+				if re.Record != nil {
+					rejectedBytes += re.Record.Size()
 				}
 			}
 			break
@@ -47,7 +52,7 @@ func (p *Pipeline) writeBatch(ctx context.Context, r connector.Reader, b *batch)
 	}
 	r.Ack(b.records)
 	p.limiter.release(len(b.records), b.bytes)
-	p.stats.wrote(b, start, time.Now())
+	p.stats.wrote(b, len(b.records)-rejected, b.bytes-rejectedBytes, start, time.Now())
 	return nil
 }
 

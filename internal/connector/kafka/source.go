@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/connector"
+	"github.com/sluice-dev/sluice/internal/metrics"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -106,6 +107,7 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 	if err != nil {
 		return nil, err
 	}
+	opts = append(opts, kgo.WithHooks(metrics.KafkaClientHooks(s.pipeline, member)...))
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("creating Kafka consumer: %w", err)

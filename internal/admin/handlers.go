@@ -1,0 +1,296 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/connector"
+	"github.com/sluice-dev/sluice/internal/pipeline"
+)
+
+const maxBody = 1 << 20
+
+func (s *Server) listPipelines(w http.ResponseWriter, _ *http.Request) {
+	out := make([]Summary, 0, len(s.order))
+	for _, e := range s.order {
+		out = append(out, e.summary())
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"pipelines": out})
+}
+
+func (s *Server) getPipeline(w http.ResponseWriter, r *http.Request) {
+	e := s.lookup(w, r)
+	if e == nil {
+		return
+	}
+	series := r.URL.Query().Get("series")
+	writeJSON(w, http.StatusOK, e.detail(series != "0" && series != "false"))
+}
+
+var consumerName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
+
+// addConsumer: POST /v1/pipelines/{name}/consumers, body optional
+// {"name": "..."}.
+func (s *Server) addConsumer(w http.ResponseWriter, r *http.Request) {
+	e := s.lookup(w, r)
+	if e == nil {
+		return
+	}
+	var req struct {
+		Name string `json:"name"`
+	}
+	if !readJSON(w, r, &req, true) {
+		return
+	}
+	if req.Name != "" && !consumerName.MatchString(req.Name) {
+		writeError(w, http.StatusBadRequest, "name: must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit")
+		return
+	}
+	if !s.controllable(w, e) {
+		return
+	}
+	st := e.Pipeline.Pipeline.Status()
+	for _, c := range st.Consumers {
+		if c.ID == req.Name {
+			writeError(w, http.StatusConflict, fmt.Sprintf("pipeline %s already has a consumer %q", st.Name, req.Name))
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.ControlTimeout)
+	defer cancel()
+	id, err := e.Pipeline.Pipeline.AddConsumer(ctx, req.Name)
+	if err != nil {
+		writeError(w, statusFor(err), "adding a consumer to "+st.Name+": "+err.Error())
+		return
+	}
+	s.log.Info("consumer added", "pipeline", st.Name, "consumer", id, "remote", r.RemoteAddr)
+	w.Header().Set("Location", "/v1/pipelines/"+st.Name+"/consumers/"+id)
+	writeJSON(w, http.StatusCreated, map[string]any{"id": id})
+}
+
+// removeConsumer: DELETE /v1/pipelines/{name}/consumers/{id}.
+func (s *Server) removeConsumer(w http.ResponseWriter, r *http.Request) {
+	e := s.lookup(w, r)
+	if e == nil {
+		return
+	}
+	id := r.PathValue("id")
+	p := e.Pipeline.Pipeline
+	st := p.Status()
+	found := false
+	for _, c := range st.Consumers {
+		found = found || c.ID == id
+	}
+	switch {
+	case !found:
+		writeError(w, http.StatusNotFound, fmt.Sprintf("pipeline %s has no consumer %q", st.Name, id))
+		return
+	case len(st.Consumers) == 1:
+		writeError(w, http.StatusConflict, fmt.Sprintf("%q is the last consumer of %s; pause the pipeline instead", id, st.Name))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.ControlTimeout)
+	defer cancel()
+	if err := p.RemoveConsumer(ctx, id); err != nil {
+		writeError(w, statusFor(err), "removing consumer "+id+": "+err.Error())
+		return
+	}
+	s.log.Info("consumer removed", "pipeline", st.Name, "consumer", id, "remote", r.RemoteAddr)
+	writeJSON(w, http.StatusOK, map[string]any{"removed": id})
+}
+
+// setProperties: PATCH /v1/pipelines/{name}/properties with a JSON object
+// of consumer properties; null removes one (back to its default).
+func (s *Server) setProperties(w http.ResponseWriter, r *http.Request) {
+	e := s.lookup(w, r)
+	if e == nil {
+		return
+	}
+	var raw map[string]any
+	if !readJSON(w, r, &raw, false) {
+		return
+	}
+	if len(raw) == 0 {
+		writeError(w, http.StatusBadRequest, `no properties given; send a JSON object such as {"max.poll.records": 1000}`)
+		return
+	}
+	changes := make(map[string]any, len(raw))
+	for k, v := range raw {
+		switch v := v.(type) {
+		case json.Number:
+			if n, err := v.Int64(); err == nil {
+				changes[k] = n
+			} else {
+				changes[k] = v.String() // the source says why it is bad
+			}
+		case map[string]any, []any:
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("%s: must be a number or a string", k))
+			return
+		default:
+			changes[k] = v
+		}
+	}
+	p := e.Pipeline.Pipeline
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.ControlTimeout)
+	defer cancel()
+	start := time.Now()
+	if err := p.Reconfigure(ctx, changes); err != nil {
+		writeError(w, statusFor(err), "changing the properties of "+p.Name()+": "+err.Error())
+		return
+	}
+	names := make([]string, 0, len(changes))
+	for k := range changes {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	s.log.Info("consumer properties changed", "pipeline", p.Name(), "properties", strings.Join(names, ","), "took", time.Since(start).Round(time.Millisecond), "remote", r.RemoteAddr)
+	writeJSON(w, http.StatusOK, map[string]any{"properties": p.Properties(), "max_poll_records": p.MaxPollRecords()})
+}
+
+func (s *Server) pause(w http.ResponseWriter, r *http.Request) {
+	e := s.lookup(w, r)
+	if e == nil {
+		return
+	}
+	e.Pipeline.Pipeline.PauseOperator()
+	s.log.Info("pipeline paused by operator", "pipeline", e.Pipeline.Pipeline.Name(), "remote", r.RemoteAddr)
+	writeJSON(w, http.StatusOK, map[string]any{"state": e.Pipeline.Pipeline.Status().State})
+}
+
+func (s *Server) resume(w http.ResponseWriter, r *http.Request) {
+	e := s.lookup(w, r)
+	if e == nil {
+		return
+	}
+	e.Pipeline.Pipeline.ResumeOperator()
+	s.log.Info("pipeline resumed by operator", "pipeline", e.Pipeline.Pipeline.Name(), "remote", r.RemoteAddr)
+	writeJSON(w, http.StatusOK, map[string]any{"state": e.Pipeline.Pipeline.Status().State})
+}
+
+func (s *Server) merge(w http.ResponseWriter, r *http.Request) {
+	e := s.lookup(w, r)
+	if e == nil {
+		return
+	}
+	name := e.Pipeline.Pipeline.Name()
+	m, ok := e.Sink.(connector.Merger)
+	if !ok {
+		writeError(w, http.StatusConflict, fmt.Sprintf("pipeline %s: its sink has no merge (only SQL sinks with a merge: section have one)", name))
+		return
+	}
+	if !s.controllable(w, e) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.ControlTimeout)
+	defer cancel()
+	start := time.Now()
+	if err := m.MergeNow(ctx); err != nil {
+		writeError(w, statusFor(err), "merging "+name+": "+err.Error())
+		return
+	}
+	took := time.Since(start)
+	s.log.Info("merge run by operator", "pipeline", name, "took", took.Round(time.Millisecond), "remote", r.RemoteAddr)
+	writeJSON(w, http.StatusOK, map[string]any{"merged": true, "took_ns": took})
+}
+
+// controllable answers 409 unless the pipeline is running or paused:
+// before Run starts consumers or after it stopped, nobody serves control
+// requests.
+func (s *Server) controllable(w http.ResponseWriter, e *entry) bool {
+	st := e.Pipeline.Pipeline.Status()
+	if st.State == pipeline.StateRunning || st.State == pipeline.StatePaused {
+		return true
+	}
+	writeError(w, http.StatusConflict, fmt.Sprintf("pipeline %s is %s", st.Name, st.State))
+	return false
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+}
+
+// readyz: ready when every pipeline is running or paused.
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	states := map[string]pipeline.State{}
+	ready := true
+	for _, e := range s.order {
+		st := e.Pipeline.Pipeline.Status().State
+		states[e.Pipeline.Pipeline.Name()] = st
+		ready = ready && (st == pipeline.StateRunning || st == pipeline.StatePaused)
+	}
+	code := http.StatusOK
+	if !ready {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]any{"ready": ready, "pipelines": states})
+}
+
+// statusFor maps an engine error to an HTTP status.
+func statusFor(err error) int {
+	switch {
+	case errors.Is(err, pipeline.ErrInvalidProperties):
+		return http.StatusBadRequest
+	case errors.Is(err, pipeline.ErrNotReconfigurable):
+		return http.StatusConflict
+	case errors.Is(err, pipeline.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// readJSON decodes the body into v, answering 400 for bad JSON, unknown
+// fields or trailing data. An empty body is accepted when optional.
+func readJSON(w http.ResponseWriter, r *http.Request, v any, optional bool) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "reading the request body: "+err.Error())
+		return false
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		if optional {
+			return true
+		}
+		writeError(w, http.StatusBadRequest, "the request body is empty; a JSON object is needed")
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "the request body is not the JSON object expected: "+err.Error())
+		return false
+	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, "the request body has data after the JSON object")
+		return false
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		code = http.StatusInternalServerError
+		b, _ = json.Marshal(map[string]string{"error": "encoding the response: " + err.Error()})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}

@@ -1,0 +1,175 @@
+package admin
+
+import (
+	"sync"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/connector"
+	"github.com/sluice-dev/sluice/internal/pipeline"
+	"gopkg.in/yaml.v3"
+)
+
+// Summary is one pipeline in GET /v1/pipelines.
+type Summary struct {
+	Name             string         `json:"name"`
+	State            pipeline.State `json:"state"`
+	Error            string         `json:"error,omitempty"`
+	Since            time.Time      `json:"since"`
+	Consumers        int            `json:"consumers"`
+	RecordsIn        int64          `json:"records_in"`
+	RecordsOut       int64          `json:"records_out"`
+	RecordsInPerSec  float64        `json:"records_in_per_sec"`
+	RecordsOutPerSec float64        `json:"records_out_per_sec"`
+	Lag              int64          `json:"lag"`
+	InFlightRecords  int64          `json:"in_flight_records"`
+	DeadLettered     int64          `json:"dead_lettered"`
+	Skipped          int64          `json:"skipped"`
+	Errors           int64          `json:"errors"`
+	Retries          int64          `json:"retries"`
+	Batches          int64          `json:"batches"`
+	CanMerge         bool           `json:"can_merge"`
+}
+
+// Detail is GET /v1/pipelines/{name}: the engine's status plus rates,
+// the source's properties, the sink's merge history (when it merges), the
+// redacted configuration and the sampled history for charts.
+type Detail struct {
+	pipeline.Status
+	RecordsInPerSec  float64 `json:"records_in_per_sec"`
+	RecordsOutPerSec float64 `json:"records_out_per_sec"`
+	// MaxPollRecords is what each consumer asks the source for per read.
+	MaxPollRecords int `json:"max_poll_records"`
+	// Properties are the source's client properties in force; absent when
+	// the source has none that can be changed at run time.
+	Properties      map[string]any `json:"properties,omitempty"`
+	KnownProperties []string       `json:"known_properties,omitempty"`
+	Merge           *MergeStatus   `json:"merge,omitempty"`
+	Config          map[string]any `json:"config"`
+	// Series is one sample per second, oldest first (omitted with
+	// ?series=0).
+	Series []Sample `json:"series,omitempty"`
+}
+
+// MergeStatus is present when the sink merges a staging table.
+type MergeStatus struct {
+	// History is the sink's recent merges, oldest first, failed attempts
+	// included.
+	History []connector.MergeInfo `json:"history"`
+}
+
+// Sample is one point of a pipeline's throughput and lag history.
+type Sample struct {
+	Time             int64   `json:"t"` // Unix milliseconds
+	RecordsInPerSec  float64 `json:"in"`
+	RecordsOutPerSec float64 `json:"out"`
+	Lag              int64   `json:"lag"`
+	InFlightRecords  int64   `json:"in_flight"`
+}
+
+const historyLen = 300 // five minutes at one sample per second
+
+// history is a ring of samples, one per Sample call.
+type history struct {
+	mu      sync.Mutex
+	samples []Sample
+	last    struct {
+		at      time.Time
+		in, out int64
+	}
+}
+
+func (h *history) add(now time.Time, st pipeline.Status) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := Sample{Time: now.UnixMilli(), Lag: st.Lag, InFlightRecords: st.InFlightRecords}
+	if !h.last.at.IsZero() {
+		if d := now.Sub(h.last.at).Seconds(); d > 0 {
+			s.RecordsInPerSec = float64(max(st.RecordsIn-h.last.in, 0)) / d
+			s.RecordsOutPerSec = float64(max(st.RecordsOut-h.last.out, 0)) / d
+		}
+	}
+	h.last.at, h.last.in, h.last.out = now, st.RecordsIn, st.RecordsOut
+	if h.samples == nil {
+		h.samples = make([]Sample, 0, historyLen)
+	}
+	if len(h.samples) == historyLen {
+		copy(h.samples, h.samples[1:])
+		h.samples = h.samples[:historyLen-1]
+	}
+	h.samples = append(h.samples, s)
+}
+
+// rates averages the last few samples, which smooths batchy sinks.
+func (h *history) rates() (in, out float64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := min(len(h.samples)-1, 5) // the first sample has no rate
+	if n <= 0 {
+		return 0, 0
+	}
+	for _, s := range h.samples[len(h.samples)-n:] {
+		in += s.RecordsInPerSec
+		out += s.RecordsOutPerSec
+	}
+	return in / float64(n), out / float64(n)
+}
+
+func (h *history) series() []Sample {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]Sample(nil), h.samples...)
+}
+
+func (e *entry) summary() Summary {
+	st := e.Pipeline.Pipeline.Status()
+	in, out := e.history.rates()
+	_, canMerge := e.Sink.(connector.Merger)
+	return Summary{
+		Name: st.Name, State: st.State, Error: st.Error, Since: st.Since,
+		Consumers: len(st.Consumers), RecordsIn: st.RecordsIn, RecordsOut: st.RecordsOut,
+		RecordsInPerSec: in, RecordsOutPerSec: out, Lag: st.Lag, InFlightRecords: st.InFlightRecords,
+		DeadLettered: st.DeadLettered, Skipped: st.Skipped, Errors: st.Errors, Retries: st.Retries,
+		Batches: st.Batches, CanMerge: canMerge,
+	}
+}
+
+func (e *entry) detail(withSeries bool) Detail {
+	p := e.Pipeline.Pipeline
+	d := Detail{Status: p.Status(), MaxPollRecords: p.MaxPollRecords(), Config: e.config}
+	if d.Consumers == nil {
+		d.Consumers = []pipeline.ConsumerStatus{}
+	}
+	if d.RecentBatches == nil {
+		d.RecentBatches = []pipeline.BatchInfo{}
+	}
+	d.RecordsInPerSec, d.RecordsOutPerSec = e.history.rates()
+	if props := p.Properties(); props != nil {
+		d.Properties = props
+		d.KnownProperties = config.KnownConsumerProperties()
+	}
+	if m, ok := e.Sink.(connector.Merger); ok {
+		d.Merge = &MergeStatus{History: m.Merges()}
+		if d.Merge.History == nil {
+			d.Merge.History = []connector.MergeInfo{}
+		}
+	}
+	if withSeries {
+		d.Series = e.history.series()
+	}
+	return d
+}
+
+// configMap renders a redacted pipeline configuration keyed as in the
+// pipeline file (the YAML keys), for the API and the dashboard.
+func configMap(p config.Pipeline) (map[string]any, error) {
+	b, err := yaml.Marshal(config.Redact(p))
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}

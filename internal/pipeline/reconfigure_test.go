@@ -1,0 +1,203 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/connector"
+)
+
+// propSource is a memSource with Kafka consumer properties: readers take
+// max.poll.records when opened, like Kafka readers do.
+type propSource struct {
+	*memSource
+	mu      sync.Mutex
+	props   map[string]any
+	parsed  config.ConsumerProperties
+	opened  []string // member ids, in open order
+	lastMax atomic.Int64
+}
+
+func newPropSource(n int, props map[string]any) *propSource {
+	s := &propSource{memSource: newMemSource(n, plain)}
+	if err := s.SetProperties(props); err != nil {
+		panic(err)
+	}
+	return s
+}
+
+func (s *propSource) OpenReader(ctx context.Context, member string) (connector.Reader, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opened = append(s.opened, member)
+	r, _ := s.memSource.OpenReader(ctx, member)
+	return &propReader{Reader: r, s: s, maxPoll: s.parsed.MaxPollRecords}, nil
+}
+
+func (s *propSource) Properties() map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]any{}
+	for k, v := range s.props {
+		out[k] = v
+	}
+	return out
+}
+
+func (s *propSource) SetProperties(changes map[string]any) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	merged := map[string]any{}
+	for k, v := range s.props {
+		merged[k] = v
+	}
+	for k, v := range changes {
+		merged[k] = v
+	}
+	parsed, probs := config.ParseConsumerProperties(merged)
+	if len(probs) > 0 {
+		return fmt.Errorf("%s: %s", probs[0].Name, probs[0].Problem)
+	}
+	s.props, s.parsed = merged, parsed
+	return nil
+}
+
+func (s *propSource) MaxPollRecords() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.parsed.MaxPollRecords
+}
+
+func (s *propSource) openedIDs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.opened)
+}
+
+type propReader struct {
+	connector.Reader
+	s       *propSource
+	maxPoll int
+}
+
+func (r *propReader) Read(ctx context.Context, max int) ([]*connector.Record, error) {
+	if r.maxPoll > 0 && r.maxPoll < max {
+		max = r.maxPoll
+	}
+	r.s.lastMax.Store(int64(max))
+	return r.Reader.Read(ctx, max)
+}
+
+func TestReconfigureRestartsEveryConsumerAndLosesNothing(t *testing.T) {
+	const n = 20000
+	src := newPropSource(n, map[string]any{"max.poll.records": 10})
+	// A slow sink keeps records flowing while the consumers restart.
+	sink := &memSink{onWrite: func() { time.Sleep(time.Millisecond) }}
+	p, err := New(Options{Name: "t", Source: src, Sink: sink, Consumers: 2, MaxPollRecords: 10, BatchRecords: 100, Linger: time.Millisecond, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	waitFor(t, "some records written", func() bool { return sink.count() > 1000 })
+	if got := src.lastMax.Load(); got != 10 {
+		t.Fatalf("reads asked for %d records, want max.poll.records 10", got)
+	}
+	before := p.Status().Consumers
+
+	if err := p.Reconfigure(ctx, map[string]any{"max.poll.records": 50}); err != nil {
+		t.Fatal(err)
+	}
+	if sink.count() >= n {
+		t.Fatal("every record was written before the restart finished; the test needs records flowing")
+	}
+	if p.MaxPollRecords() != 50 || p.Properties()["max.poll.records"] != 50 {
+		t.Fatalf("after the change: engine max poll %d, properties %v", p.MaxPollRecords(), p.Properties())
+	}
+	waitFor(t, "a read with the new max.poll.records", func() bool { return src.lastMax.Load() == 50 })
+	after := p.Status().Consumers
+	if len(after) != len(before) || after[0].ID != before[0].ID || after[1].ID != before[1].ID {
+		t.Fatalf("consumers before %v, after %v: want the same ids back", before, after)
+	}
+	if opened := src.openedIDs(); len(opened) != 4 {
+		t.Fatalf("readers opened: %v, want 2 at start and 2 restarts", opened)
+	}
+
+	waitFor(t, "every record acked", func() bool { d, _ := src.ackedCount(); return d == n })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if distinct, total := src.ackedCount(); distinct != n || total != n || sink.count() != n {
+		t.Fatalf("acked %d distinct (%d acks), sink holds %d; want %d each", distinct, total, sink.count(), n)
+	}
+}
+
+func TestReconfigureRefusesBadPropertiesAndChangesNothing(t *testing.T) {
+	src := newPropSource(10, map[string]any{"max.poll.records": 10})
+	p, _ := New(Options{Name: "t", Source: src, Sink: &memSink{}, MaxPollRecords: 10, Logger: quiet})
+	for _, changes := range []map[string]any{
+		{"max.poll.recrods": 5},
+		{"max.poll.records": "many"},
+		{"max.poll.records": 20, "fetch.max.wait.ms": -1},
+	} {
+		err := p.Reconfigure(context.Background(), changes)
+		if !errors.Is(err, ErrInvalidProperties) {
+			t.Fatalf("Reconfigure(%v) = %v, want ErrInvalidProperties", changes, err)
+		}
+	}
+	if p.MaxPollRecords() != 10 || src.Properties()["max.poll.records"] != 10 {
+		t.Fatalf("a refused change changed something: max poll %d, properties %v", p.MaxPollRecords(), src.Properties())
+	}
+	plainP, _ := New(Options{Name: "t", Source: newMemSource(1, plain), Sink: &memSink{}, Logger: quiet})
+	if err := plainP.Reconfigure(context.Background(), map[string]any{"max.poll.records": 5}); !errors.Is(err, ErrNotReconfigurable) {
+		t.Fatalf("Reconfigure on a source without properties = %v, want ErrNotReconfigurable", err)
+	}
+}
+
+func TestReconfigureWhilePausedStaysPaused(t *testing.T) {
+	src := newPropSource(100000, map[string]any{"max.poll.records": 10})
+	sink := &memSink{}
+	p, _ := New(Options{Name: "t", Source: src, Sink: sink, Consumers: 2, MaxPollRecords: 10, BatchRecords: 100, Linger: time.Millisecond, Logger: quiet})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	waitFor(t, "records written", func() bool { return sink.count() > 100 })
+	p.PauseOperator()
+	if err := p.Reconfigure(ctx, map[string]any{"max.poll.records": 20}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the new consumers to park at the pause gate", p.drained)
+	held := sink.count()
+	time.Sleep(50 * time.Millisecond) // a window for writes that must not happen
+	if st := p.Status(); st.State != StatePaused || sink.count() != held {
+		t.Fatalf("state %s, %d records written while paused", st.State, sink.count()-held)
+	}
+	p.ResumeOperator()
+	waitFor(t, "writes after resume", func() bool { return sink.count() > held })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
