@@ -17,6 +17,8 @@ type devFlags struct {
 	dataDir      string
 	inMemory     bool
 	syncWrites   bool
+
+	bigQueryRESTPort, bigQueryGRPCPort int
 }
 
 func (f *devFlags) register(cmd *cobra.Command, defaultInMemory bool) {
@@ -27,10 +29,13 @@ func (f *devFlags) register(cmd *cobra.Command, defaultInMemory bool) {
 	cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "directory for broker data that survives a restart (default "+devstack.DefaultDataDir()+")")
 	cmd.Flags().BoolVar(&f.inMemory, "in-memory", defaultInMemory, "keep everything in memory (nothing survives a restart)")
 	cmd.Flags().BoolVar(&f.syncWrites, "sync-writes", false, "fsync every produce before acking")
+	cmd.Flags().IntVar(&f.bigQueryRESTPort, "bigquery-rest-port", 9050, "BigQuery emulator REST API port")
+	cmd.Flags().IntVar(&f.bigQueryGRPCPort, "bigquery-grpc-port", 9060, "BigQuery emulator Storage Write API (gRPC) port")
 }
 
 func (f *devFlags) options() devstack.Options {
 	o := devstack.Options{Host: f.host, KafkaPort: f.kafkaPort, RegistryPort: f.registryPort, Brokers: f.brokers, SyncWrites: f.syncWrites}
+	o.BigQueryRESTPort, o.BigQueryGRPCPort = f.bigQueryRESTPort, f.bigQueryGRPCPort
 	if !f.inMemory || f.dataDir != "" {
 		o.DataDir = f.dataDir
 		if o.DataDir == "" {

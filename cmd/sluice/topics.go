@@ -139,7 +139,7 @@ func newTopicsCommand() *cobra.Command {
 				if c, err := rc.On(args[0], nil); err == nil {
 					var lines []string
 					for _, kv := range c.Configs {
-						if kv.Source == 1 || kv.Source == 5 { // dynamic topic config, or static broker config set
+						if kv.Source == 1 { // set on the topic, not inherited defaults
 							lines = append(lines, fmt.Sprintf("  %s=%s", kv.Key, kv.MaybeValue()))
 						}
 					}

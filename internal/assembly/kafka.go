@@ -2,8 +2,10 @@ package assembly
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
+	"github.com/sluice-dev/sluice/internal/codec"
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/connector"
 	"github.com/sluice-dev/sluice/internal/connector/kafka"
@@ -18,7 +20,14 @@ func buildKafkaSink(ctx context.Context, p *config.Pipeline, log *slog.Logger) (
 	if p.Sink.Kafka == nil {
 		return nil, false, nil
 	}
-	s, err := kafka.NewSink(ctx, *p.Sink.Kafka, log)
+	var enc codec.Encoder
+	if f := p.Sink.Kafka.Format; f != nil && f.Value != "raw" {
+		var err error
+		if enc, err = codec.NewEncoder(CodecOptions(*f), f.Schema); err != nil {
+			return nil, true, fmt.Errorf("sink.kafka.%w", err)
+		}
+	}
+	s, err := kafka.NewSink(ctx, *p.Sink.Kafka, enc, log)
 	return s, true, err
 }
 

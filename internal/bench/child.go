@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -26,8 +28,17 @@ type Job struct {
 	OutFile  string   `json:"out_file"`
 }
 
-// RunChild runs job in this process and returns its wall time.
+// RunChild runs job in this process and returns its wall time. With
+// SLUICE_BENCH_CPUPROFILE=DIR it writes DIR/<scenario>.pprof.
 func RunChild(ctx context.Context, job Job) Result {
+	if dir := os.Getenv("SLUICE_BENCH_CPUPROFILE"); dir != "" {
+		if f, err := os.Create(filepath.Join(dir, job.Scenario+".pprof")); err == nil {
+			defer f.Close()
+			if pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile() // runs before the Close above
+			}
+		}
+	}
 	start := time.Now()
 	var err error
 	switch job.Scenario {

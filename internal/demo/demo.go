@@ -65,6 +65,36 @@ pipelines:
     on_error: skip
     sink:
       file: {path: %[1]s/events.jsonl}
+  - name: orders-to-sqlite
+    source:
+      kafka:
+        brokers: [%[2]s]
+        topics: [demo.events]
+        group: demo-orders-to-sqlite
+    format: {value: json}
+    delivery: exactly_once         # offsets live in the database, with the rows
+    on_error: dlq
+    sink:
+      sqlite:
+        path: %[1]s/shop.db
+        staging_table: events_staging
+        merge:
+          mode: pause              # consumers stop while the merge runs
+          every_records: 5000
+          idle: 3s                 # the topic went quiet: merge what is there
+          max_interval: 30s
+          statements:
+            - >-
+              INSERT INTO orders (id, user_id, product, amount, occurred_at)
+              SELECT id, user_id, product, amount, occurred_at FROM events_staging
+              WHERE _sluice_batch <= {{.HighWaterMark}} AND kind = 'order'
+              ON CONFLICT(id) DO UPDATE SET amount = excluded.amount
+            - >-
+              INSERT INTO page_views_per_page (page, views)
+              SELECT page, count(*) FROM events_staging
+              WHERE _sluice_batch <= {{.HighWaterMark}} AND kind = 'page_view' GROUP BY page
+              ON CONFLICT(page) DO UPDATE SET views = views + excluded.views
+            - DELETE FROM events_staging WHERE _sluice_batch <= {{.HighWaterMark}}
 `
 
 // Run starts the stack, the generator and the pipelines, and prints a
@@ -101,6 +131,9 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("writing demo pipeline file: %w", err)
 	}
 	_ = os.Remove(filepath.Join(outDir, "events.jsonl"))
+	if err := prepareShopDB(ctx, filepath.Join(outDir, "shop.db")); err != nil {
+		return err
+	}
 	f, err := config.Parse([]byte(fileText), os.LookupEnv)
 	if err != nil {
 		return fmt.Errorf("demo pipeline file: %w", err)
@@ -127,6 +160,7 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintf(o.Out, "Generating %d events/s into %s; pipelines from %s:\n", o.Rate, eventsTopic, pipelinesFile)
 	fmt.Fprintf(o.Out, "  events-to-kafka  %s -> %s (2 consumers)\n", eventsTopic, copyTopic)
 	fmt.Fprintf(o.Out, "  events-to-file   %s -> %s\n", eventsTopic, filepath.Join(outDir, "events.jsonl"))
+	fmt.Fprintf(o.Out, "  orders-to-sqlite %s -> %s (staging, merged every 5000 records or 3 s idle)\n", eventsTopic, filepath.Join(outDir, "shop.db"))
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return gen.Run(gctx) })

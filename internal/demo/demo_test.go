@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"io"
 	"log/slog"
 	"os"
@@ -26,8 +27,8 @@ func TestDemoMovesEventsEndToEnd(t *testing.T) {
 	err := Run(context.Background(), Options{
 		Stack:    devstack.Options{},
 		OutDir:   dir,
-		Rate:     1000,
-		Duration: 6 * time.Second,
+		Rate:     2000,
+		Duration: 10 * time.Second,
 		Out:      &out,
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
@@ -44,7 +45,22 @@ func TestDemoMovesEventsEndToEnd(t *testing.T) {
 	}
 	wrote, _ := strconv.Atoi(m[2])
 	if wrote < 1000 {
-		t.Fatalf("events-to-kafka wrote %d events in 6 s at 1000/s", wrote)
+		t.Fatalf("events-to-kafka wrote %d events in 10 s at 2000/s", wrote)
+	}
+	if !regexp.MustCompile(`orders-to-sqlite in .* merges [1-9]`).MatchString(text) {
+		t.Fatalf("the SQLite pipeline shows no merge:\n%s", text)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(dir, "shop.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var orders, views int
+	if err := db.QueryRow("SELECT count(*) FROM orders").Scan(&orders); err != nil || orders == 0 {
+		t.Fatalf("merged orders: %d, %v", orders, err)
+	}
+	if err := db.QueryRow("SELECT coalesce(sum(views), 0) FROM page_views_per_page").Scan(&views); err != nil || views == 0 {
+		t.Fatalf("merged page views: %d, %v", views, err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "pipelines.yaml")); err != nil {
 		t.Fatalf("the demo's pipeline file was not written: %v", err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/assembly"
+	"github.com/sluice-dev/sluice/internal/connector"
 )
 
 // summarize prints one line a second: generated rate, and per pipeline
@@ -33,6 +34,12 @@ func summarize(ctx context.Context, o Options, gen *Generator, built []*assembly
 				st := bp.Pipeline.Status()
 				fmt.Fprintf(&b, " | %s in %5.0f/s out %5.0f/s lag %d", st.Name,
 					float64(st.RecordsIn-last[i].in)/secs, float64(st.RecordsOut-last[i].out)/secs, st.Lag)
+				if m, ok := bp.Sink.(connector.Merger); ok {
+					if ms := m.Merges(); len(ms) > 0 {
+						last := ms[len(ms)-1]
+						fmt.Fprintf(&b, " merges %d (last %d rows, %s, %dms)", len(ms), last.Records, last.Trigger, last.Took.Milliseconds())
+					}
+				}
 				if st.State != "running" {
 					fmt.Fprintf(&b, " [%s]", st.State)
 				}

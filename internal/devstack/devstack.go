@@ -15,6 +15,8 @@ import (
 	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/sluice-dev/sluice/internal/bqemu"
 )
 
 // Options configure the stack. A zero port picks a free one.
@@ -30,6 +32,10 @@ type Options struct {
 	// SyncWrites fsyncs every produce before acking (slower, survives a
 	// machine crash, not just a process crash).
 	SyncWrites bool
+
+	// BigQueryRESTPort and BigQueryGRPCPort are the BigQuery emulator's
+	// REST and Storage Write (gRPC) ports; 0 picks a free one.
+	BigQueryRESTPort, BigQueryGRPCPort int
 }
 
 // Stack is a running dev stack.
@@ -40,6 +46,11 @@ type Stack struct {
 	opts        Options
 	closers     []func()
 	endpoints   []Endpoint
+
+	// BigQuery is the BigQuery emulator; BigQueryAddrs its gRPC and REST
+	// addresses (host:port).
+	BigQuery      *bqemu.Emulator
+	BigQueryAddrs bqemu.Addrs
 }
 
 // DefaultDataDir is where `sluice dev` keeps data by default.
@@ -131,6 +142,10 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	s.Brokers = c.ListenAddrs()
 	s.closers = append(s.closers, c.Close)
 	if err := s.startRegistry(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.startBigQuery(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}

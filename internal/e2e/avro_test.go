@@ -269,3 +269,72 @@ sink: {file: {path: %s}}
 		t.Fatalf("%d records at the sink, want 1000", n)
 	}
 }
+
+// TestJSONInAvroOut re-encodes JSON records as Avro in the Kafka sink; a
+// Confluent-format decoder reads them back with the registered schema.
+func TestJSONInAvroOut(t *testing.T) {
+	c := startBroker(t)
+	brokers := c.ListenAddrs()
+	regURL, _ := startRegistry(t, "127.0.0.1:0", "")
+	createTopic(t, brokers, "films.json", 2)
+	createTopic(t, brokers, "films.avro", 2)
+	var values [][]byte
+	for i := 0; i < 300; i++ {
+		values = append(values, []byte(fmt.Sprintf(`{"id":%d,"title":"film %d","rating":%d.5}`, i, i, i%5)))
+	}
+	values = append(values, []byte(`{"id":"not a number","title":"x"}`)) // cannot be encoded
+	produceValues(t, brokers, "films.json", values)
+	schema, _ := json.Marshal(filmSchema)
+	p := parsePipeline(t, fmt.Sprintf(`
+name: json-to-avro
+source: {kafka: {brokers: [%[1]s], topics: [films.json], group: j2a}}
+format: {value: json}
+on_error: skip
+sink:
+  kafka:
+    brokers: [%[1]s]
+    topic: films.avro
+    format: {value: avro-confluent, schema_registry: {url: %[2]s}, schema: %[3]s, subject_strategy: record}
+`, brokers[0], regURL, schema))
+	b, err := assembly.Build(context.Background(), p, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Pipeline.Run(ctx) }()
+	eventually(t, 30*time.Second, "300 written and 1 skipped", func() bool {
+		st := b.Pipeline.Status()
+		return st.RecordsOut+st.Skipped == 301 && st.Skipped == 1
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	dec, err := codec.NewDecoder(codec.Options{Value: codec.FormatAvroConfluent, SchemaRegistry: codec.RegistryOptions{URL: regURL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, _ := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("films.avro"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	defer cl.Close()
+	got := map[int64]bool{}
+	rctx, rcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer rcancel()
+	for len(got) < 300 && rctx.Err() == nil {
+		cl.PollFetches(rctx).EachRecord(func(r *kgo.Record) {
+			rec := &connector.Record{Topic: r.Topic, Value: r.Value}
+			if err := dec.Decode(context.Background(), rec); err != nil {
+				t.Fatalf("decoding what the sink wrote: %v", err)
+			}
+			id := rec.Fields["id"].(int64)
+			if rec.Fields["title"] != fmt.Sprintf("film %d", id) || rec.Schema.Name != "demo.Film" {
+				t.Fatalf("record %d decoded as %v (schema %s)", id, rec.Fields, rec.Schema.Name)
+			}
+			got[id] = true
+		})
+	}
+	if len(got) != 300 {
+		t.Fatalf("%d distinct films decoded from the Avro topic, want 300", len(got))
+	}
+}

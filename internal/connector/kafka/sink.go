@@ -8,8 +8,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/codec"
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/connector"
+	"github.com/sluice-dev/sluice/internal/metrics"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -17,13 +19,15 @@ import (
 // Sink produces every record of a batch and returns only when all are
 // acked by the brokers (with acks: all, by every in-sync replica).
 type Sink struct {
-	cl     *kgo.Client
-	topic  *connector.NameTemplate
-	manual bool
+	cl      *kgo.Client
+	topic   *connector.NameTemplate
+	manual  bool
+	encoder codec.Encoder // nil: write the source bytes as they are
 }
 
-// NewSink connects a producer.
-func NewSink(ctx context.Context, cfg config.KafkaSink, log *slog.Logger) (*Sink, error) {
+// NewSink connects a producer. enc, when not nil, re-encodes each
+// record's decoded fields as the value.
+func NewSink(ctx context.Context, cfg config.KafkaSink, enc codec.Encoder, log *slog.Logger) (*Sink, error) {
 	topic, err := connector.ParseNameTemplate("sink.kafka.topic", cfg.Topic)
 	if err != nil {
 		return nil, err
@@ -42,7 +46,7 @@ func NewSink(ctx context.Context, cfg config.KafkaSink, log *slog.Logger) (*Sink
 		cl.Close()
 		return nil, fmt.Errorf("connecting to Kafka brokers %v: %w", cfg.Brokers, err)
 	}
-	return &Sink{cl: cl, topic: topic, manual: cfg.Partitioner == "manual"}, nil
+	return &Sink{cl: cl, topic: topic, manual: cfg.Partitioner == "manual", encoder: enc}, nil
 }
 
 // ProducerOptions maps the sink's settings to franz-go producer options.
@@ -64,6 +68,8 @@ func ProducerOptions(cfg config.KafkaSink, log *slog.Logger) ([]kgo.Opt, error) 
 		// timestamp, which we copy from the source, so old records would
 		// time out at once; the write context bounds a produce instead.
 		kgo.MaxBufferedRecords(100000),
+		// The sink does not know its pipeline: labelled by client.id.
+		kgo.WithHooks(metrics.KafkaClientHooks("", "producer:"+clientID)...),
 	)
 	switch cfg.Acks {
 	case "all", "-1":
@@ -138,10 +144,28 @@ func (s *Sink) Write(ctx context.Context, batch []*connector.Record) error {
 			mu.Unlock()
 			continue
 		}
+		value := rec.Value
+		if s.encoder != nil {
+			value, err = s.encoder.Encode(ctx, topic, rec)
+			var re *connector.RecordError
+			switch {
+			case errors.As(err, &re):
+				mu.Lock()
+				bad = append(bad, re)
+				mu.Unlock()
+				continue
+			case err != nil:
+				// Transient (registry down) or permanent (schema refused):
+				// nothing of this batch may count as written. Wait for
+				// what was handed to the client, then report.
+				wg.Wait()
+				return fmt.Errorf("encoding value for %s: %w", topic, err)
+			}
+		}
 		kr := &krs[i]
 		kr.Topic = topic
 		kr.Key = rec.Key
-		kr.Value = rec.Value
+		kr.Value = value
 		kr.Timestamp = rec.Timestamp
 		if s.manual {
 			kr.Partition = rec.Partition

@@ -1,0 +1,122 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	bqapi "google.golang.org/api/bigquery/v2"
+
+	"github.com/sluice-dev/sluice/internal/bqemu"
+	"github.com/sluice-dev/sluice/internal/connector/kafka"
+)
+
+// bqReadDLQ reads want records of a dead-letter topic, keyed by value.
+func bqReadDLQ(t *testing.T, brokers []string, topic string, want int) map[string]*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out := map[string]*kgo.Record{}
+	for len(out) < want && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { out[string(r.Value)] = r })
+	}
+	return out
+}
+
+func bqHeader(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// TestBigQueryRowErrorsGoToTheDeadLetterTopicWithTheReason: rows BigQuery
+// refuses (a NUMERIC out of range, a REQUIRED column missing) and values
+// that fit no column go to <topic>.dlq with the reason; the other rows of
+// the same appends land.
+func TestBigQueryRowErrorsGoToTheDeadLetterTopicWithTheReason(t *testing.T) {
+	const n = 1000
+	e, addrs := startBQEmulator(t, bqemu.Faults{})
+	ctx := context.Background()
+	if err := e.CreateDataset(ctx, bqProject, bqDataset); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.CreateTable(ctx, bqProject, bqDataset, "payments", []*bqapi.TableFieldSchema{
+		{Name: "id", Type: "INT64", Mode: "REQUIRED"},
+		{Name: "amount", Type: "NUMERIC"},
+		{Name: "note", Type: "STRING"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	brokers := startBroker(t).ListenAddrs()
+	createTopic(t, brokers, "payments", 3)
+	bqProduceJSON(t, brokers, "payments", 0, n, func(i int) string {
+		switch i % 10 {
+		case 3:
+			return fmt.Sprintf(`{"id":%d,"amount":1e40}`, i) // beyond NUMERIC's range: a row error
+		case 5:
+			return fmt.Sprintf(`{"amount":%d}`, i) // the REQUIRED id missing: a row error
+		case 7:
+			return fmt.Sprintf(`{"id":%d,"amount":"lots"}`, i) // fits no NUMERIC: refused before sending
+		}
+		return fmt.Sprintf(`{"id":%d,"amount":%d.5,"note":"ok"}`, i, i)
+	})
+	r := bqRunPipeline(t, fmt.Sprintf(`
+name: payments
+source:
+  kafka: {brokers: [%s], topics: [payments], group: payments-bq}
+format: {value: json}
+on_error: dlq
+`, brokers[0])+bqSinkYAML(addrs, "payments", 2, ""))
+	bqWaitCommitted(t, brokers, "payments-bq", "payments", 2*time.Minute)
+
+	dlq := bqReadDLQ(t, brokers, "payments.dlq", 300)
+	if len(dlq) != 300 {
+		t.Fatalf("%d records in payments.dlq, want 300", len(dlq))
+	}
+	for _, rec := range dlq {
+		v := string(rec.Value)
+		reason, msg := bqHeader(rec, kafka.HeaderReason), bqHeader(rec, kafka.HeaderError)
+		switch {
+		case strings.Contains(v, "1e40"):
+			if reason != "row" || !strings.Contains(msg, "out of range") {
+				t.Fatalf("dead letter %s: reason %q, error %q; want BigQuery's row error", v, reason, msg)
+			}
+		case !strings.Contains(v, `"id"`):
+			if reason != "row" || !strings.Contains(msg, "required field is missing") {
+				t.Fatalf("dead letter %s: reason %q, error %q; want BigQuery's row error", v, reason, msg)
+			}
+		case strings.Contains(v, "lots"):
+			if reason != "type" || !strings.Contains(msg, `field amount: the string "lots" does not fit a NUMERIC column`) {
+				t.Fatalf("dead letter %s: reason %q, error %q", v, reason, msg)
+			}
+		default:
+			t.Fatalf("good record %s went to the dead-letter topic: %s", v, msg)
+		}
+		if bqHeader(rec, kafka.HeaderTopic) != "payments" || bqHeader(rec, kafka.HeaderOffset) == "" {
+			t.Fatalf("dead letter without its original topic: %v", rec.Headers)
+		}
+	}
+	ids, _ := bqRowsByID(t, e)
+	if len(ids) != 700 {
+		t.Fatalf("%d rows landed, want the 700 good ones", len(ids))
+	}
+	for id, c := range ids {
+		if id%10 == 3 || id%10 == 5 || id%10 == 7 || c != 1 {
+			t.Fatalf("id %d landed %d times", id, c)
+		}
+	}
+	if st := r.p.Status(); st.DeadLettered != 300 || st.Error != "" {
+		t.Fatalf("pipeline: %d dead-lettered, error %q", st.DeadLettered, st.Error)
+	}
+}
