@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"time"
 
@@ -34,6 +35,11 @@ read it and run it yourself with 'sluice run'.`,
   sluice demo --kafka-port 19092 --out-dir /tmp/sluice-demo`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("log-level") && os.Getenv("SLUICE_LOG_LEVEL") == "" {
+				// The live summary is the demo's output; lifecycle lines
+				// (joins, merges) would scroll it away. Warnings still show.
+				g.logLevel = "warn"
+			}
 			log, err := g.logger()
 			if err != nil {
 				return err
@@ -52,7 +58,11 @@ read it and run it yourself with 'sluice run'.`,
 			o.Stack.Logger = log
 			if admin != "" {
 				o.OnReady = func(ctx context.Context, grp *errgroup.Group, built []*assembly.Built) error {
-					return startAdmin(ctx, grp, &config.Admin{Listen: admin}, built, log)
+					if err := startAdmin(ctx, grp, &config.Admin{Listen: admin}, built, log); err != nil {
+						return fmt.Errorf("%w (choose another address with --admin, or --admin '' to run without)", err)
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "Dashboard and admin API on http://%s/ (sluice status --admin http://%s)\n", admin, admin)
+					return nil
 				}
 			}
 			return demo.Run(ctx, o)

@@ -1,9 +1,7 @@
 package codec
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/sluice-dev/sluice/internal/connector"
@@ -11,7 +9,8 @@ import (
 
 // JSON decodes values that are JSON objects. Numbers are kept as
 // json.Number so integers survive exactly; sinks convert to their column
-// types.
+// types. A value of null decodes to nil Fields, like a tombstone; anything
+// but whitespace after the object is bad input.
 type JSON struct{}
 
 func (JSON) Decode(_ context.Context, rec *connector.Record) error {
@@ -19,14 +18,9 @@ func (JSON) Decode(_ context.Context, rec *connector.Record) error {
 		rec.Fields = nil // a tombstone
 		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(rec.Value))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
+	m, err := decodeJSONObject(rec.Value)
+	if err != nil {
 		return &connector.RecordError{Record: rec, Reason: "json", Err: fmt.Errorf("decoding JSON value: %w", err)}
-	}
-	if dec.More() {
-		return &connector.RecordError{Record: rec, Reason: "json", Err: fmt.Errorf("decoding JSON value: trailing data after the object")}
 	}
 	rec.Fields = m
 	return nil

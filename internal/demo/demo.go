@@ -35,8 +35,9 @@ type Options struct {
 }
 
 const (
-	eventsTopic = "demo.events"
-	copyTopic   = "demo.events.copy"
+	eventsTopic    = "demo.events"
+	purchasesTopic = "demo.purchases"
+	copyTopic      = "demo.events.copy"
 )
 
 // pipelinesYAML is the demo's pipeline file; it is written to OutDir so a
@@ -95,6 +96,24 @@ pipelines:
               WHERE _sluice_batch <= {{.HighWaterMark}} AND kind = 'page_view' GROUP BY page
               ON CONFLICT(page) DO UPDATE SET views = views + excluded.views
             - DELETE FROM events_staging WHERE _sluice_batch <= {{.HighWaterMark}}
+  - name: purchases-to-bigquery
+    source:
+      kafka:
+        brokers: [%[2]s]
+        topics: [demo.purchases]
+        group: demo-purchases-to-bigquery
+    format: {value: avro-confluent, schema_registry: {url: "%[3]s"}}
+    on_error: dlq
+    sink:
+      bigquery:
+        project: demo
+        dataset: kafka
+        table: "kafka-{{.Value.event_type}}"   # one table per event type
+        create_dataset: true
+        create_tables: true
+        max_connections: 2                     # whatever the number of tables
+        endpoint: %[4]s
+        rest_endpoint: http://%[5]s
 `
 
 // Run starts the stack, the generator and the pipelines, and prints a
@@ -122,10 +141,10 @@ func Run(ctx context.Context, o Options) error {
 	for _, e := range stack.Endpoints() {
 		fmt.Fprintf(o.Out, "  %-16s %s\n", e.Name, e.Addr)
 	}
-	if err := createTopics(ctx, brokers, eventsTopic, copyTopic); err != nil {
+	if err := createTopics(ctx, brokers, eventsTopic, copyTopic, purchasesTopic); err != nil {
 		return err
 	}
-	fileText := fmt.Sprintf(pipelinesYAML, outDir, brokers[0])
+	fileText := fmt.Sprintf(pipelinesYAML, outDir, brokers[0], stack.RegistryURL, stack.BigQueryAddrs.GRPC, stack.BigQueryAddrs.REST)
 	pipelinesFile := filepath.Join(outDir, "pipelines.yaml")
 	if err := os.WriteFile(pipelinesFile, []byte(fileText), 0o644); err != nil {
 		return fmt.Errorf("writing demo pipeline file: %w", err)
@@ -157,22 +176,37 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	purchases, err := NewPurchaseGenerator(brokers, stack.RegistryURL, purchasesTopic, max(1, o.Rate/10))
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(o.Out, "Generating %d events/s into %s; pipelines from %s:\n", o.Rate, eventsTopic, pipelinesFile)
 	fmt.Fprintf(o.Out, "  events-to-kafka  %s -> %s (2 consumers)\n", eventsTopic, copyTopic)
 	fmt.Fprintf(o.Out, "  events-to-file   %s -> %s\n", eventsTopic, filepath.Join(outDir, "events.jsonl"))
 	fmt.Fprintf(o.Out, "  orders-to-sqlite %s -> %s (staging, merged every 5000 records or 3 s idle)\n", eventsTopic, filepath.Join(outDir, "shop.db"))
+	fmt.Fprintf(o.Out, "  purchases-to-bigquery %s (Avro, %d/s, %d event types) -> BigQuery emulator, a table per type, 2 connections\n", purchasesTopic, max(1, o.Rate/10), len(eventTypes))
 
-	g, gctx := errgroup.WithContext(ctx)
+	runCtx, stopAll := context.WithCancel(ctx)
+	defer stopAll()
+	g, gctx := errgroup.WithContext(runCtx)
 	g.Go(func() error { return gen.Run(gctx) })
+	g.Go(func() error { return purchases.Run(gctx) })
 	for _, b := range built {
 		g.Go(func() error { return b.Pipeline.Run(gctx) })
 	}
 	if o.OnReady != nil {
 		if err := o.OnReady(gctx, g, built); err != nil {
+			stopAll() // the pipelines already run: drain them before returning
+			_ = g.Wait()
 			return err
 		}
 	}
-	g.Go(func() error { return summarize(gctx, o, gen, built) })
+	if o.Duration > 0 {
+		fmt.Fprintf(o.Out, "Running for %s (Ctrl-C stops earlier).\n", o.Duration)
+	} else {
+		fmt.Fprintln(o.Out, "Press Ctrl-C to stop.")
+	}
+	g.Go(func() error { return summarize(gctx, o, gen, stack, built) })
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		err = nil
@@ -182,7 +216,10 @@ func Run(ctx context.Context, o Options) error {
 		st := b.Pipeline.Status()
 		fmt.Fprintf(o.Out, "%-16s read %d, wrote %d, dead-lettered %d, skipped %d (%s)\n", st.Name, st.RecordsIn, st.RecordsOut, st.DeadLettered, st.Skipped, st.State)
 	}
-	fmt.Fprintf(o.Out, "Generated %d events. Output and pipeline file in %s\n", gen.Produced(), outDir)
+	bq := stack.BigQuery.Stats()
+	fmt.Fprintf(o.Out, "BigQuery emulator: %d tables, %d rows, peak %d connections and %d AppendRows streams\n",
+		len(bq.RowsByTable), bq.RowsAppended, bq.PeakConnections, bq.PeakStreams)
+	fmt.Fprintf(o.Out, "Generated %d events and %d purchases. Output and pipeline file in %s\n", gen.Produced(), purchases.Produced(), outDir)
 	return err
 }
 

@@ -36,7 +36,7 @@ func TestDemoMovesEventsEndToEnd(t *testing.T) {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
 	text := out.String()
-	if !strings.Contains(text, "generated") || !strings.Contains(text, "events-to-kafka in") {
+	if !strings.Contains(text, "generated") || !regexp.MustCompile(`events-to-kafka\s+in`).MatchString(text) {
 		t.Fatalf("no live summary in the output:\n%s", text)
 	}
 	m := regexp.MustCompile(`events-to-kafka\s+read (\d+), wrote (\d+)`).FindStringSubmatch(text)
@@ -47,10 +47,20 @@ func TestDemoMovesEventsEndToEnd(t *testing.T) {
 	if wrote < 1000 {
 		t.Fatalf("events-to-kafka wrote %d events in 10 s at 2000/s", wrote)
 	}
-	if !regexp.MustCompile(`orders-to-sqlite in .* merges [1-9]`).MatchString(text) {
+	if !regexp.MustCompile(`orders-to-sqlite\s+in .* merges [1-9]`).MatchString(text) {
 		t.Fatalf("the SQLite pipeline shows no merge:\n%s", text)
 	}
-	db, err := sql.Open("sqlite", filepath.Join(dir, "shop.db"))
+	bq := regexp.MustCompile(`BigQuery emulator: (\d+) tables, (\d+) rows, peak (\d+) connections`).FindStringSubmatch(text)
+	if bq == nil {
+		t.Fatalf("no BigQuery tally:\n%s", text)
+	}
+	tables, _ := strconv.Atoi(bq[1])
+	rows, _ := strconv.Atoi(bq[2])
+	conns, _ := strconv.Atoi(bq[3])
+	if tables < 5 || rows == 0 || conns > 2 {
+		t.Fatalf("BigQuery: %d tables, %d rows, peak %d connections; want several tables through at most 2 connections", tables, rows, conns)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "shop.db")+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
