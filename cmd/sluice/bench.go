@@ -22,7 +22,8 @@ backlog and prints records/s, MB/s, CPU seconds and peak RSS:
   baseline-kafka  a bare franz-go consume -> produce -> commit loop
   sluice-kafka    a Sluice Kafka -> Kafka pipeline with default settings
   baseline-file   a bare franz-go consume -> write+fsync -> commit loop
-  sluice-file     a Sluice Kafka -> file pipeline with default settings`,
+  sluice-file     a Sluice Kafka -> file pipeline with default settings
+  sluice-avro-kafka  Kafka -> Kafka decoding and re-encoding 20-field Avro records`,
 		Example: `  sluice bench
   sluice bench --records 1000000 --size 1024 --scenarios baseline-kafka,sluice-kafka`,
 		Args: cobra.NoArgs,
@@ -58,6 +59,7 @@ backlog and prints records/s, MB/s, CPU seconds and peak RSS:
 	cmd.Flags().IntVar(&o.Size, "size", 100, "value size in bytes")
 	cmd.Flags().Int32Var(&o.Partitions, "partitions", 6, "partitions of the input topic")
 	cmd.Flags().StringVar(&brokers, "brokers", "", "use these brokers instead of an embedded on-disk broker")
+	cmd.Flags().StringVar(&o.Registry, "registry", "", "schema registry URL for the Avro scenario with --brokers")
 	cmd.Flags().StringVar(&scenarios, "scenarios", "", "comma-separated scenarios (default all): "+strings.Join(bench.Scenarios, ","))
 	cmd.Flags().BoolVar(&o.Progress, "progress", true, "show a progress bar while preloading")
 	cmd.Flags().StringVar(&o.DataDir, "data-dir", "", "broker data directory (default a temporary directory)")

@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -26,6 +27,7 @@ type Job struct {
 	Group    string   `json:"group"`
 	Records  int      `json:"records"`
 	OutFile  string   `json:"out_file"`
+	Registry string   `json:"registry,omitempty"`
 }
 
 // RunChild runs job in this process and returns its wall time. With
@@ -46,7 +48,7 @@ func RunChild(ctx context.Context, job Job) Result {
 		err = bareLoop(ctx, job, nil)
 	case "baseline-file":
 		err = bareLoop(ctx, job, job.OutFile)
-	case "sluice-kafka", "sluice-file":
+	case "sluice-kafka", "sluice-file", "sluice-avro-kafka":
 		err = sluicePipeline(ctx, job)
 	default:
 		err = fmt.Errorf("unknown scenario %q (known: %s)", job.Scenario, strings.Join(Scenarios, ", "))
@@ -125,16 +127,26 @@ func bareLoop(ctx context.Context, job Job, file any) error {
 
 func sluicePipeline(ctx context.Context, job Job) error {
 	sink := fmt.Sprintf("kafka: {brokers: [%s], topic: %s}", strings.Join(job.Brokers, ","), job.OutTopic)
-	if job.Scenario == "sluice-file" {
+	format := ""
+	switch job.Scenario {
+	case "sluice-file":
 		sink = fmt.Sprintf("file: {path: %s}", job.OutFile)
+	case "sluice-avro-kafka":
+		// Decode every record and encode it again (a schema-changing copy
+		// would do the same work).
+		schema, _ := json.Marshal(Event20Schema)
+		format = fmt.Sprintf("format: {value: avro-confluent, schema_registry: {url: %q}}", job.Registry)
+		sink = fmt.Sprintf("kafka: {brokers: [%s], topic: %s, format: {value: avro-confluent, schema_registry: {url: %q}, schema: %s, subject_strategy: record}}",
+			strings.Join(job.Brokers, ","), job.OutTopic, job.Registry, schema)
 	}
 	yaml := fmt.Sprintf(`
 name: bench
 source:
   kafka: {brokers: [%s], topics: [%s], group: %s}
+%s
 sink:
   %s
-`, strings.Join(job.Brokers, ","), job.InTopic, job.Group, sink)
+`, strings.Join(job.Brokers, ","), job.InTopic, job.Group, format, sink)
 	f, err := config.Parse([]byte(yaml), os.LookupEnv)
 	if err != nil {
 		return err

@@ -136,7 +136,13 @@ func (c *consumer) readLoop(ctx, writeCtx context.Context) error {
 		if interrupted {
 			interrupt()
 		}
-		recs, err := c.reader.Read(readCtx, int(c.p.maxPoll.Load()))
+		// Never read more than the batch has room for: a sink write holds
+		// at most batch.max_records.
+		max := int(c.p.maxPoll.Load())
+		if room := c.p.opts.BatchRecords - len(cur.records); max <= 0 || room < max {
+			max = room
+		}
+		recs, err := c.reader.Read(readCtx, max)
 		c.mu.Lock()
 		c.interrupt = nil
 		c.mu.Unlock()

@@ -62,6 +62,22 @@ func TestBatchesAreBoundedAndEverythingIsAcked(t *testing.T) {
 	}
 }
 
+func TestBatchesNeverExceedMaxRecordsWhenReadsDoNotAlign(t *testing.T) {
+	src := newMemSource(10000, plain)
+	sink := &memSink{}
+	// Reads of up to 70 records against batches of 100: a naive batcher
+	// would append a second read of 70 to 70 and write 140.
+	p, _ := New(Options{Name: "t", Source: src, Sink: sink, BatchRecords: 100, MaxPollRecords: 70, Linger: time.Second, Logger: quiet})
+	if err := runUntil(t, p, "all written", func() bool { return sink.count() == 10000 }); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range sink.batches {
+		if n > 100 {
+			t.Fatalf("a batch of %d records; batch.max_records is 100", n)
+		}
+	}
+}
+
 func TestLingerFlushesAPartialBatch(t *testing.T) {
 	src := newMemSource(5, plain)
 	sink := &memSink{}

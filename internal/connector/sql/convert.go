@@ -57,10 +57,24 @@ func numberText(v any) (string, bool) {
 		return string(n), true
 	case int:
 		return strconv.Itoa(n), true
-	case int8, int16, int32, int64:
-		return fmt.Sprint(n), true
-	case uint, uint8, uint16, uint32, uint64:
-		return fmt.Sprint(n), true
+	case int8:
+		return strconv.FormatInt(int64(n), 10), true
+	case int16:
+		return strconv.FormatInt(int64(n), 10), true
+	case int32:
+		return strconv.FormatInt(int64(n), 10), true
+	case int64:
+		return strconv.FormatInt(n, 10), true
+	case uint:
+		return strconv.FormatUint(uint64(n), 10), true
+	case uint8:
+		return strconv.FormatUint(uint64(n), 10), true
+	case uint16:
+		return strconv.FormatUint(uint64(n), 10), true
+	case uint32:
+		return strconv.FormatUint(uint64(n), 10), true
+	case uint64:
+		return strconv.FormatUint(n, 10), true
 	case float32:
 		return strconv.FormatFloat(float64(n), 'g', -1, 32), true
 	case float64:
@@ -83,6 +97,9 @@ func toInt(c *column, v any) (any, error) {
 		}
 		return int64(0), nil
 	case int64:
+		if intFits(c, n) {
+			return v, nil // already canonical: no new boxing
+		}
 		return intInRange(c, n)
 	case int:
 		return intInRange(c, int64(n))
@@ -113,6 +130,14 @@ func toInt(c *column, v any) (any, error) {
 
 // intInRange is the allocation-free check for the usual case.
 func intInRange(c *column, n int64) (any, error) {
+	if !intFits(c, n) {
+		return checkIntRange(c, big.NewInt(n))
+	}
+	return n, nil
+}
+
+// intFits reports whether n fits c.
+func intFits(c *column, n int64) bool {
 	bits := c.bits
 	if bits == 0 {
 		bits = 64
@@ -121,9 +146,9 @@ func intInRange(c *column, n int64) (any, error) {
 	case c.unsigned && n < 0,
 		c.unsigned && bits < 64 && n > 1<<bits-1,
 		!c.unsigned && bits < 64 && (n > 1<<(bits-1)-1 || n < -(1<<(bits-1))):
-		return checkIntRange(c, big.NewInt(n))
+		return false
 	}
-	return n, nil
+	return true
 }
 
 func checkIntRange(c *column, n *big.Int) (any, error) {
@@ -152,6 +177,9 @@ func toFloat(c *column, v any) (any, error) {
 	var f float64
 	switch n := v.(type) {
 	case float64:
+		if c.bits != 32 || math.IsInf(n, 0) || math.Abs(n) <= math.MaxFloat32 {
+			return v, nil // already canonical: no new boxing
+		}
 		f = n
 	case float32:
 		f = float64(n)
@@ -247,8 +275,15 @@ func toBool(v any) (any, error) {
 	switch b := v.(type) {
 	case bool:
 		return b, nil
-	case json.Number, int, int64, int32:
-		switch fmt.Sprint(b) {
+	case json.Number:
+		switch b {
+		case "0":
+			return false, nil
+		case "1":
+			return true, nil
+		}
+	case int, int64, int32:
+		switch t, _ := numberText(b); t {
 		case "0":
 			return false, nil
 		case "1":
@@ -285,7 +320,10 @@ func toText(c *column, v any) (any, error) {
 	var s string
 	switch x := v.(type) {
 	case string:
-		s = x
+		if err := fitsText(c, x); err != nil {
+			return nil, err
+		}
+		return v, nil // already canonical: no new boxing
 	case bool:
 		s = strconv.FormatBool(x)
 	case []byte:
@@ -308,10 +346,17 @@ func toText(c *column, v any) (any, error) {
 		}
 		s = t
 	}
-	if c.length > 0 && utf8.RuneCountInString(s) > c.length {
-		return nil, fmt.Errorf("a text of %d characters does not fit %s", utf8.RuneCountInString(s), c.describeType())
+	if err := fitsText(c, s); err != nil {
+		return nil, err
 	}
 	return s, nil
+}
+
+func fitsText(c *column, s string) error {
+	if c.length > 0 && utf8.RuneCountInString(s) > c.length {
+		return fmt.Errorf("a text of %d characters does not fit %s", utf8.RuneCountInString(s), c.describeType())
+	}
+	return nil
 }
 
 // toAny keeps a value's natural type, for columns without one (SQLite).

@@ -118,15 +118,26 @@ type row struct {
 // rows converts batch. A record whose value does not fit a column is
 // returned in bad with a message naming the table, the column and the
 // offset; the others are returned in rows, in batch order.
+//
+// Each record gets a row of the table's width in one backing array: its
+// fields are placed by table column first (gather), then converted and
+// compacted in place to the plan's columns (fill), so no per-row map or
+// slice is built.
 func (m *mapper) rows(batch []*connector.Record) (plan, []row, []*connector.RecordError) {
-	p, fieldPos := m.plan(batch)
+	width := len(m.t.cols)
+	backing := make([]any, len(batch)*width)
+	var sent []bool // table columns some record has a field for
+	if !m.explicit {
+		sent = m.gather(batch, backing)
+	}
+	p := m.plan(sent)
 	rows := make([]row, 0, len(batch))
 	var bad []*connector.RecordError
-	backing := make([]any, len(batch)*len(p.cols))
+	var topic boxedString
 	for idx, rec := range batch {
-		vals := backing[:len(p.cols):len(p.cols)]
-		backing = backing[len(p.cols):]
-		if err := m.fill(p, fieldPos, rec, vals); err != nil {
+		wide := backing[idx*width : (idx+1)*width : (idx+1)*width]
+		vals := wide[:len(p.cols):len(p.cols)]
+		if err := m.fill(p, rec, wide, vals, &topic); err != nil {
 			bad = append(bad, err)
 			continue
 		}
@@ -135,81 +146,120 @@ func (m *mapper) rows(batch []*connector.Record) (plan, []row, []*connector.Reco
 	return p, rows, bad
 }
 
-// plan picks the columns: every mapped one with an explicit mapping;
-// otherwise metadata columns plus the columns some record of the batch has
-// a field for, so columns nobody sends keep their database default.
-func (m *mapper) plan(batch []*connector.Record) (plan, map[string]int) {
-	active := make([]bool, len(m.t.cols))
-	fieldCol := map[string]int{} // field name -> table column, -1 = none
-	for i, s := range m.src {
-		if s.kind == srcMeta || s.kind == srcBatch || (m.explicit && s.kind == srcField) {
-			active[i] = true
+// gather puts each record's field values in its row of backing at their
+// table columns, and returns which columns some record has a field for.
+// It warns once about each field without a column.
+//
+// Records of a batch mostly share one set of field names, so it looks the
+// names seen so far up in each record, and walks a record's map only when
+// that does not account for all its fields.
+func (m *mapper) gather(batch []*connector.Record, backing []any) []bool {
+	width := len(m.t.cols)
+	sent := make([]bool, width)
+	var names []string // every field name seen, in order of first sight
+	var cols []int     // names[i] -> table column, -1 = none
+	seen := map[string]int{}
+	add := func(k string) int {
+		i := m.t.lookup(k)
+		if i >= 0 && m.src[i].kind != srcField {
+			i = -1
 		}
+		if i < 0 {
+			m.warnUnknown(k)
+		} else {
+			sent[i] = true
+		}
+		seen[k] = len(names)
+		names, cols = append(names, k), append(cols, i)
+		return len(names) - 1
 	}
-	if !m.explicit {
-		for _, rec := range batch {
-			for k := range rec.Fields {
-				i, seen := fieldCol[k]
-				if !seen {
-					i = m.t.lookup(k)
-					if i >= 0 && m.src[i].kind != srcField {
-						i = -1
-					}
-					fieldCol[k] = i
-					if i < 0 {
-						m.warnUnknown(k)
+	for idx, rec := range batch {
+		if len(rec.Fields) == 0 {
+			continue
+		}
+		wide := backing[idx*width : (idx+1)*width]
+		if len(names) <= 2*len(rec.Fields) {
+			found := 0
+			for i, k := range names {
+				if v, ok := rec.Fields[k]; ok {
+					found++
+					if c := cols[i]; c >= 0 {
+						wide[c] = v
 					}
 				}
-				if i >= 0 {
-					active[i] = true
-				}
+			}
+			if found == len(rec.Fields) {
+				continue
+			}
+		}
+		for k, v := range rec.Fields {
+			i, ok := seen[k]
+			if !ok {
+				i = add(k)
+			}
+			if c := cols[i]; c >= 0 {
+				wide[c] = v
 			}
 		}
 	}
+	return sent
+}
+
+// plan picks the columns: every mapped one with an explicit mapping;
+// otherwise metadata columns plus the columns some record of the batch has
+// a field for (sent), so columns nobody sends keep their database default.
+func (m *mapper) plan(sent []bool) plan {
 	p := plan{batchPos: -1}
-	pos := make([]int, len(m.t.cols))
-	for i, on := range active {
+	for i, s := range m.src {
+		on := s.kind == srcMeta || s.kind == srcBatch || (m.explicit && s.kind == srcField) || (sent != nil && sent[i])
 		if !on {
 			continue
 		}
-		pos[i] = len(p.cols)
-		if m.src[i].kind == srcBatch {
+		if s.kind == srcBatch {
 			p.batchPos = len(p.cols)
 		}
 		p.cols = append(p.cols, i)
 		p.names = append(p.names, m.t.cols[i].name)
 	}
-	fieldPos := make(map[string]int, len(fieldCol))
-	for k, i := range fieldCol {
-		if i >= 0 {
-			fieldPos[k] = pos[i]
-		}
-	}
-	return p, fieldPos
+	return p
 }
 
-func (m *mapper) fill(p plan, fieldPos map[string]int, rec *connector.Record, vals []any) *connector.RecordError {
-	if !m.explicit {
-		for k, v := range rec.Fields {
-			if j, ok := fieldPos[k]; ok {
-				vals[j] = v
-			}
-		}
-	}
+// boxedString keeps the last topic boxed in an interface, so that rows of
+// one topic share it instead of allocating one each.
+type boxedString struct {
+	s   string
+	any any
+}
+
+// fill converts the values of rec into vals, which aliases the start of
+// wide (the record's values by table column): plan positions never pass
+// their table column, so each value is read before its slot is reused.
+func (m *mapper) fill(p plan, rec *connector.Record, wide, vals []any, topic *boxedString) *connector.RecordError {
 	for j, ci := range p.cols {
 		s := m.src[ci]
+		var raw any
 		switch s.kind {
 		case srcMeta:
-			vals[j] = metadataValue(rec, s.meta)
+			if s.meta == "_topic" {
+				if topic.any == nil || topic.s != rec.Topic {
+					topic.s, topic.any = rec.Topic, rec.Topic
+				}
+				raw = topic.any
+			} else {
+				raw = metadataValue(rec, s.meta)
+			}
 		case srcField:
 			if m.explicit {
-				vals[j] = fieldValue(rec.Fields, s.path)
+				raw = fieldValue(rec.Fields, s.path)
+			} else {
+				raw = wide[ci]
 			}
 		case srcBatch:
-			continue // set at insert time
+			vals[j] = nil // set at insert time
+			continue
 		}
 		c := &m.t.cols[ci]
-		v, err := convert(c, vals[j])
+		v, err := convert(c, raw)
 		if err == nil && v == nil && !c.nullable {
 			err = fmt.Errorf("no value for NOT NULL column (%s)", c.describeType())
 		}
