@@ -70,11 +70,11 @@ sink:
 	}
 	_ = b
 	checks := map[string]int64{
-		"SELECT count(*) FROM %s WHERE rating IS NULL":                            100, // version 1
-		"SELECT count(*) FROM %s WHERE year IS NULL":                              200, // versions 1-2
-		"SELECT count(*) FROM %s WHERE released IS NULL":                          300, // versions 1-3
+		"SELECT count(*) FROM %s WHERE rating IS NULL":                                   100, // version 1
+		"SELECT count(*) FROM %s WHERE year IS NULL":                                     200, // versions 1-2
+		"SELECT count(*) FROM %s WHERE released IS NULL":                                 300, // versions 1-3
 		"SELECT count(*) FROM %s WHERE released = make_date((2000 + id%%20)::int, 1, 1)": 100, // version 4, dates exact
-		"SELECT count(*) FROM %s WHERE title = 'film ' || id":                     400,
+		"SELECT count(*) FROM %s WHERE title = 'film ' || id":                            400,
 	}
 	for q, want := range checks {
 		if got := d.count(t, fmt.Sprintf(q, table)); got != want {
