@@ -38,7 +38,7 @@ type Batch struct {
 // Limits bound what a pipeline holds in memory: records read but not yet
 // acked. When full, consumers stop fetching.
 type Limits struct {
-	MaxInFlightRecords int `yaml:"max_in_flight_records"` // default 100000
+	MaxInFlightRecords int `yaml:"max_in_flight_records"` // default 50000
 	MaxInFlightBytes   int `yaml:"max_in_flight_bytes"`   // default 64 MiB
 }
 
@@ -81,7 +81,7 @@ func (f *File) applyDefaults() {
 			p.Batch.Linger = 50 * time.Millisecond
 		}
 		if p.Limits.MaxInFlightRecords == 0 {
-			p.Limits.MaxInFlightRecords = 100000
+			p.Limits.MaxInFlightRecords = 50000
 		}
 		if p.Limits.MaxInFlightBytes == 0 {
 			p.Limits.MaxInFlightBytes = 64 << 20

@@ -43,7 +43,7 @@ type Options struct {
 	BatchRecords       int           // records per sink write; default 10000
 	BatchBytes         int           // bytes per sink write; default 8 MiB
 	Linger             time.Duration // how long a partial batch waits; default 50ms
-	MaxInFlightRecords int           // default 100000
+	MaxInFlightRecords int           // default 50000
 	MaxInFlightBytes   int           // default 64 MiB
 	ShutdownTimeout    time.Duration // graceful drain bound; default 30s
 
@@ -73,7 +73,7 @@ func (o *Options) defaults() {
 		o.MaxPollRecords = o.BatchRecords
 	}
 	if o.MaxInFlightRecords <= 0 {
-		o.MaxInFlightRecords = 100000
+		o.MaxInFlightRecords = 50000
 	}
 	if o.MaxInFlightBytes <= 0 {
 		o.MaxInFlightBytes = 64 << 20
