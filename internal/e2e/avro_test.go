@@ -248,11 +248,7 @@ sink: {file: {path: %s}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Pipeline.Run(ctx) }()
-	outage := 5 * time.Second
-	if longRun() {
-		outage = 10 * time.Second
-	}
-	time.Sleep(outage) // the outage itself, not a synchronisation
+	time.Sleep(10 * time.Second) // the outage itself, not a synchronisation
 	if st := b.Pipeline.Status(); st.RecordsOut != 0 || st.DeadLettered != 0 || st.Retries == 0 {
 		t.Fatalf("during the outage: out %d, dlq %d, retries %d; want 0, 0, > 0", st.RecordsOut, st.DeadLettered, st.Retries)
 	}
