@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // maxJSONDepth is how deeply objects and arrays may nest: encoding/json's
@@ -24,9 +26,10 @@ const maxJSONDepth = 10000
 // to that).
 //
 // It is the hot path of every JSON pipeline, hence hand-written: it reads
-// the bytes once, without reflection, sizes each map once, and takes
-// strings without escapes and numbers as substrings of a single copy of
-// data (which they keep alive, as the record keeps data).
+// the bytes once, without reflection, sizes each map once, takes strings
+// without escapes and numbers as substrings of a single copy of data
+// (which they keep alive, as the record keeps data), and boxes them from
+// a valueSlab (avro_box.go) rather than one allocation each.
 func decodeJSONObject(data []byte) (map[string]any, error) {
 	p := jsonParsers.Get().(*jsonParser)
 	p.data, p.text = data, string(data)
@@ -50,6 +53,16 @@ type jsonParser struct {
 	members []jsonMember
 	items   []any
 	buf     []byte // strings with escapes or invalid UTF-8
+	slab    valueSlab
+}
+
+// jsonNumberTypeWord boxes a json.Number (a string underneath) from the
+// strings of a valueSlab, as avro_box.go explains.
+var jsonNumberTypeWord = typeWord(json.Number(""))
+
+func (p *jsonParser) boxNumber(text string) any {
+	v := p.slab.boxString(text)
+	return boxPointer(jsonNumberTypeWord, (*eface)(unsafe.Pointer(&v)).data)
 }
 
 type jsonMember struct {
@@ -61,6 +74,7 @@ func (p *jsonParser) reset() {
 	clear(p.members) // nothing decoded stays reachable from the pool
 	clear(p.items)
 	p.data, p.text, p.pos, p.depth = nil, "", 0, 0
+	p.slab = valueSlab{} // the values of the next document get their own
 	p.members, p.items = p.members[:0], p.items[:0]
 	if cap(p.members) > 4096 || cap(p.items) > 4096 || cap(p.buf) > 64<<10 {
 		p.members, p.items, p.buf = nil, nil, nil // one huge document
@@ -151,7 +165,7 @@ func (p *jsonParser) value() (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return s, nil
+		return p.slab.boxString(s), nil
 	case '{':
 		m, err := p.object()
 		if err != nil {
@@ -318,7 +332,7 @@ func (p *jsonParser) number() (any, error) {
 			return nil, p.fail("in exponent of numeric literal")
 		}
 	}
-	return json.Number(p.text[start:p.pos]), nil
+	return p.boxNumber(p.text[start:p.pos]), nil
 }
 
 // digits skips [0-9]* and reports whether there was one.
@@ -344,6 +358,10 @@ var plainByte = func() (t [256]bool) {
 func (p *jsonParser) str() (string, error) {
 	start := p.pos + 1
 	i := start
+	// Eight bytes at a time while none needs a look.
+	for i+8 <= len(p.data) && !hasSpecialByte(binary.LittleEndian.Uint64(p.data[i:])) {
+		i += 8
+	}
 	for i < len(p.data) {
 		c := p.data[i]
 		if plainByte[c] {
@@ -364,6 +382,17 @@ func (p *jsonParser) str() (string, error) {
 		i += size
 	}
 	return p.strSlow(start, i)
+}
+
+// hasSpecialByte reports whether a byte of w is not plainByte: a quote,
+// a backslash, below 0x20 or from 0x80. (The bit tricks are exact for
+// "is there any": a false hit can only follow a true one.)
+func hasSpecialByte(w uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	below20 := w - ones*0x20
+	quote := w ^ ones*'"'
+	backslash := w ^ ones*'\\'
+	return (below20|(quote-ones)&^quote|(backslash-ones)&^backslash|w)&highs != 0
 }
 
 // strSlow continues a string at i, where it first needs more than a copy,

@@ -3,6 +3,7 @@ package codec
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -218,6 +219,53 @@ func BenchmarkJSONObject(b *testing.B) {
 				}
 				reportRecordsPerSecond(b)
 			})
+		}
+	}
+}
+
+// The word-at-a-time string scan must stop at every byte the byte loop
+// stops at, wherever it sits in the word.
+func TestHasSpecialByteMatchesPlainByte(t *testing.T) {
+	for b := 0; b < 256; b++ {
+		for k := range 8 {
+			word := []byte("abcdefgh")
+			word[k] = byte(b)
+			got := hasSpecialByte(binary.LittleEndian.Uint64(word))
+			if got != !plainByte[b] {
+				t.Fatalf("hasSpecialByte(%q) = %v, want %v", word, got, !plainByte[b])
+			}
+		}
+	}
+}
+
+func TestRecordDecoderJSONValues(t *testing.T) {
+	dec, err := NewDecoder(Options{Value: FormatJSON})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		in      string
+		bad     bool
+		nilMap  bool
+		wantKey string
+	}{
+		{in: `{"id": 1, "name": "x"}`, wantKey: "name"},
+		{in: `null`, nilMap: true},
+		{in: `{"a":1}]`, bad: true},
+		{in: `[1,2]`, bad: true},
+		{in: `{"a":`, bad: true},
+	} {
+		rec := &connector.Record{Topic: "t", Value: []byte(tc.in)}
+		err := dec.Decode(context.Background(), rec)
+		var re *connector.RecordError
+		if tc.bad != errors.As(err, &re) {
+			t.Fatalf("%s: err = %v, want bad input %v", tc.in, err, tc.bad)
+		}
+		if tc.nilMap && rec.Fields != nil {
+			t.Fatalf("%s: Fields = %v, want nil", tc.in, rec.Fields)
+		}
+		if tc.wantKey != "" && rec.Fields[tc.wantKey] == nil {
+			t.Fatalf("%s: Fields = %v", tc.in, rec.Fields)
 		}
 	}
 }

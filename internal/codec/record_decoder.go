@@ -138,16 +138,19 @@ func (d stringDecoder) decodeBytes(_ context.Context, b []byte) (any, *connector
 type jsonDecoder struct{ key bool }
 
 func (d jsonDecoder) decodeBytes(_ context.Context, b []byte) (any, *connector.Schema, error) {
+	if !d.key {
+		// Values: the hand-written object parser (same values as
+		// encoding/json with UseNumber, several times faster).
+		m, err := decodeJSONObject(b)
+		if err != nil {
+			return nil, nil, &badInput{"json", fmt.Errorf("decoding JSON: %w", err)}
+		}
+		return m, nil, nil // a JSON null is a nil map: nil Fields
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var v any
-	if !d.key {
-		var m map[string]any
-		if err := dec.Decode(&m); err != nil {
-			return nil, nil, &badInput{"json", fmt.Errorf("decoding JSON: %w", err)}
-		}
-		v = m
-	} else if err := dec.Decode(&v); err != nil {
+	if err := dec.Decode(&v); err != nil {
 		return nil, nil, &badInput{"json", fmt.Errorf("decoding JSON: %w", err)}
 	}
 	if dec.More() {

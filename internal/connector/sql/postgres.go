@@ -22,9 +22,10 @@ import (
 // waiting merge is not starved by a stream of writes. The merge lock is a
 // session advisory lock, released by the server if the process dies.
 type postgres struct {
-	d    *dialect
-	pool *pgPool
-	cfg  *pgx.ConnConfig
+	d     *dialect
+	pool  *pgPool
+	cfg   *pgx.ConnConfig
+	types *copyTypes // of COPY targets, shared by every connection
 }
 
 func newPostgres(ctx context.Context, dsn string, maxConns int) (*postgres, error) {
@@ -38,7 +39,7 @@ func newPostgres(ctx context.Context, dsn string, maxConns int) (*postgres, erro
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "sluice"
 	}
-	p := &postgres{pool: newPgPool(cfg, maxConns), cfg: cfg}
+	p := &postgres{pool: newPgPool(cfg, maxConns), cfg: cfg, types: &copyTypes{}}
 	p.d = &dialect{
 		name:    "postgres",
 		q:       ansiQuote,
@@ -94,7 +95,7 @@ func (p *postgres) begin(ctx context.Context) (txn, error) {
 		p.pool.discard(c)
 		return nil, err
 	}
-	return &pgTxn{d: p.d, tx: tx, done: func() { p.pool.release(c) }}, nil
+	return &pgTxn{d: p.d, types: p.types, tx: tx, done: func() { p.pool.release(c) }}, nil
 }
 
 func (p *postgres) query(ctx context.Context, q string, args ...any) (rowsIter, error) {
@@ -115,13 +116,14 @@ func (p *postgres) session(ctx context.Context) (session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &pgSession{d: p.d, c: c}, nil
+	return &pgSession{d: p.d, types: p.types, c: c}, nil
 }
 
 type pgTxn struct {
-	d    *dialect
-	tx   pgx.Tx
-	done func() // gives the connection back, once
+	d     *dialect
+	types *copyTypes
+	tx    pgx.Tx
+	done  func() // gives the connection back, once
 }
 
 func (t *pgTxn) exec(ctx context.Context, q string, args ...any) error {
@@ -138,12 +140,7 @@ func (t *pgTxn) query(ctx context.Context, q string, args ...any) (rowsIter, err
 }
 
 func (t *pgTxn) insert(ctx context.Context, table tableName, cols []string, rows [][]any) error {
-	id := pgx.Identifier{table.name}
-	if table.schema != "" {
-		id = pgx.Identifier{table.schema, table.name}
-	}
-	_, err := t.tx.CopyFrom(ctx, id, cols, pgx.CopyFromRows(rows))
-	return err
+	return copyRows(ctx, t.tx.Conn(), t.types, table, cols, rows)
 }
 
 func (t *pgTxn) commit(ctx context.Context) error {
@@ -182,8 +179,9 @@ func (r *pgRows) Close() {
 }
 
 type pgSession struct {
-	d *dialect
-	c *pgx.Conn
+	d     *dialect
+	types *copyTypes
+	c     *pgx.Conn
 }
 
 func (s *pgSession) tryLock(ctx context.Context, name string) (bool, error) {
@@ -202,11 +200,13 @@ func (s *pgSession) begin(ctx context.Context) (txn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &pgTxn{d: s.d, tx: tx, done: func() {}}, nil
+	return &pgTxn{d: s.d, types: s.types, tx: tx, done: func() {}}, nil
 }
 
 func (s *pgSession) close() { closeConn(s.c) }
 
+// adapter: decimals stay the text toDecimal returns, which copyRows
+// encodes itself (see appendCopyValue).
 func (p *postgres) adapter(c *column) func(any) any {
 	switch c.kind {
 	case kindTime:
@@ -214,15 +214,13 @@ func (p *postgres) adapter(c *column) func(any) any {
 			d := v.(time.Duration)
 			return pgtype.Time{Microseconds: d.Microseconds(), Valid: true}
 		}
-	case kindDecimal:
-		// Binary COPY would otherwise parse the text into a Numeric for
-		// every value, planning the encoding each time.
-		return func(v any) any { return pgNumeric(v.(string)) }
 	}
 	return nil
 }
 
-// pgNumeric turns the plain decimal text toDecimal returns into a Numeric.
+// pgNumeric turns the plain decimal text toDecimal returns into a Numeric,
+// for pgx to encode when copyRows does not (see appendCopyValue): what the
+// sink gave pgx for every decimal before copyRows.
 func pgNumeric(s string) any {
 	neg := strings.HasPrefix(s, "-")
 	s = strings.TrimLeft(s, "+-")
