@@ -81,9 +81,9 @@ pipelines:
         staging_table: events_staging
         merge:
           mode: pause              # consumers stop while the merge runs
-          every_records: 5000
+          every_records: 2000
           idle: 3s                 # the topic went quiet: merge what is there
-          max_interval: 30s
+          max_interval: 10s
           statements:
             - >-
               INSERT INTO orders (id, user_id, product, amount, occurred_at)
@@ -183,7 +183,7 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintf(o.Out, "Generating %d events/s into %s; pipelines from %s:\n", o.Rate, eventsTopic, pipelinesFile)
 	fmt.Fprintf(o.Out, "  events-to-kafka  %s -> %s (2 consumers)\n", eventsTopic, copyTopic)
 	fmt.Fprintf(o.Out, "  events-to-file   %s -> %s\n", eventsTopic, filepath.Join(outDir, "events.jsonl"))
-	fmt.Fprintf(o.Out, "  orders-to-sqlite %s -> %s (staging, merged every 5000 records or 3 s idle)\n", eventsTopic, filepath.Join(outDir, "shop.db"))
+	fmt.Fprintf(o.Out, "  orders-to-sqlite %s -> %s (staging, merged every 2000 records or 3 s idle)\n", eventsTopic, filepath.Join(outDir, "shop.db"))
 	fmt.Fprintf(o.Out, "  purchases-to-bigquery %s (Avro, %d/s, %d event types) -> BigQuery emulator, a table per type, 2 connections\n", purchasesTopic, max(1, o.Rate/10), len(eventTypes))
 
 	runCtx, stopAll := context.WithCancel(ctx)

@@ -53,7 +53,10 @@ sink:
 		produceN(t, brokers, "myexact", i*n/5, n/5)
 		sqlProduceJSON(t, brokers, "myexact", `{"id":"not a number","name":"x","price":1}`)
 	}
-	eventually(t, 60*time.Second, "all good records merged", func() bool { return d.count(t, "SELECT count(*) FROM "+m.fin) >= n })
+	// The last bad record comes after the last good one: wait for both.
+	eventually(t, 60*time.Second, "all good records merged and 5 bad ones skipped", func() bool {
+		return d.count(t, "SELECT count(*) FROM "+m.fin) >= n && b.Pipeline.Status().Skipped == 5
+	})
 	st := b.Pipeline.Status()
 	if err := stop(); err != nil {
 		t.Fatal(err)
