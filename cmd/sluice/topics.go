@@ -24,15 +24,17 @@ func newTopicsCommand() *cobra.Command {
   sluice topics delete films --brokers broker1:9092`,
 	}
 	cmd.PersistentFlags().StringSliceVar(&brokers, "brokers", strings.Split(envOr("SLUICE_BROKERS", "127.0.0.1:9092"), ","), "Kafka brokers (env SLUICE_BROKERS)")
-	admin := func() (*kadm.Client, func(), error) {
+	// withAdmin runs fn with an admin client on --brokers and a 30 s
+	// deadline, and closes the client afterwards.
+	withAdmin := func(fn func(ctx context.Context, adm *kadm.Client) error) error {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
-		return kadm.NewClient(cl), cl.Close, nil
-	}
-	timeout := func() (context.Context, context.CancelFunc) {
-		return context.WithTimeout(context.Background(), 30*time.Second)
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return fn(ctx, kadm.NewClient(cl))
 	}
 
 	list := &cobra.Command{
@@ -41,23 +43,18 @@ func newTopicsCommand() *cobra.Command {
 		Example: "  sluice topics list",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			adm, done, err := admin()
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := timeout()
-			defer cancel()
-			td, err := adm.ListTopics(ctx)
-			if err != nil {
-				return fmt.Errorf("listing topics on %v: %w", brokers, err)
-			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "TOPIC\tPARTITIONS\tREPLICAS")
-			for _, t := range td.Sorted() {
-				fmt.Fprintf(w, "%s\t%d\t%d\n", t.Topic, len(t.Partitions), t.Partitions.NumReplicas())
-			}
-			return w.Flush()
+			return withAdmin(func(ctx context.Context, adm *kadm.Client) error {
+				td, err := adm.ListTopics(ctx)
+				if err != nil {
+					return fmt.Errorf("listing topics on %v: %w", brokers, err)
+				}
+				w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "TOPIC\tPARTITIONS\tREPLICAS")
+				for _, t := range td.Sorted() {
+					fmt.Fprintf(w, "%s\t%d\t%d\n", t.Topic, len(t.Partitions), t.Partitions.NumReplicas())
+				}
+				return w.Flush()
+			})
 		},
 	}
 
@@ -78,22 +75,17 @@ func newTopicsCommand() *cobra.Command {
 				}
 				cfg[k] = &v
 			}
-			adm, done, err := admin()
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := timeout()
-			defer cancel()
-			resp, err := adm.CreateTopic(ctx, partitions, replication, cfg, args[0])
-			if err == nil {
-				err = resp.Err
-			}
-			if err != nil {
-				return fmt.Errorf("creating topic %s: %w", args[0], err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "created topic %s with %d partitions\n", args[0], partitions)
-			return nil
+			return withAdmin(func(ctx context.Context, adm *kadm.Client) error {
+				resp, err := adm.CreateTopic(ctx, partitions, replication, cfg, args[0])
+				if err == nil {
+					err = resp.Err
+				}
+				if err != nil {
+					return fmt.Errorf("creating topic %s: %w", args[0], err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "created topic %s with %d partitions\n", args[0], partitions)
+				return nil
+			})
 		},
 	}
 	create.Flags().Int32Var(&partitions, "partitions", 1, "number of partitions")
@@ -106,51 +98,46 @@ func newTopicsCommand() *cobra.Command {
 		Example: "  sluice topics describe films",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			adm, done, err := admin()
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := timeout()
-			defer cancel()
-			td, err := adm.ListTopics(ctx, args[0])
-			if err != nil {
-				return fmt.Errorf("describing %s: %w", args[0], err)
-			}
-			t, ok := td[args[0]]
-			if !ok || t.Err != nil {
-				return fmt.Errorf("topic %s does not exist", args[0])
-			}
-			starts, _ := adm.ListStartOffsets(ctx, args[0])
-			ends, _ := adm.ListEndOffsets(ctx, args[0])
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintf(w, "topic %s: %d partitions\n", t.Topic, len(t.Partitions))
-			fmt.Fprintln(w, "PARTITION\tLEADER\tREPLICAS\tSTART\tEND")
-			for _, p := range t.Partitions.Sorted() {
-				s, _ := starts.Lookup(args[0], p.Partition)
-				e, _ := ends.Lookup(args[0], p.Partition)
-				fmt.Fprintf(w, "%d\t%d\t%v\t%d\t%d\n", p.Partition, p.Leader, p.Replicas, s.Offset, e.Offset)
-			}
-			if err := w.Flush(); err != nil {
-				return err
-			}
-			rc, err := adm.DescribeTopicConfigs(ctx, args[0])
-			if err == nil {
-				if c, err := rc.On(args[0], nil); err == nil {
-					var lines []string
-					for _, kv := range c.Configs {
-						if kv.Source == 1 { // set on the topic, not inherited defaults
-							lines = append(lines, fmt.Sprintf("  %s=%s", kv.Key, kv.MaybeValue()))
+			return withAdmin(func(ctx context.Context, adm *kadm.Client) error {
+				td, err := adm.ListTopics(ctx, args[0])
+				if err != nil {
+					return fmt.Errorf("describing %s: %w", args[0], err)
+				}
+				t, ok := td[args[0]]
+				if !ok || t.Err != nil {
+					return fmt.Errorf("topic %s does not exist", args[0])
+				}
+				starts, _ := adm.ListStartOffsets(ctx, args[0])
+				ends, _ := adm.ListEndOffsets(ctx, args[0])
+				w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintf(w, "topic %s: %d partitions\n", t.Topic, len(t.Partitions))
+				fmt.Fprintln(w, "PARTITION\tLEADER\tREPLICAS\tSTART\tEND")
+				for _, p := range t.Partitions.Sorted() {
+					s, _ := starts.Lookup(args[0], p.Partition)
+					e, _ := ends.Lookup(args[0], p.Partition)
+					fmt.Fprintf(w, "%d\t%d\t%v\t%d\t%d\n", p.Partition, p.Leader, p.Replicas, s.Offset, e.Offset)
+				}
+				if err := w.Flush(); err != nil {
+					return err
+				}
+				rc, err := adm.DescribeTopicConfigs(ctx, args[0])
+				if err == nil {
+					if c, err := rc.On(args[0], nil); err == nil {
+						var lines []string
+						for _, kv := range c.Configs {
+							if kv.Source == 1 { // set on the topic, not inherited defaults
+								lines = append(lines, fmt.Sprintf("  %s=%s", kv.Key, kv.MaybeValue()))
+							}
+						}
+						sort.Strings(lines)
+						if len(lines) > 0 {
+							fmt.Fprintln(cmd.OutOrStdout(), "configs:")
+							fmt.Fprintln(cmd.OutOrStdout(), strings.Join(lines, "\n"))
 						}
 					}
-					sort.Strings(lines)
-					if len(lines) > 0 {
-						fmt.Fprintln(cmd.OutOrStdout(), "configs:")
-						fmt.Fprintln(cmd.OutOrStdout(), strings.Join(lines, "\n"))
-					}
 				}
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 
@@ -160,22 +147,17 @@ func newTopicsCommand() *cobra.Command {
 		Example: "  sluice topics delete films",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			adm, done, err := admin()
-			if err != nil {
-				return err
-			}
-			defer done()
-			ctx, cancel := timeout()
-			defer cancel()
-			resp, err := adm.DeleteTopic(ctx, args[0])
-			if err == nil {
-				err = resp.Err
-			}
-			if err != nil {
-				return fmt.Errorf("deleting topic %s: %w", args[0], err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deleted topic %s\n", args[0])
-			return nil
+			return withAdmin(func(ctx context.Context, adm *kadm.Client) error {
+				resp, err := adm.DeleteTopic(ctx, args[0])
+				if err == nil {
+					err = resp.Err
+				}
+				if err != nil {
+					return fmt.Errorf("deleting topic %s: %w", args[0], err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "deleted topic %s\n", args[0])
+				return nil
+			})
 		},
 	}
 	cmd.AddCommand(list, create, describe, del)
