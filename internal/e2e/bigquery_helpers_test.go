@@ -182,72 +182,26 @@ func bqProduceAvro(t *testing.T, brokers []string, registryURL, topic, schema st
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.MaxBufferedRecords(50000), kgo.ProducerLinger(5*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	var limiter *rate.Limiter
 	if perSecond > 0 {
 		limiter = rate.NewLimiter(rate.Limit(perSecond), max(1, int(perSecond/20)))
 	}
-	errc := make(chan error, 1)
-	for i := range n {
+	produceAll(t, brokers, limiter, 0, n, func(i int) *kgo.Record {
 		f := fields(i)
 		v, err := enc.Encode(ctx, topic, &connector.Record{Fields: f})
 		if err != nil {
 			t.Fatalf("encoding record %d: %v", i, err)
 		}
-		if limiter != nil {
-			limiter.Wait(ctx)
-		}
-		cl.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte(fmt.Sprint(f["id"])), Value: v}, func(_ *kgo.Record, err error) {
-			if err != nil {
-				select {
-				case errc <- err:
-				default:
-				}
-			}
-		})
-	}
-	if err := cl.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-errc:
-		t.Fatalf("producing: %v", err)
-	default:
-	}
+		return &kgo.Record{Topic: topic, Key: []byte(fmt.Sprint(f["id"])), Value: v}
+	})
 }
 
 // bqProduceJSON produces n JSON values made by value(i), keyed by i.
 func bqProduceJSON(t *testing.T, brokers []string, topic string, from, n int, value func(i int) string) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.MaxBufferedRecords(50000), kgo.ProducerLinger(5*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx := context.Background()
-	errc := make(chan error, 1)
-	for i := from; i < from+n; i++ {
-		cl.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte(fmt.Sprint(i)), Value: []byte(value(i))}, func(_ *kgo.Record, err error) {
-			if err != nil {
-				select {
-				case errc <- err:
-				default:
-				}
-			}
-		})
-	}
-	if err := cl.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-errc:
-		t.Fatalf("producing: %v", err)
-	default:
-	}
+	produceAll(t, brokers, nil, from, n, func(i int) *kgo.Record {
+		return &kgo.Record{Topic: topic, Key: []byte(fmt.Sprint(i)), Value: []byte(value(i))}
+	})
 }
 
 // bqCheckNoFailure fails when the pipeline saw an error: quota

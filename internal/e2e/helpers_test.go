@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/time/rate"
 )
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -64,6 +65,16 @@ func createTopic(t *testing.T, brokers []string, topic string, partitions int32)
 // produceN writes n records with keys k<i> and values {"id":i,...}.
 func produceN(t *testing.T, brokers []string, topic string, from, n int) {
 	t.Helper()
+	produceAll(t, brokers, nil, from, n, func(i int) *kgo.Record {
+		return &kgo.Record{Topic: topic, Key: []byte(fmt.Sprintf("k%d", i)), Value: []byte(fmt.Sprintf(`{"id":%d,"name":"item %d","price":%d.5}`, i, i, i%1000))}
+	})
+}
+
+// produceAll produces record(i) for i in [from, from+n), at the limiter's
+// rate when one is given, waits for every ack and fails the test on the
+// first produce error.
+func produceAll(t *testing.T, brokers []string, limiter *rate.Limiter, from, n int, record func(i int) *kgo.Record) {
+	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.MaxBufferedRecords(50000), kgo.ProducerLinger(5*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +83,10 @@ func produceN(t *testing.T, brokers []string, topic string, from, n int) {
 	ctx := context.Background()
 	errc := make(chan error, 1)
 	for i := from; i < from+n; i++ {
-		r := &kgo.Record{Topic: topic, Key: []byte(fmt.Sprintf("k%d", i)), Value: []byte(fmt.Sprintf(`{"id":%d,"name":"item %d","price":%d.5}`, i, i, i%1000))}
+		r := record(i)
+		if limiter != nil {
+			_ = limiter.Wait(ctx)
+		}
 		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
 			if err != nil {
 				select {
