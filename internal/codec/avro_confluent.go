@@ -133,35 +133,89 @@ func (a *AvroConfluent) decodeBytes(ctx context.Context, b []byte) (any, *connec
 	return v, p.schema, nil
 }
 
+// visitFields decodes a record's top-level fields without building its
+// map, and hands them to visit once the whole value is known to be valid.
+// Values that are not records are visited as their one field "value".
+func (a *AvroConfluent) visitFields(ctx context.Context, b []byte, visit func(string, any)) (*connector.Schema, error) {
+	p, err := a.programOf(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	if p.dec.fields == nil { // not a record
+		v, err := a.run(p, b)
+		if err != nil {
+			return nil, err
+		}
+		visit(wrappedField, v)
+		return p.schema, nil
+	}
+	r := readerPool.Get().(*avroReader)
+	defer readerPool.Put(r)
+	r.reset(b[wireHeaderLen:])
+	defer r.reset(nil)
+	p.dec.fields(r)
+	if err := a.finish(r, b); err != nil {
+		return nil, err
+	}
+	for _, m := range r.members {
+		visit(m.name, m.value)
+	}
+	return p.schema, nil
+}
+
 // decodeValue decodes one wire-format payload to its plain value.
 func (a *AvroConfluent) decodeValue(ctx context.Context, b []byte) (any, *avroProgram, error) {
+	p, err := a.programOf(ctx, b)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := a.run(p, b)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, p, nil
+}
+
+// run decodes b's body on a pooled reader.
+func (a *AvroConfluent) run(p *avroProgram, b []byte) (any, error) {
+	r := readerPool.Get().(*avroReader)
+	defer readerPool.Put(r)
+	r.reset(b[wireHeaderLen:])
+	defer r.reset(nil) // drop references to the record's bytes
+	v := p.dec.decode(r)
+	if err := a.finish(r, b); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// finish checks that the whole body was read and turns a decode failure
+// into bad input.
+func (a *AvroConfluent) finish(r *avroReader, b []byte) error {
+	id := int(binary.BigEndian.Uint32(b[1:5]))
+	if r.err == nil && r.remaining() > 0 {
+		r.fail("%d bytes left after the value: the bytes do not match schema %d", r.remaining(), id)
+	}
+	if err := r.result(); err != nil {
+		return &badInput{ReasonAvroDecode, fmt.Errorf("schema %d: %w", id, err)}
+	}
+	return nil
+}
+
+// programOf checks the wire-format header of b and returns the program
+// of its schema id.
+func (a *AvroConfluent) programOf(ctx context.Context, b []byte) (*avroProgram, error) {
 	if len(b) < wireHeaderLen {
-		return nil, nil, &badInput{ReasonWireFormat, fmt.Errorf("%d bytes is shorter than the 5-byte Confluent header (magic byte, schema id)", len(b))}
+		return nil, &badInput{ReasonWireFormat, fmt.Errorf("%d bytes is shorter than the 5-byte Confluent header (magic byte, schema id)", len(b))}
 	}
 	if b[0] != 0 {
 		hint := ""
 		if b[0] == '{' || b[0] == '[' {
 			hint = " (the bytes look like JSON)"
 		}
-		return nil, nil, &badInput{ReasonWireFormat, fmt.Errorf("magic byte is 0x%02x, want 0x00: not Confluent wire format%s", b[0], hint)}
+		return nil, &badInput{ReasonWireFormat, fmt.Errorf("magic byte is 0x%02x, want 0x00: not Confluent wire format%s", b[0], hint)}
 	}
-	id := int(binary.BigEndian.Uint32(b[1:5]))
-	p, err := a.program(ctx, id)
-	if err != nil {
-		return nil, nil, err
-	}
-	r := readerPool.Get().(*avroReader)
-	defer readerPool.Put(r)
-	r.reset(b[wireHeaderLen:])
-	defer r.reset(nil) // drop references to the record's bytes
-	v := p.dec.decode(r)
-	if r.err == nil && r.remaining() > 0 {
-		r.fail("%d bytes left after the value: the bytes do not match schema %d", r.remaining(), id)
-	}
-	if err := r.result(); err != nil {
-		return nil, nil, &badInput{ReasonAvroDecode, fmt.Errorf("schema %d: %w", id, err)}
-	}
-	return v, p, nil
+	return a.program(ctx, int(binary.BigEndian.Uint32(b[1:5])))
 }
 
 // program returns the compiled decoder for schema id, building it on first

@@ -12,6 +12,9 @@ import (
 // hold no per-record state.
 type valueDecoder struct {
 	decode func(r *avroReader) any
+	// fields, for records, decodes the record's fields into r.members
+	// instead of a map (VisitFields); nil for other types.
+	fields func(r *avroReader)
 	// width is the least number of bytes an encoded value takes; it lets a
 	// block count be checked against the bytes left before allocating.
 	width int

@@ -73,33 +73,44 @@ func (c *decoderCompiler) record(w, rd *avro.RecordSchema) (*valueDecoder, error
 	}
 	size := len(steps) + len(defaults)
 	d.width = width
-	d.decode = func(r *avroReader) any {
+	// each decodes the record's fields in writer order, then the reader's
+	// defaults, handing each to set; false on a decode error.
+	each := func(r *avroReader, set func(name string, v any)) bool {
 		if !r.enter() {
-			return nil
+			return false
 		}
-		out := make(map[string]any, size)
 		for i := range steps {
 			s := &steps[i]
 			v := s.dec.decode(r)
 			if r.err != nil {
 				r.within(s.name)
 				r.leave()
-				return nil
+				return false
 			}
 			if !s.skip {
-				out[s.name] = v
+				set(s.name, v)
 			}
 		}
 		for i := range defaults {
 			df := &defaults[i]
 			if df.fresh != nil {
-				out[df.name] = df.fresh()
+				set(df.name, df.fresh())
 			} else {
-				out[df.name] = df.value
+				set(df.name, df.value)
 			}
 		}
 		r.leave()
+		return true
+	}
+	d.decode = func(r *avroReader) any {
+		out := make(map[string]any, size)
+		if !each(r, func(name string, v any) { out[name] = v }) {
+			return nil
+		}
 		return out
+	}
+	d.fields = func(r *avroReader) {
+		each(r, r.addMember)
 	}
 	return d, nil
 }

@@ -78,7 +78,20 @@ func decimalDecoder(dec *avro.DecimalLogicalSchema, size int) (*valueDecoder, er
 		return nil, fmt.Errorf("decimal scale %d out of range [0, %d]", dec.Scale(), maxDecimalScale)
 	}
 	denom := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(dec.Scale())), nil)
+	small := dec.Scale() <= 18 // denom fits in an int64
 	toRat := func(b []byte) any {
+		if small && len(b) <= 8 {
+			// Most decimals (prices, amounts) fit in 64 bits: no big.Int
+			// to build, sign-extend the two's complement bytes instead.
+			var v int64
+			if len(b) > 0 && b[0]&0x80 != 0 {
+				v = -1
+			}
+			for _, c := range b {
+				v = v<<8 | int64(c)
+			}
+			return new(big.Rat).SetFrac64(v, denom.Int64())
+		}
 		n := new(big.Int).SetBytes(b)
 		if len(b) > 0 && b[0]&0x80 != 0 {
 			n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))

@@ -40,6 +40,18 @@ type avroReader struct {
 	path      []string // reversed: innermost first, filled while unwinding
 	depth     int
 	zeroItems int
+	// members are the top-level fields VisitFields collects; kept (empty)
+	// across records so that visiting allocates nothing for them.
+	members []avroMember
+}
+
+type avroMember struct {
+	name  string
+	value any
+}
+
+func (r *avroReader) addMember(name string, v any) {
+	r.members = append(r.members, avroMember{name, v})
 }
 
 // decodeError is a mismatch between the bytes and the schema.
@@ -64,7 +76,12 @@ func (e *decodeError) Error() string {
 }
 
 func (r *avroReader) reset(b []byte) {
-	*r = avroReader{buf: b}
+	clear(r.members) // nothing decoded stays reachable from the pool
+	members := r.members[:0]
+	if cap(members) > 1024 {
+		members = nil
+	}
+	*r = avroReader{buf: b, members: members}
 }
 
 func (r *avroReader) fail(format string, args ...any) {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -539,5 +540,79 @@ func TestUnionOfSameShortNamesPicksTheWrittenBranch(t *testing.T) {
 	}
 	if got := rec.Fields["u"].(map[string]any)["s"]; got != "hi" {
 		t.Errorf("u = %v, want b.X with s=hi", rec.Fields["u"])
+	}
+}
+
+// Decimals decode exactly on both paths: 64-bit unscaled values (most
+// prices) and wider ones, positive and negative, bytes and fixed.
+func TestDecimalsSmallAndLarge(t *testing.T) {
+	schema := `{"type":"record","name":"D","fields":[
+		{"name":"b","type":{"type":"bytes","logicalType":"decimal","precision":38,"scale":2}},
+		{"name":"f","type":{"type":"fixed","name":"F","size":12,"logicalType":"decimal","precision":28,"scale":4}}]}`
+	fake := fakeRegistry(t, map[int]string{1: schema})
+	dec := valueDecoderFor(t, fake.URL())
+	for _, s := range []string{"0", "0.01", "-0.01", "127.5", "-128.25", "92233720368547758.07", "-92233720368547758.08",
+		"92233720368547758.08", "-92233720368547758.09", "123456789012345678901234567.89", "-123456789012345678901234567.89"} {
+		b, _ := new(big.Rat).SetString(s)
+		f := b
+		if len(s) > 24 {
+			f = big.NewRat(-314159, 100) // too wide for the fixed(12) at scale 4
+		}
+		v := map[string]any{"b": b, "f": f}
+		rec := &connector.Record{Value: wire(1, avroBody(t, schema, v))}
+		if err := dec.Decode(context.Background(), rec); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		for k, want := range v {
+			if got, ok := rec.Fields[k].(*big.Rat); !ok || got.Cmp(want.(*big.Rat)) != 0 {
+				t.Errorf("%s: %s = %v, want %v", s, k, rec.Fields[k], want)
+			}
+		}
+	}
+}
+
+// VisitFields hands over exactly what Decode puts in Fields (and Schema),
+// and fails with Decode's error, for records, a schema that is not a
+// record, evolved schemas and bad bytes.
+func TestVisitFieldsMatchesDecode(t *testing.T) {
+	v1 := `{"type":"record","name":"P","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"},
+		{"name":"tags","type":{"type":"array","items":"string"}},{"name":"addr","type":{"type":"record","name":"A","fields":[{"name":"city","type":"string"}]}}]}`
+	v2 := `{"type":"record","name":"P","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"},
+		{"name":"tags","type":{"type":"array","items":"string"}},{"name":"addr","type":{"type":"record","name":"A","fields":[{"name":"city","type":"string"}]}},
+		{"name":"score","type":["null","double"],"default":null}]}`
+	fake := fakeRegistry(t, map[int]string{1: v1, 2: v2, 3: `"string"`})
+	dec := valueDecoderFor(t, fake.URL())
+	p1 := map[string]any{"id": int64(7), "name": "Ada", "tags": []any{"x", "y"}, "addr": map[string]any{"city": "Paris"}}
+	p2 := map[string]any{"id": int64(8), "name": "Bob", "tags": []any{}, "addr": map[string]any{"city": "Rome"}, "score": 1.5}
+	good1 := wire(1, avroBody(t, v1, p1))
+	values := [][]byte{
+		good1,
+		wire(2, avroBody(t, v2, p2)),
+		wire(3, avroBody(t, `"string"`, "just a string")),
+		good1[:len(good1)-2],                  // truncated
+		append(append([]byte{}, good1...), 0), // trailing byte
+		append([]byte{1}, good1[1:]...),       // wrong magic byte
+		{0, 0, 0},                             // short header
+	}
+	for i, b := range values {
+		want := &connector.Record{Value: b, Offset: int64(i)}
+		wantErr := dec.Decode(context.Background(), want)
+		rec := &connector.Record{Value: b, Offset: int64(i)}
+		var got map[string]any
+		schema, err := dec.VisitFields(context.Background(), rec, func(k string, v any) {
+			if got == nil {
+				got = map[string]any{}
+			}
+			got[k] = v
+		})
+		if (err == nil) != (wantErr == nil) || err != nil && (err.Error() != wantErr.Error() || reasonOf(err) != reasonOf(wantErr)) {
+			t.Fatalf("value %d: VisitFields error %v; Decode says %v", i, err, wantErr)
+		}
+		if err == nil && (!reflect.DeepEqual(got, want.Fields) || schema != want.Schema) {
+			t.Fatalf("value %d: visited %#v (schema %p); Decode gives %#v (schema %p)", i, got, schema, want.Fields, want.Schema)
+		}
+		if rec.Fields != nil || rec.Schema != nil {
+			t.Fatalf("value %d: VisitFields changed the record", i)
+		}
 	}
 }

@@ -104,3 +104,28 @@ func BenchmarkDecodeJSON20Fields(b *testing.B) {
 	}
 	reportRecordsPerSecond(b)
 }
+
+func BenchmarkEncodeAvro20Fields(b *testing.B) {
+	fake := fakeRegistry(b, map[int]string{})
+	reg, err := NewRegistry(RegistryOptions{URL: fake.URL()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	enc, err := NewAvroConfluentEncoder(reg, event20Schema, SubjectTopic, true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	rec := &connector.Record{Fields: event20}
+	if _, err := enc.Encode(ctx, "events", rec); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := enc.Encode(ctx, "events", rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportRecordsPerSecond(b)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"sync"
 
 	"github.com/hamba/avro/v2"
 
@@ -60,6 +61,9 @@ type AvroConfluentEncoder struct {
 	wrap         bool
 	strategy     SubjectStrategy
 	autoRegister bool
+	// ids caches the schema id by topic, so that encoding a record builds
+	// no subject name and no registry cache key (the schema text) at all.
+	ids sync.Map // topic -> int
 }
 
 // NewAvroConfluentEncoder returns an encoder writing values with the Avro
@@ -99,6 +103,18 @@ func (e *AvroConfluentEncoder) Subject(topic string) string {
 	return topic + "-value"
 }
 
+func (e *AvroConfluentEncoder) schemaID(ctx context.Context, topic string) (int, error) {
+	if id, ok := e.ids.Load(topic); ok {
+		return id.(int), nil
+	}
+	id, err := e.registry.subjectID(ctx, e.Subject(topic), e.text, e.autoRegister)
+	if err != nil {
+		return 0, err
+	}
+	e.ids.Store(topic, id)
+	return id, nil
+}
+
 // RegistryLookups is how many calls the encoder's registry client made:
 // one per subject, whatever the number of records.
 func (e *AvroConfluentEncoder) RegistryLookups() int64 { return e.registry.Lookups() }
@@ -107,7 +123,7 @@ func (e *AvroConfluentEncoder) Encode(ctx context.Context, topic string, rec *co
 	if rec.Fields == nil {
 		return nil, nil
 	}
-	id, err := e.registry.subjectID(ctx, e.Subject(topic), e.text, e.autoRegister)
+	id, err := e.schemaID(ctx, topic)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,8 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/sluice-dev/sluice/internal/connector"
 )
 
 // maxJSONDepth is how deeply objects and arrays may nest: encoding/json's
@@ -39,6 +41,40 @@ func decodeJSONObject(data []byte) (map[string]any, error) {
 	return m, err
 }
 
+// VisitJSONValue parses rec.Value exactly as the json value decoder does
+// (same values, same errors), but instead of building the object's map it
+// calls visit with each top-level member in document order, once the whole
+// value is known to be valid. A repeated key is visited again (the last
+// is the one a map keeps). An empty value or a JSON null visits nothing.
+// Bad input is the *connector.RecordError the decoder would return.
+//
+// Sinks that turn objects into rows (SQL) use it to skip the map.
+func VisitJSONValue(rec *connector.Record, visit func(key string, value any)) error {
+	if len(rec.Value) == 0 {
+		return nil
+	}
+	p := jsonParsers.Get().(*jsonParser)
+	p.data, p.text = rec.Value, string(rec.Value)
+	p.keepTop = true
+	_, err := p.top()
+	if err == nil {
+		for _, kv := range p.members {
+			visit(kv.key, kv.value)
+		}
+	}
+	p.keepTop = false
+	p.reset()
+	jsonParsers.Put(p)
+	if err != nil {
+		return recordError(rec, "value", jsonBadInput(err))
+	}
+	return nil
+}
+
+func jsonBadInput(err error) *badInput {
+	return &badInput{"json", fmt.Errorf("decoding JSON: %w", err)}
+}
+
 var jsonParsers = sync.Pool{New: func() any { return &jsonParser{} }}
 
 // jsonParser is a recursive-descent parser over one document. members and
@@ -54,6 +90,9 @@ type jsonParser struct {
 	items   []any
 	buf     []byte // strings with escapes or invalid UTF-8
 	slab    valueSlab
+	// keepTop leaves the top-level object's members in members instead of
+	// building its map (VisitJSONValue).
+	keepTop bool
 }
 
 // jsonNumberTypeWord boxes a json.Number (a string underneath) from the
@@ -243,6 +282,10 @@ func (p *jsonParser) object() (map[string]any, error) {
 			break
 		}
 		return nil, p.fail("after object key:value pair")
+	}
+	if p.keepTop && p.depth == 1 {
+		p.depth--
+		return nil, nil
 	}
 	members := p.members[base:]
 	m := make(map[string]any, len(members))

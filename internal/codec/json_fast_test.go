@@ -189,7 +189,51 @@ func FuzzJSONMatchesStdlib(f *testing.F) {
 		if err == nil && !reflect.DeepEqual(got, want) {
 			t.Fatalf("decodeJSONObject(%q) = %#v; encoding/json gives %#v", data, got, want)
 		}
+		checkVisitMatchesDecoder(t, data)
 	})
+}
+
+// checkVisitMatchesDecoder holds VisitJSONValue to the json value decoder:
+// the members it visits, folded into a map, are the decoder's Fields, and
+// bad input is the same error.
+func checkVisitMatchesDecoder(t *testing.T, data []byte) {
+	t.Helper()
+	dec, err := NewDecoder(Options{Value: FormatJSON})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &connector.Record{Value: data, Offset: 9}
+	wantErr := dec.Decode(context.Background(), want)
+	var got map[string]any
+	rec := &connector.Record{Value: data, Offset: 9}
+	err = VisitJSONValue(rec, func(k string, v any) {
+		if got == nil {
+			got = map[string]any{}
+		}
+		got[k] = v
+	})
+	if (err == nil) != (wantErr == nil) || err != nil && (err.Error() != wantErr.Error() || reasonOf(err) != reasonOf(wantErr)) {
+		t.Fatalf("VisitJSONValue(%q) error = %v; the decoder says %v", data, err, wantErr)
+	}
+	if err == nil && len(got)+len(want.Fields) > 0 && !reflect.DeepEqual(got, want.Fields) {
+		t.Fatalf("VisitJSONValue(%q) visits %#v; the decoder gives %#v", data, got, want.Fields)
+	}
+}
+
+func TestVisitJSONValueMatchesDecoder(t *testing.T) {
+	for _, tc := range jsonEdgeCases {
+		t.Run(tc.name, func(t *testing.T) { checkVisitMatchesDecoder(t, []byte(tc.in)) })
+	}
+	for _, in := range []string{``, `null`, ` {"a":1,"a":2} `, `{"a":{"b":1},"c":[1,{"d":"x"}]}`, `{"a":1} x`, `{"a":{"b":1}`} {
+		checkVisitMatchesDecoder(t, []byte(in))
+	}
+	// Nothing is visited for a document that turns out bad after its
+	// first members.
+	visited := 0
+	err := VisitJSONValue(&connector.Record{Value: []byte(`{"a":1,"b":2,"c":}`)}, func(string, any) { visited++ })
+	if err == nil || visited != 0 {
+		t.Fatalf("bad document: error %v, %d members visited", err, visited)
+	}
 }
 
 // sqlBenchValue is a record of the Kafka -> SQL benchmarks.

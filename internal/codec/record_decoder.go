@@ -60,6 +60,35 @@ func (d *RecordDecoder) Decode(ctx context.Context, rec *connector.Record) error
 	return nil
 }
 
+// VisitFields implements connector.FieldVisitor: the value's top-level
+// fields, as Decode would put them in Fields, handed to visit one by one
+// without building the map (JSON and Avro records; other formats are
+// decoded, then visited). The key is not decoded. Errors are Decode's: a
+// *connector.RecordError for bad input, anything else is transient.
+func (d *RecordDecoder) VisitFields(ctx context.Context, rec *connector.Record, visit func(name string, value any)) (*connector.Schema, error) {
+	if d.value == nil || len(rec.Value) == 0 {
+		return nil, nil
+	}
+	switch v := d.value.(type) {
+	case jsonDecoder:
+		return nil, VisitJSONValue(rec, visit)
+	case *AvroConfluent:
+		s, err := v.visitFields(ctx, rec.Value, visit)
+		if err != nil {
+			return nil, recordError(rec, "value", err)
+		}
+		return s, nil
+	}
+	m, s, err := d.value.decodeBytes(ctx, rec.Value)
+	if err != nil {
+		return nil, recordError(rec, "value", err)
+	}
+	for k, x := range m.(map[string]any) {
+		visit(k, x)
+	}
+	return s, nil
+}
+
 // RegistryLookups is how many calls the schema registry client has made
 // (0 without avro-confluent): one per schema id first seen.
 func (d *RecordDecoder) RegistryLookups() int64 {
@@ -143,7 +172,7 @@ func (d jsonDecoder) decodeBytes(_ context.Context, b []byte) (any, *connector.S
 		// encoding/json with UseNumber, several times faster).
 		m, err := decodeJSONObject(b)
 		if err != nil {
-			return nil, nil, &badInput{"json", fmt.Errorf("decoding JSON: %w", err)}
+			return nil, nil, jsonBadInput(err)
 		}
 		return m, nil, nil // a JSON null is a nil map: nil Fields
 	}
