@@ -66,6 +66,35 @@ type Sink interface {
 	Close(ctx context.Context) error
 }
 
+// Preparer is implemented by sinks with per-batch work that needs no I/O,
+// such as turning records into table rows. The engine prepares a
+// consumer's next batch on its own goroutine while the previous batch is
+// being written, so that work overlaps the destination's, and hands the
+// result to WritePrepared (also on retries). WritePrepared(ctx, b,
+// Prepare(b)) must do what Write(ctx, b) does; a nil prepared value means
+// "prepare in WritePrepared" (the sink was not ready to prepare yet).
+type Preparer interface {
+	Prepare(batch []*Record) any
+	WritePrepared(ctx context.Context, batch []*Record, prepared any) error
+}
+
+// FieldVisitor hands a record's decoded top-level fields to visit one by
+// one, without building its Fields map, and returns its schema when the
+// format has one (codec.RecordDecoder). Bad input is a *RecordError;
+// other errors are transient.
+type FieldVisitor interface {
+	VisitFields(ctx context.Context, rec *Record, visit func(name string, value any)) (*Schema, error)
+}
+
+// FieldVisitorSink is a Sink that visits values itself with the
+// FieldVisitor it was built with, to skip building a map per record (the
+// SQL sinks place each field straight into its column). When VisitsFields
+// is true the engine's decoder leaves values undecoded (Fields nil) and the
+// sink reports bad ones as bad records, with the decoder's error.
+type FieldVisitorSink interface {
+	VisitsFields() bool
+}
+
 // OffsetStore is implemented by sinks that keep source offsets in their own
 // transaction (exactly-once). The Kafka source consults it on every
 // partition assignment and resumes from what it returns.

@@ -52,7 +52,7 @@ var (
 	InFlightRecords = gaugeVec("sluice_in_flight_records",
 		"Records read but not yet acked.", "pipeline")
 	InFlightBytes = gaugeVec("sluice_in_flight_bytes",
-		"Bytes read but not yet acked.", "pipeline")
+		"Bytes held by records read but not yet acked: their size as read plus, once decoded, an estimate of their decoded form.", "pipeline")
 	ConsumerLag = gaugeVec("sluice_consumer_lag",
 		"Records between the high watermark and the committed position.", "pipeline", "topic", "partition")
 	Consumers = gaugeVec("sluice_consumers",
@@ -60,7 +60,9 @@ var (
 	PipelineState = gaugeVec("sluice_pipeline_state",
 		"1 for the pipeline's current state, 0 for the others.", "pipeline", "state")
 	SinkConnections = gaugeVec("sluice_sink_connections",
-		"Connections the sink holds open (BigQuery Storage Write streams, SQL pool connections, ...).", "pipeline", "sink")
+		"Connections the sink holds open: SQL connections, pooled and merge session (sampled every 5 s); "+
+			"BigQuery AppendRows streams of the process's Storage Write client, which the bigquery pipelines with the same project and bounds share.",
+		"pipeline", "sink")
 	MergeSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "sluice_merge_seconds",
 		Help:    "Time a staging-to-final merge took, pausing and draining included.",

@@ -148,3 +148,37 @@ func (rejectDecoder) Decode(_ context.Context, r *connector.Record) error {
 	}
 	return nil
 }
+
+// prepSink is a memSink with a connector.Preparer stage: Prepare records
+// which batch it saw, WritePrepared checks it is handed that result.
+type prepSink struct {
+	memSink
+	prepared   atomic.Int32
+	mismatched atomic.Int32
+	unprepared atomic.Int32
+}
+
+type prepResult struct{ first *connector.Record }
+
+func (s *prepSink) Prepare(batch []*connector.Record) any {
+	s.prepared.Add(1)
+	return &prepResult{first: batch[0]}
+}
+
+func (s *prepSink) WritePrepared(ctx context.Context, batch []*connector.Record, prepared any) error {
+	switch pr, _ := prepared.(*prepResult); {
+	case pr == nil:
+		s.unprepared.Add(1)
+	case pr.first != batch[0]:
+		s.mismatched.Add(1)
+	}
+	return s.Write(ctx, batch)
+}
+
+// fieldsDecoder gives every record three decoded fields.
+type fieldsDecoder struct{}
+
+func (fieldsDecoder) Decode(_ context.Context, r *connector.Record) error {
+	r.Fields = map[string]any{"id": 1, "name": "n", "price": 1}
+	return nil
+}

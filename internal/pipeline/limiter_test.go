@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -71,5 +72,43 @@ func TestBackoffGrowsAndIsBounded(t *testing.T) {
 	}
 	if last < b.max/2 {
 		t.Fatalf("after 40 steps backoff is %v, want at least %v", last, b.max/2)
+	}
+}
+
+// Decoded records weigh more than their bytes; when the batch being built
+// already holds the whole cap, it is sent to the writer instead of the
+// read loop waiting for a release that could never come.
+func TestDecodedWeightCountsAndNeverWedges(t *testing.T) {
+	src := newMemSource(2000, func(i int) string { return fmt.Sprintf(`{"id":%d,"name":"n","price":1}`, i) })
+	sink := &memSink{}
+	// A byte cap that ten decoded records fill, far below one batch.
+	// Reads of 5 records: what may overshoot the cap is one read.
+	p, err := New(Options{Name: "t", Source: src, Sink: sink, Decoder: fieldsDecoder{}, BatchRecords: 1000, MaxPollRecords: 5,
+		MaxInFlightBytes: 10 * (3*80 + 40), Linger: 50 * time.Millisecond, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	maxBytes := int64(0)
+	sink.onWrite = func() {
+		_, b := p.limiter.usage()
+		maxBytes = max(maxBytes, b)
+	}
+	if err := runUntil(t, p, "all written", func() bool { return sink.count() == 2000 }); err != nil {
+		t.Fatal(err)
+	}
+	if r, b := p.limiter.usage(); r != 0 || b != 0 {
+		t.Fatalf("after everything was written the limiter holds %d records, %d bytes", r, b)
+	}
+	if maxBytes > 2*10*(3*80+40) {
+		t.Fatalf("in flight reached %d bytes with a cap of %d", maxBytes, 10*(3*80+40))
+	}
+	limit := 0
+	for _, h := range p.Status().RecentBatches {
+		if h.Trigger == "limit" {
+			limit++
+		}
+	}
+	if limit == 0 {
+		t.Fatal("no batch was cut by the in-flight limit")
 	}
 }

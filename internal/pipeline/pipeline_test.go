@@ -110,6 +110,30 @@ func TestTransientSinkFailuresAreRetried(t *testing.T) {
 	}
 }
 
+// A sink with a prepare stage gets each batch's own prepared result, on
+// retries too, and everything is still written and acked once.
+func TestPreparedBatchesReachTheirWrite(t *testing.T) {
+	src := newMemSource(3000, plain)
+	sink := &prepSink{}
+	sink.failFirst.Store(3)
+	p, _ := New(Options{Name: "t", Source: src, Sink: sink, Consumers: 2, BatchRecords: 100, Linger: time.Millisecond, Logger: quiet})
+	if err := runUntil(t, p, "all acked", func() bool { d, _ := src.ackedCount(); return d == 3000 }); err != nil {
+		t.Fatal(err)
+	}
+	if sink.count() != 3000 {
+		t.Fatalf("sink holds %d, want 3000", sink.count())
+	}
+	if _, total := src.ackedCount(); total != 3000 {
+		t.Fatalf("%d acks for 3000 records", total)
+	}
+	if n := sink.prepared.Load(); n < 30 {
+		t.Fatalf("Prepare called %d times for at least 30 batches", n)
+	}
+	if m, u := sink.mismatched.Load(), sink.unprepared.Load(); m+u > 0 {
+		t.Fatalf("%d writes got another batch's prepared result, %d got none", m, u)
+	}
+}
+
 func TestNothingIsAckedBeforeTheSinkSucceeds(t *testing.T) {
 	src := newMemSource(50, plain)
 	sink := &memSink{block: make(chan struct{})}

@@ -37,7 +37,7 @@ type BatchInfo struct {
 	Started  time.Time     `json:"started"`
 	Took     time.Duration `json:"took_ns"`
 	Lingered time.Duration `json:"lingered_ns"` // first record in batch -> write start
-	Trigger  string        `json:"trigger"`     // why it was cut: records, bytes, linger, pause, stop
+	Trigger  string        `json:"trigger"`     // why it was cut: records, bytes, linger, limit, pause, stop
 }
 
 func (s *stats) init(name string) {

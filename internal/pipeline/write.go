@@ -17,8 +17,14 @@ func (p *Pipeline) writeBatch(ctx context.Context, r connector.Reader, b *batch)
 	start := time.Now()
 	bo := newBackoff()
 	rejected, rejectedBytes := 0, 0
+	prep, _ := p.opts.Sink.(connector.Preparer)
 	for {
-		err := p.opts.Sink.Write(ctx, b.records)
+		var err error
+		if prep != nil {
+			err = prep.WritePrepared(ctx, b.records, b.prepared)
+		} else {
+			err = p.opts.Sink.Write(ctx, b.records)
+		}
 		if err == nil {
 			break
 		}
@@ -51,7 +57,7 @@ func (p *Pipeline) writeBatch(ctx context.Context, r connector.Reader, b *batch)
 		}
 	}
 	r.Ack(b.records)
-	p.limiter.release(len(b.records), b.bytes)
+	p.limiter.release(len(b.records), b.weight)
 	p.stats.wrote(b, len(b.records)-rejected, b.bytes-rejectedBytes, start, time.Now())
 	return nil
 }
