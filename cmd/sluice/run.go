@@ -75,6 +75,12 @@ func runPipelines(ctx context.Context, pipelines []config.Pipeline, admin *confi
 		names[p.Name] = true
 		b, err := assembly.Build(ctx, p, log)
 		if err != nil {
+			if ctx.Err() != nil {
+				// Ctrl-C while a pipeline waited for its sink (a database
+				// that is not up yet): a stop, not a failure.
+				log.Info("stopped while starting", "pipeline", p.Name, "err", err)
+				return nil
+			}
 			return err
 		}
 		built = append(built, b)

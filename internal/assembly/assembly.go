@@ -77,6 +77,13 @@ func Build(ctx context.Context, p config.Pipeline, log *slog.Logger) (*Built, er
 	if b.Sink == nil {
 		return fail(errors.New("no sink configured"))
 	}
+	if vs, ok := b.Sink.(connector.FieldVisitorSink); ok && vs.VisitsFields() {
+		f := p.Format
+		f.Value = "raw" // the sink decodes values itself, field by field
+		if dec, err = newDecoder(f); err != nil {
+			return fail(err)
+		}
+	}
 	var maxPoll int
 	for _, build := range sourceBuilders {
 		src, mp, ok, err := build(ctx, &p, b.Sink, log)
@@ -125,6 +132,21 @@ func Build(ctx context.Context, p config.Pipeline, log *slog.Logger) (*Built, er
 	}
 	b.Pipeline = pl
 	return b, nil
+}
+
+// fieldVisitor decodes values field by field for sinks that take them
+// undecoded (connector.FieldVisitorSink): nil unless values are JSON or
+// Avro records.
+func fieldVisitor(f config.Format) (connector.FieldVisitor, error) {
+	if f.Value != "json" && f.Value != "avro-confluent" {
+		return nil, nil
+	}
+	f.Key = "raw" // keys stay with the engine's decoder
+	dec, err := codec.NewDecoder(CodecOptions(f))
+	if err != nil {
+		return nil, err
+	}
+	return dec, nil
 }
 
 // newDecoder builds the key/value decoder for the format block.

@@ -27,11 +27,16 @@ func buildSQLSink(ctx context.Context, p *config.Pipeline, log *slog.Logger) (co
 	default:
 		return nil, false, nil
 	}
+	fields, err := fieldVisitor(p.Format)
+	if err != nil {
+		return nil, true, err
+	}
 	s, err := sqlsink.New(ctx, sqlsink.Options{
 		Kind:        kind,
 		Config:      *cfg,
 		Pipeline:    p.Name,
 		ExactlyOnce: p.Delivery == config.ExactlyOnce,
+		Fields:      fields,
 		Logger:      log,
 	})
 	return s, true, err

@@ -26,6 +26,12 @@ type SQLSink struct {
 	// does not exist. Without it a missing table or column stops the
 	// pipeline at start with its name.
 	CreateTable bool `yaml:"create_table"`
+	// AddColumns adds a nullable column when records bring a field the
+	// table has no column for (a schema that evolved), typed as
+	// create_table types them. Default: on with create_table (and no
+	// columns mapping), off otherwise: fields without a column are then
+	// left out, with one warning each.
+	AddColumns *bool `yaml:"add_columns"`
 	// Columns maps column -> source explicitly: a field of the decoded
 	// value (dots reach into nested records: payload.id) or one of the
 	// metadata names _topic, _partition, _offset, _timestamp, _key. Without
@@ -37,6 +43,11 @@ type SQLSink struct {
 	Metadata []string `yaml:"metadata"`
 	// MaxConnections bounds the connections the sink opens; default 8.
 	MaxConnections int `yaml:"max_connections"`
+	// Writers is how many transactions write one batch at once, each
+	// holding the rows of some of its partitions (so each partition's rows
+	// stay in order). Default 2 for postgres and mysql, 1 for sqlite (one
+	// writer at a time); exact merges always write with one.
+	Writers int `yaml:"writers"`
 	// Merge, when set, runs a procedure that merges the staging table.
 	Merge *Merge `yaml:"merge"`
 }
@@ -98,6 +109,14 @@ func (s *SQLSink) applyDefaults() {
 	}
 }
 
+// AddsColumns says whether the sink adds columns for new fields.
+func (s *SQLSink) AddsColumns() bool {
+	if s.AddColumns != nil {
+		return *s.AddColumns && s.Columns == nil
+	}
+	return s.CreateTable && s.Columns == nil
+}
+
 // TableName is staging_table, or table when that is what was set.
 func (s *SQLSink) TableName() string {
 	if s.StagingTable != "" {
@@ -118,6 +137,16 @@ func (s *SQLSink) validate(v *validator, kind string) {
 		if s.Path != "" {
 			v.add("path", "is only for sqlite; set dsn")
 		}
+	}
+	switch {
+	case s.AddColumns != nil && *s.AddColumns && s.Columns != nil:
+		v.add("add_columns", "cannot be used with columns (an explicit mapping names every column)")
+	case s.Writers < 0:
+		v.add("writers", "must be at least 1")
+	case kind == "sqlite" && s.Writers > 1:
+		v.add("writers", "sqlite has one writer at a time; leave writers unset")
+	case s.Writers > s.MaxConnections && s.MaxConnections > 0:
+		v.add("writers", fmt.Sprintf("is %d, more than max_connections (%d)", s.Writers, s.MaxConnections))
 	}
 	switch {
 	case s.StagingTable == "" && s.Table == "":

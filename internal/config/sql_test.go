@@ -77,6 +77,14 @@ func TestSQLSinkProblemsHaveTheirPaths(t *testing.T) {
   postgres: {dsn: d, staging_table: s, merge: {call: "CALL m()", statements: ["DELETE FROM s"], idle: 1s}}`, []string{"sink.postgres.merge.statements: cannot be used together with call"}},
 		{"continuous must use the high-water mark", `
   postgres: {dsn: d, staging_table: s, merge: {call: "CALL m()", idle: 1s, mode: continuous}}`, []string{"sink.postgres.merge.mode: continuous needs the merge to use {{.HighWaterMark}}"}},
+		{"writers", `
+  postgres: {dsn: d, table: t, writers: 9}`, []string{"sink.postgres.writers: is 9, more than max_connections (8)"}},
+		{"add_columns with columns", `
+  postgres: {dsn: d, table: t, add_columns: true, columns: {id: id}}`, []string{"sink.postgres.add_columns: cannot be used with columns"}},
+		{"negative writers", `
+  mysql: {dsn: d, table: t, writers: -1}`, []string{"sink.mysql.writers: must be at least 1"}},
+		{"sqlite writers", `
+  sqlite: {path: x.db, table: t, writers: 2}`, []string{"sink.sqlite.writers: sqlite has one writer at a time"}},
 		{"bad template", `
   postgres: {dsn: d, staging_table: s, merge: {statements: ["CALL m({{.HighWaterMark)"], idle: 1s}}`, []string{"sink.postgres.merge.statements[0]: bad template"}},
 	}

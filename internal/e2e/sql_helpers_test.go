@@ -89,6 +89,15 @@ func (d *sqlDB) exec(t *testing.T, sql string) {
 
 func (d *sqlDB) count(t *testing.T, sql string) int64 {
 	t.Helper()
+	n, err := d.tryCount(sql)
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+// tryCount is count for a table that may not exist yet.
+func (d *sqlDB) tryCount(sql string) (int64, error) {
 	var n *int64
 	var err error
 	if d.pg != nil {
@@ -96,13 +105,10 @@ func (d *sqlDB) count(t *testing.T, sql string) int64 {
 	} else {
 		err = d.std.QueryRow(sql).Scan(&n)
 	}
-	if err != nil {
-		t.Fatalf("%s: %v", sql, err)
+	if err != nil || n == nil {
+		return 0, err
 	}
-	if n == nil {
-		return 0
-	}
-	return *n
+	return *n, nil
 }
 
 // intervals reads (start, end) pairs.

@@ -276,7 +276,7 @@ func TestSQLPostgresBadInputGoesToTheDeadLetterTopic(t *testing.T) {
 	brokers := c.ListenAddrs()
 	createTopic(t, brokers, "bad", 1)
 	produceN(t, brokers, "bad", 0, 50)
-	sqlProduceJSON(t, brokers, "bad", `{"id":"x","name":"wrong type","price":1}`, `{"name":"no id","price":1}`, `{"id":7,"name":"b","price":"abc"}`)
+	sqlProduceJSON(t, brokers, "bad", `{"id":"x","name":"wrong type","price":1}`, `{"name":"no id","price":1}`, `{"id":7,"name":"b","price":"abc"}`, `{"id":8,"name":`)
 	produceN(t, brokers, "bad", 50, 50)
 	_, stop := runSQLPipeline(t, fmt.Sprintf(`
 name: %s
@@ -288,15 +288,24 @@ sink:
   postgres: {dsn: %q, table: %s}
 `, pipe, brokers[0], pipe, d.dsn, stg))
 	eventually(t, 60*time.Second, "the good rows", func() bool { return d.count(t, "SELECT count(*) FROM "+stg) >= 100 })
-	dead := sqlConsumeRecords(t, brokers, "bad.dlq", 3, 30*time.Second)
+	dead := sqlConsumeRecords(t, brokers, "bad.dlq", 4, 30*time.Second)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"50": "column id", "51": "column id", "52": "column price"}
+	// The sink parses JSON values itself: a malformed one is still bad
+	// input, dead-lettered with the JSON decoder's reason and message.
+	want := map[string]string{"50": "column id", "51": "column id", "52": "column price", "53": "unexpected end of JSON input"}
 	for _, r := range dead {
 		off := sqlHeader(r, kafkaconn.HeaderOffset)
 		msg := sqlHeader(r, kafkaconn.HeaderError)
 		col, ok := want[off]
+		if off == "53" {
+			if !ok || sqlHeader(r, kafkaconn.HeaderReason) != "json" || !strings.Contains(msg, col) || string(r.Value) != `{"id":8,"name":` {
+				t.Errorf("dead letter at offset 53: reason %q, %q, value %q; want the malformed JSON with reason json", sqlHeader(r, kafkaconn.HeaderReason), msg, r.Value)
+			}
+			delete(want, off)
+			continue
+		}
 		if !ok || !strings.Contains(msg, "table "+stg) || !strings.Contains(msg, col) || !strings.Contains(msg, "offset "+off) {
 			t.Errorf("dead letter at offset %s: %q should name table %s, %s and offset %s", off, msg, stg, col, off)
 		}

@@ -154,7 +154,16 @@ func buildBench(b *testing.B, yaml string) *benchPipeline {
 		kind, cfg = "sqlite", pc.Sink.SQLite
 	}
 	log := testLogger()
-	sink, err := sqlsink.New(context.Background(), sqlsink.Options{Kind: kind, Config: *cfg, Pipeline: pc.Name, Logger: log})
+	// What assembly.Build does: the sink decodes values field by field.
+	fo := codec.Options{Value: codec.Format(pc.Format.Value)}
+	if r := pc.Format.SchemaRegistry; r != nil {
+		fo.SchemaRegistry = codec.RegistryOptions{URL: r.URL}
+	}
+	fields, err := codec.NewDecoder(fo)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sink, err := sqlsink.New(context.Background(), sqlsink.Options{Kind: kind, Config: *cfg, Pipeline: pc.Name, Fields: fields, Logger: log})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -162,8 +171,12 @@ func buildBench(b *testing.B, yaml string) *benchPipeline {
 	if err != nil {
 		b.Fatal(err)
 	}
+	var dec codec.Decoder = fields
+	if vs, ok := sink.(connector.FieldVisitorSink); ok && vs.VisitsFields() {
+		dec = codec.Raw{}
+	}
 	p, err := pipeline.New(pipeline.Options{Name: pc.Name, Source: src, Consumers: pc.Source.Kafka.Consumers,
-		Decoder: codec.JSON{}, Sink: sink, OnError: pipeline.OnErrorFail, Logger: log})
+		Decoder: dec, Sink: sink, OnError: pipeline.OnErrorFail, Logger: log})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -174,15 +187,19 @@ func buildBench(b *testing.B, yaml string) *benchPipeline {
 // records are through (durable in staging, or merged).
 func runKafkaToSQL(b *testing.B, kind, server string, sink string, consumers, n int, done func(*benchPipeline) int64) {
 	brokers := benchTopic(b)
+	runKafkaToSQLFormat(b, kind, server, sink, consumers, n, done, brokers, "bench", "{value: json}")
+}
+
+func runKafkaToSQLFormat(b *testing.B, kind, server string, sink string, consumers, n int, done func(*benchPipeline) int64, brokers []string, topic, format string) {
 	group := fmt.Sprintf("bench-%d", time.Now().UnixNano())
 	built := buildBench(b, fmt.Sprintf(`
 name: %s
 source:
-  kafka: {brokers: [%s], topics: [bench], group: %s, consumers: %d}
-format: {value: json}
+  kafka: {brokers: [%s], topics: [%s], group: %s, consumers: %d}
+format: %s
 sink:
   %s: %s
-`, group, brokers[0], group, consumers, kind, sink))
+`, group, brokers[0], topic, group, consumers, format, kind, sink))
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan error, 1)
 	b.ResetTimer()

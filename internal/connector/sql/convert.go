@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"math/bits"
 	"strconv"
 	"strings"
 	"time"
@@ -218,7 +219,10 @@ func toDecimal(c *column, v any) (any, error) {
 		if c.precision == 0 {
 			scale = 18
 		}
-		s = n.FloatString(scale)
+		var ok bool
+		if s, ok = ratText(n, scale); !ok {
+			s = n.FloatString(scale)
+		}
 	default:
 		t, ok := numberText(v)
 		if !ok {
@@ -245,6 +249,45 @@ func toDecimal(c *column, v any) (any, error) {
 		return nil, fmt.Errorf("%s does not fit %s (at most %d digits before the point)", s, c.describeType(), c.precision-c.scale)
 	}
 	return s, nil
+}
+
+// ratText is r.FloatString(scale) without big arithmetic, for the common
+// case (a decoded Avro decimal, a price) where r is exact at scale and its
+// scaled value fits in 64 bits; ok is false otherwise.
+func ratText(r *big.Rat, scale int) (string, bool) {
+	if scale > 18 || !r.Num().IsInt64() || !r.Denom().IsUint64() {
+		return "", false
+	}
+	p := uint64(1)
+	for range scale {
+		p *= 10
+	}
+	den := r.Denom().Uint64()
+	if p%den != 0 {
+		return "", false // not exact at scale: FloatString rounds
+	}
+	num := r.Num().Int64()
+	neg := num < 0
+	mag := uint64(num)
+	if neg {
+		mag = -mag
+	}
+	hi, unscaled := bits.Mul64(mag, p/den)
+	if hi != 0 {
+		return "", false
+	}
+	digits := strconv.AppendUint(make([]byte, 0, 24), unscaled, 10)
+	if scale > 0 {
+		if len(digits) <= scale {
+			digits = append([]byte(strings.Repeat("0", scale+1-len(digits))), digits...)
+		}
+		point := len(digits) - scale
+		digits = append(digits[:point], append([]byte{'.'}, digits[point:]...)...)
+	}
+	if neg {
+		return "-" + string(digits), true
+	}
+	return string(digits), true
 }
 
 // plainDecimal reports whether s is [+-]digits[.digits] and how many

@@ -98,3 +98,26 @@ func TestSQLIdentifiersFromDataAreChecked(t *testing.T) {
 		}
 	}
 }
+
+// ratText must spell exactly what FloatString does wherever it answers.
+func TestRatTextMatchesFloatString(t *testing.T) {
+	vals := []string{"0", "1", "-1", "12.5", "-0.05", "123456789.123", "1/3", "2/7", "-987654321/1000", "9223372036854775807", "-9223372036854775808", "92233720368547758.07", "1e20", "5/8", "-5/8"}
+	for _, v := range vals {
+		r, ok := new(big.Rat).SetString(v)
+		if !ok {
+			t.Fatalf("bad test value %s", v)
+		}
+		for _, scale := range []int{0, 1, 2, 3, 6, 18, 19} {
+			got, ok := ratText(r, scale)
+			if want := r.FloatString(scale); ok && got != want {
+				t.Errorf("ratText(%s, %d) = %q, FloatString says %q", v, scale, got, want)
+			}
+		}
+	}
+	if _, ok := ratText(big.NewRat(1, 3), 2); ok {
+		t.Error("1/3 at scale 2 is not exact: ratText must leave it to FloatString")
+	}
+	if s, ok := ratText(big.NewRat(-5, 100), 2); !ok || s != "-0.05" {
+		t.Errorf("ratText(-0.05, 2) = %q, %v", s, ok)
+	}
+}

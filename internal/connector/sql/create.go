@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/big"
 	"slices"
 	"strings"
@@ -34,19 +36,97 @@ func createTable(ctx context.Context, db database, t tableName, rec *connector.R
 		}
 	}
 	stmt := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (%s)", d.q.table(t), strings.Join(defs, ", "))
+	if err := execDDL(ctx, db, stmt); err != nil {
+		return fmt.Errorf("creating table %s: %w", t, err)
+	}
+	log.Info("created table from the first record", "table", t.String(), "columns", len(cols))
+	return nil
+}
+
+// addColumns adds a nullable column for each new field (add_columns),
+// typed as createTable types them, and returns the mapper of the wider
+// table. Fields it cannot add (not plain column names, or names a column
+// already takes for something else) are warned about once and ignored
+// from then on. Another writer or process adding the same column first
+// is fine: the table is described again either way.
+func (s *Sink) addColumns(ctx context.Context, seen *mapper, fields map[string]sample) (*mapper, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mapper != seen {
+		return s.mapper, nil // another writer has just done it
+	}
+	t, err := s.db.describe(ctx, s.table)
+	if err != nil || t == nil {
+		return nil, wrap(s.db, "describing table "+s.table.String(), errors.Join(err, errors.New("table not found")))
+	}
+	ignored := maps.Clone(s.ignored)
+	if ignored == nil {
+		ignored = map[string]bool{}
+	}
+	d := s.db.dialect()
+	var added []string
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
+		if t.lookup(name) >= 0 {
+			continue
+		}
+		if !dataName.MatchString(name) {
+			s.log.Warn("add_columns: field name is not a plain column name; no column made for it", "table", s.table.String(), "field", name)
+			ignored[name] = true
+			continue
+		}
+		smp := fields[name]
+		c := shapeOf(smp.v)
+		if smp.schema != nil {
+			for _, f := range smp.schema.Fields {
+				if f.Name == name {
+					c = shapeOfField(f)
+				}
+			}
+		}
+		c.name = name
+		stmt := fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", d.q.table(s.table), d.q.ident(c.name), d.columnType(c))
+		if err := execDDL(ctx, s.db, stmt); err != nil {
+			now, derr := s.db.describe(ctx, s.table)
+			if derr != nil || now == nil || now.lookup(name) < 0 {
+				return nil, wrap(s.db, fmt.Sprintf("adding column %s to %s", name, s.table), err)
+			}
+			continue // added by someone else meanwhile
+		}
+		added = append(added, name+" "+d.columnType(c))
+	}
+	if len(added) > 0 {
+		s.log.Info("added columns for new fields", "table", s.table.String(), "columns", strings.Join(added, ", "))
+	}
+	if t, err = s.db.describe(ctx, s.table); err != nil || t == nil {
+		return nil, wrap(s.db, "describing table "+s.table.String(), errors.Join(err, errors.New("table not found")))
+	}
+	s.ignored = ignored
+	if err := s.useTable(t); err != nil {
+		return nil, err
+	}
+	m := s.mapper
+	for name := range fields {
+		if i := m.t.lookup(name); i < 0 || m.src[i].kind != srcField {
+			if !ignored[name] {
+				s.log.Warn("add_columns: a column of that name is not written from fields; the field is left out", "table", s.table.String(), "field", name)
+			}
+			ignored[name] = true // m.ignored is this map; m is not shared before s.mu is released
+		}
+	}
+	return m, nil
+}
+
+// execDDL runs one statement in its own transaction.
+func execDDL(ctx context.Context, db database, stmt string) error {
 	tx, err := db.begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer tx.rollback(context.WithoutCancel(ctx))
 	if err := tx.exec(ctx, stmt); err != nil {
-		return fmt.Errorf("creating table %s: %w", t, err)
+		return err
 	}
-	if err := tx.commit(ctx); err != nil {
-		return fmt.Errorf("creating table %s: %w", t, err)
-	}
-	log.Info("created table from the first record", "table", t.String(), "columns", len(cols))
-	return nil
+	return tx.commit(ctx)
 }
 
 func shapeColumns(rec *connector.Record, cfg *config.SQLSink, withBatch bool, log *slog.Logger) []newColumn {

@@ -29,7 +29,22 @@ type database interface {
 	// classify sorts an error: data (the rows are bad), permanent
 	// (configuration, permissions, missing objects) or transient.
 	classify(err error) errorClass
+	// openConnections counts the connections open now, pooled and
+	// dedicated (sluice_sink_connections).
+	openConnections() int
 	close()
+}
+
+// server is a database behind the network (PostgreSQL, MySQL), which may
+// not be up yet when the sink starts; SQLite, a local file, is not one. Its
+// constructor does not connect: New calls connect until the server answers.
+type server interface {
+	// connect makes the first round trip, and reads what the sink needs
+	// from the server.
+	connect(ctx context.Context) error
+	// addr is the server's host:port (or socket path) for logs: never
+	// credentials, which a DSN may hold.
+	addr() string
 }
 
 // txn is one transaction.

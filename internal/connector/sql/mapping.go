@@ -1,6 +1,8 @@
 package sql
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -31,8 +33,11 @@ type source struct {
 type mapper struct {
 	t        *table
 	explicit bool
-	src      []source        // per table column
-	adapt    []func(any) any // per table column: the dialect's final form; nil = as converted
+	visitor  connector.FieldVisitor // values arrive undecoded (gatherFields); nil: decoded
+	evolve   bool                   // add_columns: report fields without a column
+	ignored  map[string]bool        // fields add_columns will not add; read-only
+	src      []source               // per table column
+	adapt    []func(any) any        // per table column: the dialect's final form; nil = as converted
 	log      *slog.Logger
 
 	mu     sync.Mutex
@@ -123,18 +128,33 @@ type row struct {
 // fields are placed by table column first (gather), then converted and
 // compacted in place to the plan's columns (fill), so no per-row map or
 // slice is built.
-func (m *mapper) rows(batch []*connector.Record) (plan, []row, []*connector.RecordError) {
+//
+// A transient error (a schema registry that is down, when the mapper
+// visits undecoded values) fails the whole call.
+func (m *mapper) rows(ctx context.Context, batch []*connector.Record) (plan, []row, []*connector.RecordError, map[string]sample, error) {
 	width := len(m.t.cols)
 	backing := make([]any, len(batch)*width)
 	var sent []bool // table columns some record has a field for
-	if !m.explicit {
-		sent = m.gather(batch, backing)
+	var failed []bool
+	var bad []*connector.RecordError
+	nf := &newFields{m: m}
+	switch {
+	case m.explicit:
+	case m.visitor != nil:
+		var err error
+		if sent, failed, bad, err = m.gatherFields(ctx, batch, backing, nf); err != nil {
+			return plan{}, nil, nil, nil, err
+		}
+	default:
+		sent = m.gather(batch, backing, nf)
 	}
 	p := m.plan(sent)
 	rows := make([]row, 0, len(batch))
-	var bad []*connector.RecordError
 	var topic boxedString
 	for idx, rec := range batch {
+		if failed != nil && failed[idx] {
+			continue
+		}
 		wide := backing[idx*width : (idx+1)*width : (idx+1)*width]
 		vals := wide[:len(p.cols):len(p.cols)]
 		if err := m.fill(p, rec, wide, vals, &topic); err != nil {
@@ -143,7 +163,48 @@ func (m *mapper) rows(batch []*connector.Record) (plan, []row, []*connector.Reco
 		}
 		rows = append(rows, row{rec: rec, idx: idx, vals: vals})
 	}
-	return p, rows, bad
+	return p, rows, bad, nf.found, nil
+}
+
+// sample is a value of a field the table has no column for, and its
+// record (whose schema, when it has one, types the column).
+type sample struct {
+	rec    *connector.Record
+	v      any
+	schema *connector.Schema // the record's, when its format has one
+}
+
+// newFields collects, with add_columns, the first non-null value of each
+// field that has no column.
+type newFields struct {
+	m     *mapper
+	found map[string]sample
+}
+
+// typedBy records the schema of rec's samples, known once it is visited.
+func (nf *newFields) typedBy(rec *connector.Record, schema *connector.Schema) {
+	if schema == nil {
+		return
+	}
+	for k, s := range nf.found {
+		if s.rec == rec {
+			s.schema = schema
+			nf.found[k] = s
+		}
+	}
+}
+
+func (nf *newFields) note(k string, v any, rec *connector.Record, schema *connector.Schema) {
+	if !nf.m.evolve || v == nil || nf.m.ignored[k] {
+		return
+	}
+	if _, ok := nf.found[k]; ok {
+		return
+	}
+	if nf.found == nil {
+		nf.found = map[string]sample{}
+	}
+	nf.found[k] = sample{rec: rec, v: v, schema: schema}
 }
 
 // gather puts each record's field values in its row of backing at their
@@ -153,22 +214,14 @@ func (m *mapper) rows(batch []*connector.Record) (plan, []row, []*connector.Reco
 // Records of a batch mostly share one set of field names, so it looks the
 // names seen so far up in each record, and walks a record's map only when
 // that does not account for all its fields.
-func (m *mapper) gather(batch []*connector.Record, backing []any) []bool {
+func (m *mapper) gather(batch []*connector.Record, backing []any, nf *newFields) []bool {
 	width := len(m.t.cols)
 	sent := make([]bool, width)
 	var names []string // every field name seen, in order of first sight
 	var cols []int     // names[i] -> table column, -1 = none
 	seen := map[string]int{}
 	add := func(k string) int {
-		i := m.t.lookup(k)
-		if i >= 0 && m.src[i].kind != srcField {
-			i = -1
-		}
-		if i < 0 {
-			m.warnUnknown(k)
-		} else {
-			sent[i] = true
-		}
+		i := m.fieldColumn(k, sent)
 		seen[k] = len(names)
 		names, cols = append(names, k), append(cols, i)
 		return len(names) - 1
@@ -185,6 +238,8 @@ func (m *mapper) gather(batch []*connector.Record, backing []any) []bool {
 					found++
 					if c := cols[i]; c >= 0 {
 						wide[c] = v
+					} else {
+						nf.note(k, v, rec, rec.Schema)
 					}
 				}
 			}
@@ -199,10 +254,88 @@ func (m *mapper) gather(batch []*connector.Record, backing []any) []bool {
 			}
 			if c := cols[i]; c >= 0 {
 				wide[c] = v
+			} else {
+				nf.note(k, v, rec, rec.Schema)
 			}
 		}
 	}
 	return sent
+}
+
+// fieldColumn is the table column that takes field k (-1: none, warned
+// once), marked in sent.
+func (m *mapper) fieldColumn(k string, sent []bool) int {
+	i := m.t.lookup(k)
+	if i >= 0 && m.src[i].kind != srcField {
+		i = -1
+	}
+	if i < 0 {
+		if !m.evolve { // with add_columns, addColumns says why it does not add one
+			m.warnUnknown(k)
+		}
+	} else {
+		sent[i] = true
+	}
+	return i
+}
+
+// gatherFields is gather for values that arrive undecoded (JSON, Avro):
+// each field goes straight from the decoder into its record's row of
+// backing, with no map per record. A value that does not decode is
+// returned in bad (with the decoder's error) and marked in failed; any
+// other decoder error (a registry that is down) is returned as err.
+func (m *mapper) gatherFields(ctx context.Context, batch []*connector.Record, backing []any, nf *newFields) (sent, failed []bool, bad []*connector.RecordError, err error) {
+	width := len(m.t.cols)
+	sent = make([]bool, width)
+	// Records of a batch mostly list the same fields in the same order:
+	// byPos remembers the column of the key last seen at each position, so
+	// the common case is a string comparison, not a lookup.
+	type slot struct {
+		key string
+		col int // -1: no column
+	}
+	var byPos []slot
+	var wide []any
+	var rec *connector.Record
+	pos := 0
+	visit := func(k string, v any) {
+		var c int
+		if pos < len(byPos) && byPos[pos].key == k {
+			c = byPos[pos].col
+		} else {
+			c = m.fieldColumn(k, sent)
+			if pos < len(byPos) {
+				byPos[pos] = slot{k, c}
+			} else if pos < 4*width {
+				byPos = append(byPos, slot{k, c})
+			}
+		}
+		pos++
+		if c >= 0 {
+			wide[c] = v // the last of a repeated key wins, as in a map
+		} else {
+			nf.note(k, v, rec, nil)
+		}
+	}
+	for idx := range batch {
+		rec = batch[idx]
+		wide, pos = backing[idx*width:(idx+1)*width], 0
+		schema, err := m.visitor.VisitFields(ctx, rec, visit)
+		if err == nil {
+			nf.typedBy(rec, schema)
+			continue
+		}
+		var re *connector.RecordError
+		if !errors.As(err, &re) {
+			return nil, nil, nil, err
+		}
+		if failed == nil {
+			failed = make([]bool, len(batch))
+		}
+		failed[idx] = true
+		bad = append(bad, re)
+	}
+	return sent, failed, bad, nil
 }
 
 // plan picks the columns: every mapped one with an explicit mapping;

@@ -2,6 +2,7 @@ package sql
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -49,7 +50,7 @@ func BenchmarkMapperRows(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, rows, bad := m.rows(batch); len(rows) != len(batch) || len(bad) > 0 {
+		if _, rows, bad, _, _ := m.rows(context.Background(), batch); len(rows) != len(batch) || len(bad) > 0 {
 			b.Fatalf("%d rows, %d bad", len(rows), len(bad))
 		}
 	}

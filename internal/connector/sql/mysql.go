@@ -11,19 +11,21 @@ import (
 	"github.com/go-sql-driver/mysql"
 )
 
-// newMySQL connects to MySQL or MariaDB. Rows go in as multi-row INSERTs
-// with client-side parameter interpolation (one round trip per
-// statement), chunked to stay under the server's max_allowed_packet.
+// newMySQL is a MySQL or MariaDB database, not yet connected (connect
+// does that, so New can wait for a server that is not up yet). Rows go in
+// as multi-row INSERTs with client-side parameter interpolation (one round
+// trip per statement), chunked to stay under the server's
+// max_allowed_packet.
 //
 // Write gate: the pipeline's row in sluice_merge_state, read LOCK IN SHARE
 // MODE by writes and FOR UPDATE by merges and exact writes. InnoDB queues
 // a new shared request behind a waiting exclusive one, so merges are not
 // starved. The merge lock is GET_LOCK, released by the server when the
 // holder's connection ends.
-func newMySQL(ctx context.Context, dsn string, maxConns int) (mysqlDB, error) {
+func newMySQL(dsn string, maxConns int) (*mysqlDB, error) {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
-		return mysqlDB{}, fmt.Errorf("parsing the mysql dsn: %w", err)
+		return nil, fmt.Errorf("parsing the mysql dsn: %w", err)
 	}
 	cfg.InterpolateParams = true
 	cfg.MaxAllowedPacket = 0 // ask the server
@@ -40,23 +42,14 @@ func newMySQL(ctx context.Context, dsn string, maxConns int) (mysqlDB, error) {
 	}
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {
-		return mysqlDB{}, fmt.Errorf("mysql dsn: %w", err)
+		return nil, fmt.Errorf("mysql dsn: %w", err)
 	}
 	db := dbsql.OpenDB(conn)
 	db.SetMaxOpenConns(maxConns + 1) // +1: the merge session
 	db.SetMaxIdleConns(maxConns + 1)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	var packet int64
-	if err := db.QueryRowContext(ctx, "SELECT @@max_allowed_packet").Scan(&packet); err != nil {
-		db.Close()
-		return mysqlDB{}, fmt.Errorf("connecting to mysql %s: %w", cfg.Addr, err)
-	}
-	// Leave room for the statement text and the protocol's own overhead.
-	limit := int(packet) - 64<<10
-	if limit < 64<<10 {
-		limit = 64 << 10
-	}
 	s := &stdDB{db: db, iso: dbsql.LevelReadCommitted}
+	m := &mysqlDB{stdDB: s, address: cfg.Addr}
 	s.d = &dialect{
 		name:    "mysql",
 		q:       backtickQuote,
@@ -73,12 +66,30 @@ func newMySQL(ctx context.Context, dsn string, maxConns int) (mysqlDB, error) {
 		columnType: mysqlColumnType,
 	}
 	s.insert = func(ctx context.Context, tx *dbsql.Tx, t tableName, cols []string, rows [][]any) error {
-		return mysqlInsert(ctx, tx, s.d.q.table(t)+" ("+s.d.q.list(cols)+")", len(cols), rows, limit)
+		return mysqlInsert(ctx, tx, s.d.q.table(t)+" ("+s.d.q.list(cols)+")", len(cols), rows, m.limit)
 	}
-	return mysqlDB{s}, nil
+	return m, nil
 }
 
-type mysqlDB struct{ *stdDB }
+type mysqlDB struct {
+	*stdDB
+	address string // host:port or socket path, for logs
+	limit   int    // bytes per INSERT statement; set by connect, before any write
+}
+
+// connect reads max_allowed_packet, which bounds the size of the sink's
+// INSERT statements.
+func (m *mysqlDB) connect(ctx context.Context) error {
+	var packet int64
+	if err := m.db.QueryRowContext(ctx, "SELECT @@max_allowed_packet").Scan(&packet); err != nil {
+		return wrap(m, "connecting to mysql "+m.address, err)
+	}
+	// Leave room for the statement text and the protocol's own overhead.
+	m.limit = max(int(packet)-64<<10, 64<<10)
+	return nil
+}
+
+func (m *mysqlDB) addr() string { return m.address }
 
 func mysqlGate(ctx context.Context, tx txn, bk *bookkeeping, exclusive bool) (int64, error) {
 	lock := " LOCK IN SHARE MODE"
@@ -158,7 +169,7 @@ func mysqlUnlock(ctx context.Context, c *dbsql.Conn, name string) error {
 	return err
 }
 
-func (m mysqlDB) session(ctx context.Context) (session, error) {
+func (m *mysqlDB) session(ctx context.Context) (session, error) {
 	c, err := m.db.Conn(ctx)
 	if err != nil {
 		return nil, err
@@ -166,7 +177,7 @@ func (m mysqlDB) session(ctx context.Context) (session, error) {
 	return &connTxnSession{conn: c, iso: m.iso, insert: m.insert, lock: mysqlLock, unlk: mysqlUnlock}, nil
 }
 
-func (m mysqlDB) adapter(c *column) func(any) any {
+func (m *mysqlDB) adapter(c *column) func(any) any {
 	switch c.kind {
 	case kindTime:
 		return func(v any) any {
@@ -184,7 +195,7 @@ func (m mysqlDB) adapter(c *column) func(any) any {
 	return nil
 }
 
-func (m mysqlDB) classify(err error) errorClass {
+func (m *mysqlDB) classify(err error) errorClass {
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
 		switch me.Number {

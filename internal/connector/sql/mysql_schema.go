@@ -7,7 +7,7 @@ import (
 )
 
 // describe reads the table's columns from information_schema.
-func (m mysqlDB) describe(ctx context.Context, t tableName) (*table, error) {
+func (m *mysqlDB) describe(ctx context.Context, t tableName) (*table, error) {
 	var schema any
 	if t.schema != "" {
 		schema = t.schema

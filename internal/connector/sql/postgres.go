@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -28,7 +29,9 @@ type postgres struct {
 	types *copyTypes // of COPY targets, shared by every connection
 }
 
-func newPostgres(ctx context.Context, dsn string, maxConns int) (*postgres, error) {
+// newPostgres parses dsn without connecting: connect makes the first
+// connection, so New can wait for a server that is not up yet.
+func newPostgres(dsn string, maxConns int) (*postgres, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parsing the postgres dsn: %w", err)
@@ -55,17 +58,25 @@ func newPostgres(ctx context.Context, dsn string, maxConns int) (*postgres, erro
 		forUpdate:  " FOR UPDATE",
 		columnType: pgColumnType,
 	}
-	c, err := p.pool.acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("connecting to postgres %s: %w", cfg.Host, err)
-	}
-	p.pool.release(c)
 	return p, nil
 }
+
+func (p *postgres) connect(ctx context.Context) error {
+	c, err := p.pool.acquire(ctx)
+	if err != nil {
+		return wrap(p, "connecting to postgres "+p.addr(), err)
+	}
+	p.pool.release(c)
+	return nil
+}
+
+func (p *postgres) addr() string { return net.JoinHostPort(p.cfg.Host, strconv.Itoa(int(p.cfg.Port))) }
 
 func (p *postgres) dialect() *dialect { return p.d }
 
 func (p *postgres) close() { p.pool.close() }
+
+func (p *postgres) openConnections() int { return int(p.pool.open.Load()) }
 
 func pgGate(ctx context.Context, tx txn, bk *bookkeeping, exclusive bool) (int64, error) {
 	key := lockKeyOf(bk.lockName("gate"))
@@ -112,11 +123,11 @@ func (p *postgres) query(ctx context.Context, q string, args ...any) (rowsIter, 
 }
 
 func (p *postgres) session(ctx context.Context) (session, error) {
-	c, err := pgx.ConnectConfig(ctx, p.cfg)
+	c, err := p.pool.dial(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &pgSession{d: p.d, types: p.types, c: c}, nil
+	return &pgSession{d: p.d, types: p.types, c: c, pool: p.pool}, nil
 }
 
 type pgTxn struct {
@@ -182,6 +193,7 @@ type pgSession struct {
 	d     *dialect
 	types *copyTypes
 	c     *pgx.Conn
+	pool  *pgPool // counts c among the open connections
 }
 
 func (s *pgSession) tryLock(ctx context.Context, name string) (bool, error) {
@@ -203,7 +215,7 @@ func (s *pgSession) begin(ctx context.Context) (txn, error) {
 	return &pgTxn{d: s.d, types: s.types, tx: tx, done: func() {}}, nil
 }
 
-func (s *pgSession) close() { closeConn(s.c) }
+func (s *pgSession) close() { s.pool.hangUp(s.c) }
 
 // adapter: decimals stay the text toDecimal returns, which copyRows
 // encodes itself (see appendCopyValue).

@@ -3,6 +3,7 @@ package sql
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -12,8 +13,9 @@ import (
 // module this build does not carry; the sink needs little: a bound,
 // reuse, and dropping connections that broke.)
 type pgPool struct {
-	cfg *pgx.ConnConfig
-	sem chan struct{} // one token per open or opening connection
+	cfg  *pgx.ConnConfig
+	sem  chan struct{} // one token per connection in use or opening
+	open atomic.Int64  // connections open: pooled, idle or in use, and sessions
 
 	mu   sync.Mutex
 	idle []*pgx.Conn
@@ -44,8 +46,9 @@ func (p *pgPool) acquire(ctx context.Context) (*pgx.Conn, error) {
 		if !c.IsClosed() {
 			return c, nil
 		}
+		p.open.Add(-1)
 	}
-	c, err := pgx.ConnectConfig(ctx, p.cfg)
+	c, err := p.dial(ctx)
 	if err != nil {
 		<-p.sem
 		return nil, err
@@ -53,12 +56,29 @@ func (p *pgPool) acquire(ctx context.Context) (*pgx.Conn, error) {
 	return c, nil
 }
 
+// dial opens a connection, counted in open until hangUp (outside the
+// bound: the merge session uses it too).
+func (p *pgPool) dial(ctx context.Context) (*pgx.Conn, error) {
+	c, err := pgx.ConnectConfig(ctx, p.cfg)
+	if err != nil {
+		return nil, err
+	}
+	p.open.Add(1)
+	return c, nil
+}
+
+// hangUp closes a connection dial opened.
+func (p *pgPool) hangUp(c *pgx.Conn) {
+	closeConn(c)
+	p.open.Add(-1)
+}
+
 // release gives c back, or closes it when it is broken or still inside a
 // transaction.
 func (p *pgPool) release(c *pgx.Conn) {
 	defer func() { <-p.sem }()
 	if c.IsClosed() || c.PgConn().TxStatus() != 'I' {
-		closeConn(c)
+		p.hangUp(c)
 		return
 	}
 	p.mu.Lock()
@@ -69,7 +89,7 @@ func (p *pgPool) release(c *pgx.Conn) {
 // discard closes c for good (after an error that may have left it in an
 // unknown state).
 func (p *pgPool) discard(c *pgx.Conn) {
-	closeConn(c)
+	p.hangUp(c)
 	<-p.sem
 }
 
@@ -79,7 +99,7 @@ func (p *pgPool) close() {
 	p.idle = nil
 	p.mu.Unlock()
 	for _, c := range idle {
-		closeConn(c)
+		p.hangUp(c)
 	}
 }
 

@@ -36,14 +36,17 @@
 package sql
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/connector"
+	"github.com/sluice-dev/sluice/internal/metrics"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -53,58 +56,80 @@ type Options struct {
 	Config      config.SQLSink
 	Pipeline    string
 	ExactlyOnce bool // delivery: exactly_once
-	Logger      *slog.Logger
+	// Fields, when set, decodes values (JSON, Avro) field by field: the
+	// sink then takes records undecoded (connector.FieldVisitorSink) and
+	// places each field straight into its column, unless columns maps
+	// fields explicitly.
+	Fields connector.FieldVisitor
+	Logger *slog.Logger
 }
 
 // Sink writes records to a table. New returns *MergingSink instead when a
 // merge is configured.
 type Sink struct {
 	cfg         config.SQLSink
+	kind        string // postgres | mysql | sqlite
 	pipeline    string
 	exactlyOnce bool
+	visitor     connector.FieldVisitor // values arrive undecoded; nil: decoded
+	writers     int                    // transactions per batch, split by partition
 	log         *slog.Logger
 	db          database
 	table       tableName
 	bk          *bookkeeping
 	merge       *orchestrator // nil without merge
 
-	mu     sync.Mutex
-	mapper *mapper // nil until the table exists
+	mu      sync.Mutex
+	mapper  *mapper         // nil until the table exists
+	ignored map[string]bool // fields add_columns does not add; replaced, never changed
 
 	partialMu sync.Mutex
 	partial   map[*connector.Record]*partialWrite
 
-	stop  context.CancelFunc
-	group *errgroup.Group
+	stop  context.CancelFunc // ends the goroutines of group
+	group *errgroup.Group    // the connections reporter and the merge orchestrator
 }
 
 // partialWrite is what a failed Write had already committed (exact pause
 // mode commits a batch in several transactions): the retry of the same
 // batch skips it, and still reports the records the database rejected.
 type partialWrite struct {
-	upTo int // records of the batch before this index are done
-	bad  []*connector.RecordError
+	upTo       int                     // records of the batch before this index are done
+	partitions map[topicPartition]bool // partitions of a split batch that are done
+	bad        []*connector.RecordError
 }
 
 // New connects, creates the bookkeeping tables it needs and checks the
 // table: a missing table (without create_table) or a configured column the
 // table lacks is a permanent error naming it. ctx governs only the setup.
+//
+// A PostgreSQL or MySQL server that cannot be reached yet (down, starting,
+// a network failure: whatever classify calls transient) is waited for,
+// with a Warn per attempt, until ctx ends; permanent errors (credentials,
+// an unknown database, a missing table) fail at once.
 func New(ctx context.Context, o Options) (connector.Sink, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	s := &Sink{cfg: o.Config, pipeline: o.Pipeline, exactlyOnce: o.ExactlyOnce,
+	s := &Sink{cfg: o.Config, kind: o.Kind, pipeline: o.Pipeline, exactlyOnce: o.ExactlyOnce, visitor: visitorUnlessMapped(o),
 		log: o.Logger.With("sink", o.Kind), partial: map[*connector.Record]*partialWrite{}}
 	t, err := parseTableName(o.Config.TableName())
 	if err != nil {
 		return nil, connector.Permanent(err)
 	}
 	s.table = t
+	s.writers = o.Config.Writers
+	if s.writers == 0 {
+		s.writers = 2
+	}
+	if o.Kind == "sqlite" {
+		s.writers = 1
+	}
 	switch o.Kind {
 	case "postgres":
-		s.db, err = newPostgres(ctx, o.Config.DSN, o.Config.MaxConnections)
+		s.db, err = newPostgres(o.Config.DSN, o.Config.MaxConnections)
 	case "mysql":
-		s.db, err = newMySQL(ctx, o.Config.DSN, o.Config.MaxConnections)
+		s.db, err = newMySQL(o.Config.DSN, o.Config.MaxConnections)
 	case "sqlite":
 		s.db, err = newSQLite(ctx, o.Config.Path)
 	default:
@@ -113,18 +138,67 @@ func New(ctx context.Context, o Options) (connector.Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.setup(ctx); err != nil {
+	if err := s.start(ctx); err != nil {
 		s.db.close()
 		return nil, err
-	}
-	if s.merge == nil {
-		return s, nil
 	}
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop = stop
 	s.group = &errgroup.Group{}
+	s.showConnections()
+	s.group.Go(func() error { return s.reportConnections(runCtx) })
+	if s.merge == nil {
+		return s, nil
+	}
 	s.group.Go(func() error { return s.merge.run(runCtx) })
 	return &MergingSink{s}, nil
+}
+
+// connectionsEvery is how often sluice_sink_connections is brought up to
+// date: database/sql does not tell when it opens or closes a connection.
+const connectionsEvery = 5 * time.Second
+
+// reportConnections keeps sluice_sink_connections current until ctx ends.
+func (s *Sink) reportConnections(ctx context.Context) error {
+	t := time.NewTicker(connectionsEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			s.showConnections()
+		}
+	}
+}
+
+func (s *Sink) showConnections() {
+	metrics.SinkConnections.WithLabelValues(s.pipeline, s.kind).Set(float64(s.db.openConnections()))
+}
+
+// start connects to a server and sets up, again while the errors are
+// transient (setup is idempotent); SQLite is set up once.
+func (s *Sink) start(ctx context.Context) error {
+	srv, ok := s.db.(server)
+	if !ok {
+		return s.setup(ctx)
+	}
+	var last error // the server's, not the cancellation's
+	err := retryTransient(ctx, s.db, s.log.With("host", srv.addr()), "connecting to the database", func() error {
+		err := srv.connect(ctx)
+		if err == nil {
+			err = s.setup(ctx)
+		}
+		if err != nil && ctx.Err() == nil {
+			last = err
+		}
+		return err
+	})
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("waiting for %s at %s: the database could not be reached before the wait was stopped (%w); last error: %w",
+			s.db.dialect().name, srv.addr(), ctx.Err(), cmp.Or(last, err))
+	}
+	return err
 }
 
 func (s *Sink) setup(ctx context.Context) error {
@@ -157,6 +231,11 @@ func (s *Sink) setup(ctx context.Context) error {
 func (s *Sink) useTable(t *table) error {
 	needBatch := s.cfg.Merge != nil && s.cfg.Merge.Mode == config.MergeContinuous
 	m, err := newMapper(t, &s.cfg, needBatch, s.db.adapter, s.log)
+	if m != nil {
+		m.visitor = s.visitor
+		m.evolve = s.cfg.AddsColumns()
+		m.ignored = s.ignored
+	}
 	if err != nil {
 		return connector.Permanent(err)
 	}
@@ -177,13 +256,7 @@ func (s *Sink) ready(ctx context.Context, batch []*connector.Record) (*mapper, e
 		return nil, wrap(s.db, "describing table "+s.table.String(), err)
 	}
 	if t == nil {
-		first := batch[0]
-		for _, r := range batch {
-			if r.Fields != nil {
-				first = r
-				break
-			}
-		}
+		first := s.shapeRecord(ctx, batch)
 		if err := createTable(ctx, s.db, s.table, first, &s.cfg, s.cfg.Merge != nil, s.log); err != nil {
 			return nil, wrap(s.db, "creating the table", err)
 		}
@@ -196,6 +269,46 @@ func (s *Sink) ready(ctx context.Context, batch []*connector.Record) (*mapper, e
 	}
 	return s.mapper, nil
 }
+
+// visitorUnlessMapped is o.Fields, unless columns maps fields explicitly
+// (paths into nested records need the decoded map).
+func visitorUnlessMapped(o Options) connector.FieldVisitor {
+	if o.Config.Columns != nil {
+		return nil
+	}
+	return o.Fields
+}
+
+// shapeRecord is the record create_table takes the table's shape from: the
+// first with fields (decoded here when the sink visits values itself).
+func (s *Sink) shapeRecord(ctx context.Context, batch []*connector.Record) *connector.Record {
+	for _, r := range batch {
+		if s.visitor == nil {
+			if r.Fields != nil {
+				return r
+			}
+			continue
+		}
+		var fields map[string]any
+		schema, err := s.visitor.VisitFields(ctx, r, func(k string, v any) {
+			if fields == nil {
+				fields = map[string]any{}
+			}
+			fields[k] = v
+		})
+		if err == nil && fields != nil {
+			shaped := *r
+			shaped.Fields, shaped.Schema = fields, schema
+			return &shaped
+		}
+	}
+	return batch[0]
+}
+
+// VisitsFields implements connector.FieldVisitorSink: with a FieldVisitor
+// and no explicit columns mapping, the mapper places each field straight
+// into its column instead of building a map per record.
+func (s *Sink) VisitsFields() bool { return s.visitor != nil }
 
 // LoadOffsets implements connector.OffsetStore: the next offsets stored
 // with the rows (delivery: exactly_once).
@@ -222,12 +335,12 @@ func (s *Sink) LoadOffsets(ctx context.Context, topic string, partitions []int32
 }
 
 // Close stops the merge orchestrator (a merge in progress is rolled back
-// and runs again later) and closes the connections.
+// and runs again later), closes the connections and removes the sink's
+// sluice_sink_connections series.
 func (s *Sink) Close(context.Context) error {
-	if s.stop != nil {
-		s.stop()
-		_ = s.group.Wait()
-	}
+	s.stop()
+	_ = s.group.Wait()
+	metrics.SinkConnections.DeleteLabelValues(s.pipeline, s.kind)
 	s.db.close()
 	return nil
 }
@@ -247,7 +360,9 @@ func (m *MergingSink) Merges() []connector.MergeInfo { return m.merge.history.li
 func (m *MergingSink) MergeNow(ctx context.Context) error { return m.merge.mergeNow(ctx) }
 
 var (
-	_ connector.OffsetStore  = (*Sink)(nil)
-	_ connector.Merger       = (*MergingSink)(nil)
-	_ connector.Controllable = (*MergingSink)(nil)
+	_ connector.OffsetStore      = (*Sink)(nil)
+	_ connector.FieldVisitorSink = (*Sink)(nil)
+	_ connector.Preparer         = (*Sink)(nil)
+	_ connector.Merger           = (*MergingSink)(nil)
+	_ connector.Controllable     = (*MergingSink)(nil)
 )

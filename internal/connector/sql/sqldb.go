@@ -34,6 +34,8 @@ func (s *stdDB) query(ctx context.Context, q string, args ...any) (rowsIter, err
 
 func (s *stdDB) close() { _ = s.db.Close() }
 
+func (s *stdDB) openConnections() int { return s.db.Stats().OpenConnections }
+
 type stdTxn struct {
 	tx       *dbsql.Tx
 	insertFn func(ctx context.Context, tx *dbsql.Tx, t tableName, cols []string, rows [][]any) error

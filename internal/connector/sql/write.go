@@ -1,8 +1,12 @@
 package sql
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/config"
@@ -18,6 +22,48 @@ import (
 // split: the rows that fit are committed, a merge runs, then the rest go
 // into the next batch. Write waits for that merge.
 func (s *Sink) Write(ctx context.Context, batch []*connector.Record) error {
+	return s.WritePrepared(ctx, batch, nil)
+}
+
+// prepared is a batch mapped to rows by the mapper of the time.
+type prepared struct {
+	m         *mapper
+	p         plan
+	rows      []row
+	bad       []*connector.RecordError
+	newFields map[string]sample // add_columns: fields without a column
+}
+
+func prepare(ctx context.Context, m *mapper, batch []*connector.Record) (*prepared, error) {
+	pr := &prepared{m: m}
+	var err error
+	pr.p, pr.rows, pr.bad, pr.newFields, err = m.rows(ctx, batch)
+	return pr, err
+}
+
+// Prepare implements connector.Preparer: it maps the batch to rows (the
+// sink's main CPU cost: decoding values, converting them) while the engine
+// writes the previous batch. It returns nil until the table is known
+// (create_table creates it on the first Write), or when decoding needs
+// the schema registry and it fails: WritePrepared then tries again.
+func (s *Sink) Prepare(batch []*connector.Record) any {
+	s.mu.Lock()
+	m := s.mapper
+	s.mu.Unlock()
+	if m == nil || len(batch) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pr, err := prepare(ctx, m, batch)
+	if err != nil {
+		return nil
+	}
+	return pr
+}
+
+// WritePrepared implements connector.Preparer.
+func (s *Sink) WritePrepared(ctx context.Context, batch []*connector.Record, prep any) error {
 	if len(batch) == 0 {
 		return nil
 	}
@@ -25,12 +71,33 @@ func (s *Sink) Write(ctx context.Context, batch []*connector.Record) error {
 	if err != nil {
 		return err
 	}
-	p, rows, bad := m.rows(batch)
+	pr, _ := prep.(*prepared)
+	if pr == nil || pr.m != m {
+		if pr, err = prepare(ctx, m, batch); err != nil {
+			return err
+		}
+	}
+	if len(pr.newFields) > 0 {
+		// The records bring fields the table lacks (add_columns): add
+		// them, then map the batch again with the wider table.
+		if m, err = s.addColumns(ctx, m, pr.newFields); err != nil {
+			return err
+		}
+		if pr, err = prepare(ctx, m, batch); err != nil {
+			return err
+		}
+	}
+	// A retry reuses pr: nothing below may change its slices in place.
+	p, rows, bad := pr.p, pr.rows, slices.Clip(pr.bad)
 	done := &partialWrite{}
 	if pw := s.takePartial(batch[0]); pw != nil {
 		bad = append(bad, pw.bad...)
 		rows = dropBefore(rows, pw.upTo)
+		rows = dropPartitions(rows, pw.partitions)
 		done = pw
+	}
+	if groups := s.split(rows); len(groups) > 1 {
+		return s.writeGroups(ctx, batch[0], p, groups, bad, done)
 	}
 	for len(rows) > 0 {
 		res, err := s.commitRows(ctx, p, rows)
@@ -52,6 +119,107 @@ func (s *Sink) Write(ctx context.Context, batch []*connector.Record) error {
 				return err
 			}
 		}
+	}
+	if len(bad) > 0 {
+		return &connector.BatchError{Failed: bad}
+	}
+	return nil
+}
+
+// minSplitRows is the least rows a transaction of a split batch gets:
+// smaller batches are not worth a second transaction.
+const minSplitRows = 1000
+
+// split divides rows into at most s.writers groups of whole partitions of
+// about equal size, keeping the batch's order within each group. It
+// returns nil when the batch is written by one transaction: one writer,
+// exact merges (which count rows in order), one partition, or few rows.
+func (s *Sink) split(rows []row) [][]row {
+	if s.writers < 2 || len(rows) < 2*minSplitRows || (s.cfg.Merge != nil && s.cfg.Merge.Exact) {
+		return nil
+	}
+	type part struct {
+		tp    topicPartition
+		count int
+	}
+	var parts []part
+	index := map[topicPartition]int{}
+	for _, r := range rows {
+		tp := topicPartition{r.rec.Topic, r.rec.Partition}
+		i, ok := index[tp]
+		if !ok {
+			i = len(parts)
+			index[tp] = i
+			parts = append(parts, part{tp: tp})
+		}
+		parts[i].count++
+	}
+	n := min(s.writers, len(parts), len(rows)/minSplitRows)
+	if n < 2 {
+		return nil
+	}
+	// Largest partitions first, each to the group with the fewest rows.
+	order := make([]int, len(parts))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return parts[b].count - parts[a].count })
+	sizes := make([]int, n)
+	group := make([]int, len(parts)) // part -> group
+	for _, i := range order {
+		g := slices.Index(sizes, slices.Min(sizes))
+		group[i] = g
+		sizes[g] += parts[i].count
+	}
+	groups := make([][]row, n)
+	for g := range groups {
+		groups[g] = make([]row, 0, sizes[g])
+	}
+	for _, r := range rows {
+		g := group[index[topicPartition{r.rec.Topic, r.rec.Partition}]]
+		groups[g] = append(groups[g], r)
+	}
+	return groups
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// writeGroups commits each group in its own transaction, at the same time
+// on separate connections. Partitions never span groups, so exactly-once
+// offsets stay in the transaction of their rows. When some groups commit
+// and another fails, the retry of the batch skips the committed
+// partitions instead of writing them twice.
+func (s *Sink) writeGroups(ctx context.Context, key *connector.Record, p plan, groups [][]row, bad []*connector.RecordError, done *partialWrite) error {
+	results := make([]txResult, len(groups))
+	errs := make([]error, len(groups))
+	var wg sync.WaitGroup
+	for i, g := range groups {
+		wg.Go(func() { results[i], errs[i] = s.commitRows(ctx, p, g) })
+	}
+	wg.Wait()
+	var first error
+	for i, g := range groups {
+		if errs[i] != nil {
+			first = cmp.Or(first, errs[i])
+			continue
+		}
+		done.bad = append(done.bad, results[i].bad...)
+		bad = append(bad, results[i].bad...)
+		if done.partitions == nil {
+			done.partitions = map[topicPartition]bool{}
+		}
+		for _, r := range g {
+			done.partitions[topicPartition{r.rec.Topic, r.rec.Partition}] = true
+		}
+	}
+	if first != nil {
+		if len(done.partitions) > 0 {
+			s.savePartial(key, done)
+		}
+		return first
 	}
 	if len(bad) > 0 {
 		return &connector.BatchError{Failed: bad}
@@ -264,7 +432,21 @@ func (s *Sink) takePartial(key *connector.Record) *partialWrite {
 func (s *Sink) savePartial(key *connector.Record, pw *partialWrite) {
 	s.partialMu.Lock()
 	defer s.partialMu.Unlock()
-	s.partial[key] = &partialWrite{upTo: pw.upTo, bad: append([]*connector.RecordError(nil), pw.bad...)}
+	s.partial[key] = &partialWrite{upTo: pw.upTo, partitions: maps.Clone(pw.partitions), bad: append([]*connector.RecordError(nil), pw.bad...)}
+}
+
+// dropPartitions leaves out the rows of partitions already committed.
+func dropPartitions(rows []row, done map[topicPartition]bool) []row {
+	if len(done) == 0 {
+		return rows
+	}
+	kept := make([]row, 0, len(rows))
+	for _, r := range rows {
+		if !done[topicPartition{r.rec.Topic, r.rec.Partition}] {
+			kept = append(kept, r)
+		}
+	}
+	return kept
 }
 
 // dropBefore drops the rows of records before batch[upTo].
@@ -277,14 +459,16 @@ func dropBefore(rows []row, upTo int) []row {
 	return nil
 }
 
-// retryTransient runs f until it succeeds, fails for good, or ctx ends.
+// retryTransient runs f until it succeeds, fails for good (an error the
+// database classifies permanent, or one marked connector.Permanent), or ctx
+// ends.
 func retryTransient(ctx context.Context, db database, log interface {
 	Warn(msg string, args ...any)
 }, what string, f func() error) error {
 	wait := 200 * time.Millisecond
 	for {
 		err := f()
-		if err == nil || db.classify(err) == errPermanent || ctx.Err() != nil {
+		if err == nil || db.classify(err) == errPermanent || connector.IsPermanent(err) || ctx.Err() != nil {
 			return err
 		}
 		log.Warn(what+"; retrying", "err", err)
