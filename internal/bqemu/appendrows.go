@@ -34,6 +34,13 @@ func (w *writeService) AppendRows(stream storagepb.BigQueryWrite_AppendRowsServe
 	e := w.e
 	if q := e.faults.maxConnections(); !e.stats.streams.tryInc(int64(q)) {
 		e.stats.rejectedStreams.Add(1)
+		// Refused after the first request, as BigQuery can only tell the
+		// project from its write stream: the client's first send succeeds
+		// and the status reaches it as the answer (refusing earlier makes
+		// that send fail with a bare EOF, by a race).
+		if _, err := stream.Recv(); err != nil {
+			return err
+		}
 		return status.Errorf(codes.ResourceExhausted,
 			"Exceeds quota: concurrent connections (limit %d) for project; too many concurrent AppendRows connections", q)
 	}

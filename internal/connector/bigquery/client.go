@@ -2,20 +2,22 @@ package bigquery
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
 	bq "cloud.google.com/go/bigquery"
+	"cloud.google.com/go/bigquery/storage/apiv1/storagepb"
 	"cloud.google.com/go/bigquery/storage/managedwriter"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/stats"
 
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/gcp"
+	"github.com/sluice-dev/sluice/internal/metrics"
 )
 
 // inFlightBytesPerConnection bounds the bytes of appends awaiting a result
@@ -43,20 +45,28 @@ type clientKey struct {
 // on the new client by their next append; the old client is closed once
 // the appends in flight on it have their results (closing it earlier
 // would turn appends BigQuery performed into retried, duplicated ones).
-// The limit only goes down, until the process restarts.
+// When no stream has been refused for quotaRecover, the limit is doubled
+// again toward max_connections the same way (the quota may have been taken
+// by another process that has since gone); a refusal halves it again.
 type sharedClient struct {
-	key  clientKey
-	cfg  config.BigQuerySink
-	log  *slog.Logger
-	rest *bq.Client
-	refs int // guarded by clients.mu
+	key     clientKey
+	cfg     config.BigQuerySink
+	log     *slog.Logger
+	rest    *bq.Client
+	streams *appendStreams // of every generation
+	refs    int            // guarded by clients.mu
 
 	mu       sync.Mutex
 	cur      *generation
 	limit    int
 	draining int       // retired generations with appends in flight
 	settled  time.Time // when the last retired generation was closed
+	lowered  time.Time // the last quota refusal (or raise since); zero: never
 }
+
+// quotaRecover is how long the stream limit stays lowered after a quota
+// refusal before it is raised again (a variable for tests).
+var quotaRecover = 5 * time.Minute
 
 // quotaSettle is how long after a replaced client closed refusals are
 // still put down to its streams (the server frees them asynchronously,
@@ -95,7 +105,8 @@ func acquireClient(ctx context.Context, cfg config.BigQuerySink, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	c := &sharedClient{key: k, cfg: cfg, log: log, limit: cfg.MaxConnections, refs: 1}
+	c := &sharedClient{key: k, cfg: cfg, log: log, limit: cfg.MaxConnections, refs: 1,
+		streams: &appendStreams{pipelines: map[string]int{}}}
 	restOpts := auth
 	if cfg.RESTEndpoint != "" {
 		restOpts = append([]option.ClientOption{option.WithEndpoint(cfg.RESTEndpoint)}, auth...)
@@ -121,30 +132,7 @@ func authOptions(cfg config.BigQuerySink) ([]option.ClientOption, error) {
 	if cfg.Plaintext() {
 		return []option.ClientOption{option.WithoutAuthentication()}, nil
 	}
-	if cfg.CredentialsFile == "" {
-		return nil, nil // application default credentials
-	}
-	raw, err := os.ReadFile(cfg.CredentialsFile)
-	if err != nil {
-		return nil, fmt.Errorf("sink.bigquery.credentials_file: %w", err)
-	}
-	var head struct {
-		Type string `json:"type"`
-	}
-	if err := json.Unmarshal(raw, &head); err != nil {
-		return nil, fmt.Errorf("sink.bigquery.credentials_file: %s is not a JSON credentials file: %w", cfg.CredentialsFile, err)
-	}
-	types := map[string]option.CredentialsType{
-		"service_account":              option.ServiceAccount,
-		"authorized_user":              option.AuthorizedUser,
-		"impersonated_service_account": option.ImpersonatedServiceAccount,
-		"external_account":             option.ExternalAccount,
-	}
-	t, ok := types[head.Type]
-	if !ok {
-		return nil, fmt.Errorf("sink.bigquery.credentials_file: credentials of type %q are not supported (service_account, authorized_user, impersonated_service_account, external_account)", head.Type)
-	}
-	return []option.ClientOption{option.WithAuthCredentialsJSON(t, raw)}, nil
+	return gcp.Credentials(cfg.CredentialsFile, "sink.bigquery.credentials_file")
 }
 
 // newWriterClient builds a multiplexing managedwriter client whose TCP
@@ -157,6 +145,7 @@ func (c *sharedClient) newWriterClient(ctx context.Context, limit int) (*managed
 		managedwriter.WithMultiplexPoolLimit(limit),
 		managedwriter.WithDefaultInflightRequests(c.cfg.MaxInFlightAppends),
 		managedwriter.WithDefaultInflightBytes(inFlightBytesPerConnection),
+		option.WithGRPCDialOption(grpc.WithStatsHandler(c.streams)),
 	}
 	if c.cfg.Endpoint != "" {
 		opts = append(opts, option.WithEndpoint(c.cfg.Endpoint))
@@ -179,9 +168,46 @@ func (c *sharedClient) newWriterClient(ctx context.Context, limit int) (*managed
 // it until the matching leave.
 func (c *sharedClient) enter() *generation {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	var old *generation
+	if c.limit < c.cfg.MaxConnections && c.draining == 0 && !c.lowered.IsZero() && time.Since(c.lowered) >= quotaRecover {
+		from := c.limit
+		var err error
+		if old, err = c.replace(min(2*c.limit, c.cfg.MaxConnections)); err != nil {
+			c.log.Error("replacing the Storage Write client to raise its connection limit", "err", err)
+		} else {
+			c.log.Info("no Storage Write connection refused for quota lately; raising the connections this process may open",
+				"project", c.cfg.Project, "from", from, "to", c.limit, "max_connections", c.cfg.MaxConnections)
+		}
+		c.lowered = time.Now() // the next step waits as long again
+	}
 	c.cur.inFlight++
-	return c.cur
+	g := c.cur
+	c.mu.Unlock()
+	if old != nil {
+		c.closeGeneration(old)
+	}
+	return g
+}
+
+// replace puts a writer client with limit in place of the current one
+// (c.mu held). It returns the old generation when it has no append in
+// flight, for the caller to close once c.mu is released; otherwise the
+// old one closes with its last append (leave).
+func (c *sharedClient) replace(limit int) (closeNow *generation, err error) {
+	mw, err := c.newWriterClient(context.Background(), limit)
+	if err != nil {
+		return nil, err
+	}
+	old := c.cur
+	c.cur, c.limit = &generation{mw: mw}, limit
+	old.retired = true
+	streamLimit.WithLabelValues(c.cfg.Project).Set(float64(limit))
+	if old.inFlight == 0 {
+		c.settled = time.Now()
+		return old, nil
+	}
+	c.draining++
+	return nil, nil
 }
 
 // leave ends an append entered on g, closing g if it was retired and this
@@ -225,27 +251,18 @@ func (c *sharedClient) quotaRefused(ctx context.Context, g *generation, cause er
 		return
 	}
 	from, limit := c.limit, max(1, c.limit/2)
-	mw, err := c.newWriterClient(context.WithoutCancel(ctx), limit)
+	old, err := c.replace(limit)
 	if err != nil {
 		c.mu.Unlock()
 		c.log.Error("replacing the Storage Write client after a quota refusal", "err", err)
 		return
 	}
-	old := c.cur
-	c.cur, c.limit = &generation{mw: mw}, limit
-	old.retired = true
-	closeNow := old.inFlight == 0
-	if closeNow {
-		c.settled = time.Now()
-	} else {
-		c.draining++
-	}
+	c.lowered = time.Now()
 	c.mu.Unlock()
-	streamLimit.WithLabelValues(c.cfg.Project).Set(float64(limit))
 	c.log.Warn("BigQuery refused a Storage Write connection for quota: max_connections is above what the project's "+
 		"concurrent connections quota leaves this process; lowering the connections it opens (appends are retried, nothing is lost)",
 		"project", c.cfg.Project, "max_connections", c.cfg.MaxConnections, "from", from, "to", limit, "err", cause)
-	if closeNow {
+	if old != nil {
 		c.closeGeneration(old)
 	}
 }
@@ -277,3 +294,79 @@ func (c *sharedClient) release() error {
 	}
 	return nil
 }
+
+// appendStreams counts a client's AppendRows streams in progress (what
+// BigQuery's concurrent connections quota counts) and shows the count as
+// sluice_sink_connections of every pipeline writing through the client:
+// the streams are multiplexed, no pipeline owns one. managedwriter does
+// not tell how many streams its pool has open, so gRPC does: appendStreams
+// is the client connections' stats.Handler.
+type appendStreams struct {
+	mu        sync.Mutex
+	open      int
+	pipelines map[string]int // sinks of each pipeline using the client
+}
+
+// appendRowsStream marks the context of an AppendRows stream.
+type appendRowsStream struct{}
+
+// show exports the count for pipeline until the matching hide.
+func (a *appendStreams) show(pipeline string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.pipelines[pipeline]++
+	metrics.SinkConnections.WithLabelValues(pipeline, "bigquery").Set(float64(a.open))
+}
+
+// hide removes pipeline's series once its last sink is closed.
+func (a *appendStreams) hide(pipeline string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.pipelines[pipeline]--; a.pipelines[pipeline] > 0 {
+		return
+	}
+	delete(a.pipelines, pipeline)
+	metrics.SinkConnections.DeleteLabelValues(pipeline, "bigquery")
+}
+
+func (a *appendStreams) add(delta int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.open += delta
+	for p := range a.pipelines {
+		metrics.SinkConnections.WithLabelValues(p, "bigquery").Set(float64(a.open))
+	}
+}
+
+// TagRPC implements stats.Handler.
+func (a *appendStreams) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
+	if info.FullMethodName == storagepb.BigQueryWrite_AppendRows_FullMethodName {
+		return context.WithValue(ctx, appendRowsStream{}, true)
+	}
+	return ctx
+}
+
+// HandleRPC implements stats.Handler: gRPC reports an End for every Begin
+// (per attempt), also for a stream that failed to open.
+func (a *appendStreams) HandleRPC(ctx context.Context, s stats.RPCStats) {
+	var delta int
+	switch s.(type) {
+	case *stats.Begin:
+		delta = 1
+	case *stats.End:
+		delta = -1
+	default:
+		return // payloads: one per append, not counted
+	}
+	if ctx.Value(appendRowsStream{}) != nil {
+		a.add(delta)
+	}
+}
+
+// TagConn implements stats.Handler.
+func (a *appendStreams) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return ctx
+}
+
+// HandleConn implements stats.Handler.
+func (a *appendStreams) HandleConn(context.Context, stats.ConnStats) {}

@@ -155,6 +155,38 @@ func TestMaxConnectionsAboveQuotaBacksOffAndLosesNothing(t *testing.T) {
 	}
 }
 
+// Once the quota is free again (another process went away), the lowered
+// limit climbs back to max_connections, doubling each quotaRecover.
+func TestLoweredConnectionLimitRecovers(t *testing.T) {
+	defer func(d time.Duration) { quotaRecover = d }(quotaRecover)
+	quotaRecover = time.Hour // while the quota holds: lowered, and it stays so
+	const tables = 200
+	e, addrs := startEmulator(t, bqemu.Faults{MaxConnections: 2, Latency: 20 * time.Millisecond})
+	cfg := sinkConfig(addrs, "{{.Topic}}")
+	cfg.MaxConnections, cfg.MaxInFlightAppends = 8, 4
+	s := newSink(t, cfg)
+	writeConcurrently(t, s, batchesOf(spread(t, 0, 2000, tables), 500), 4)
+	lowered := s.Stats().ConnectionLimit
+	if lowered >= 8 {
+		t.Fatalf("connection limit %d: the quota did not lower it", lowered)
+	}
+	if err := e.SetFaults(bqemu.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	quotaRecover = 200 * time.Millisecond // no append is in flight: no race
+	next := 2000
+	deadline := time.Now().Add(20 * time.Second)
+	for s.Stats().ConnectionLimit < 8 {
+		if time.Now().After(deadline) {
+			t.Fatalf("connection limit still %d (lowered to %d) with the quota gone", s.Stats().ConnectionLimit, lowered)
+		}
+		time.Sleep(quotaRecover / 2)
+		writeConcurrently(t, s, batchesOf(spread(t, next, 100, tables), 50), 2)
+		next += 100
+	}
+	checkExactlyOnce(t, e, next, tables)
+}
+
 func TestIdleWritersAreClosed(t *testing.T) {
 	e, addrs := startEmulator(t, bqemu.Faults{})
 	cfg := sinkConfig(addrs, "{{.Topic}}")

@@ -101,6 +101,7 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
+	client.streams.show(o.Pipeline)
 	life, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Sink{
 		cfg: cfg, pipeline: o.Pipeline, log: log, tmpl: tmpl, client: client, stop: stop,
@@ -314,13 +315,15 @@ func (s *Sink) Stats() Stats {
 	}
 }
 
-// Close closes the sink's writers and releases the shared client (the
-// last sink using it closes its connections). Writes must have returned.
+// Close closes the sink's writers, removes its sluice_sink_connections
+// series and releases the shared client (the last sink using it closes its
+// connections). Writes must have returned.
 func (s *Sink) Close(context.Context) error {
 	s.closeOnce.Do(func() {
 		s.stop()
 		_ = s.bg.Wait()
 		s.writers.closeAll()
+		s.client.streams.hide(s.pipeline)
 		s.closeErr = s.client.release()
 	})
 	return s.closeErr
