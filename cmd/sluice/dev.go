@@ -19,6 +19,7 @@ type devFlags struct {
 	syncWrites   bool
 
 	bigQueryRESTPort, bigQueryGRPCPort int
+	pubSubPort                         int
 }
 
 func (f *devFlags) register(cmd *cobra.Command, defaultInMemory bool) {
@@ -31,11 +32,13 @@ func (f *devFlags) register(cmd *cobra.Command, defaultInMemory bool) {
 	cmd.Flags().BoolVar(&f.syncWrites, "sync-writes", false, "fsync every produce before acking")
 	cmd.Flags().IntVar(&f.bigQueryRESTPort, "bigquery-rest-port", 9050, "BigQuery emulator REST API port")
 	cmd.Flags().IntVar(&f.bigQueryGRPCPort, "bigquery-grpc-port", 9060, "BigQuery emulator Storage Write API (gRPC) port")
+	cmd.Flags().IntVar(&f.pubSubPort, "pubsub-port", 8085, "Pub/Sub emulator port (in memory only)")
 }
 
 func (f *devFlags) options() devstack.Options {
 	o := devstack.Options{Host: f.host, KafkaPort: f.kafkaPort, RegistryPort: f.registryPort, Brokers: f.brokers, SyncWrites: f.syncWrites}
 	o.BigQueryRESTPort, o.BigQueryGRPCPort = f.bigQueryRESTPort, f.bigQueryGRPCPort
+	o.PubSubPort = f.pubSubPort
 	if !f.inMemory || f.dataDir != "" {
 		o.DataDir = f.dataDir
 		if o.DataDir == "" {
@@ -51,9 +54,13 @@ func newDevCommand(g *globalFlags) *cobra.Command {
 		Use:   "dev",
 		Short: "Run the embedded development stack (Kafka broker and emulators)",
 		Long: `Dev runs, in one process and on loopback, a Kafka-protocol broker (franz-go's
-kfake; any Kafka client works against it) and the other emulators Sluice
-ships. Data is kept on disk under --data-dir so topics, records and
-committed offsets survive a restart; --in-memory opts out. Ctrl-C stops it.`,
+kfake; any Kafka client works against it), a Confluent-compatible schema
+registry, the BigQuery emulator and Google's Pub/Sub emulator (pstest; set
+PUBSUB_EMULATOR_HOST to its address for other clients, and use
+"sluice pubsub" to create topics and subscriptions and publish). Data is
+kept on disk under --data-dir so topics, records and committed offsets
+survive a restart (Pub/Sub keeps nothing); --in-memory opts out. Ctrl-C
+stops it.`,
 		Example: `  sluice dev
   sluice dev --brokers 3 --kafka-port 19092
   sluice dev --in-memory`,

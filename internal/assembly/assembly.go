@@ -24,7 +24,8 @@ type Built struct {
 	closers  []func(context.Context) error
 }
 
-// Close releases the sink and dead-letter destination, after Run returned.
+// Close releases the sink, the dead-letter destination and the source's
+// client, after Run returned.
 func (b *Built) Close(ctx context.Context) error {
 	var errs []error
 	for i := len(b.closers) - 1; i >= 0; i-- {
@@ -92,6 +93,9 @@ func Build(ctx context.Context, p config.Pipeline, log *slog.Logger) (*Built, er
 		}
 		if ok {
 			b.Source, maxPoll = src, mp
+			if c, ok := src.(interface{ Close(context.Context) error }); ok {
+				b.closers = append(b.closers, c.Close)
+			}
 			break
 		}
 	}
@@ -106,10 +110,7 @@ func Build(ctx context.Context, p config.Pipeline, log *slog.Logger) (*Built, er
 		}
 		b.closers = append(b.closers, dlq.Close)
 	}
-	consumers := 1
-	if p.Source.Kafka != nil {
-		consumers = p.Source.Kafka.Consumers
-	}
+	consumers := p.Source.Consumers()
 	pl, err := pipeline.New(pipeline.Options{
 		Name:               p.Name,
 		Source:             b.Source,

@@ -85,7 +85,7 @@ sink:
   bigquery: {project: p, dataset: d, table: t, max_conections: 2}
 `, []string{
 			"sink.bigquery.max_conections: unknown key",
-			"sink: exactly one sink is needed (kafka, file, postgres, mysql, sqlite, bigquery); found 2: file, bigquery",
+			"sink: exactly one sink is needed (kafka, file, postgres, mysql, sqlite, bigquery, pubsub); found 2: file, bigquery",
 		}},
 		{"credentials with an emulator", `
 name: x

@@ -8,7 +8,19 @@ import (
 
 // Source is where records come from: exactly one key is set.
 type Source struct {
-	Kafka *KafkaSource `yaml:"kafka"`
+	Kafka  *KafkaSource  `yaml:"kafka"`
+	PubSub *PubSubSource `yaml:"pubsub"`
+}
+
+// Consumers is how many readers the source runs in this process.
+func (s *Source) Consumers() int {
+	switch {
+	case s.Kafka != nil:
+		return s.Kafka.Consumers
+	case s.PubSub != nil:
+		return s.PubSub.Consumers
+	}
+	return 1
 }
 
 // KafkaConn is how to reach a Kafka cluster.
@@ -61,6 +73,9 @@ func (s *Source) applyDefaults() {
 			k.Isolation = "read_uncommitted"
 		}
 	}
+	if s.PubSub != nil {
+		s.PubSub.applyDefaults()
+	}
 }
 
 func (s *Source) validate(v *validator) {
@@ -69,8 +84,12 @@ func (s *Source) validate(v *validator) {
 		n++
 		s.Kafka.validate(v.sub("kafka"))
 	}
+	if s.PubSub != nil {
+		n++
+		s.PubSub.validate(v.sub("pubsub"))
+	}
 	if n != 1 {
-		v.root().probs = append(v.root().probs, fmt.Sprintf("%s: exactly one source is needed (kafka)", trimDot(v.prefix)))
+		v.root().probs = append(v.root().probs, fmt.Sprintf("%s: exactly one source is needed (kafka or pubsub)", trimDot(v.prefix)))
 	}
 }
 

@@ -131,6 +131,9 @@ func (p *Pipeline) validate(v *validator) {
 	}
 	v.oneOf("delivery", p.Delivery, AtLeastOnce, ExactlyOnce)
 	v.oneOf("on_error", p.OnError, OnErrorDLQ, OnErrorFail, OnErrorSkip)
+	if p.Delivery == ExactlyOnce && p.Source.PubSub != nil {
+		v.add("delivery", "exactly_once keeps Kafka offsets with the rows; a pubsub source has none (it is at least once: a message is acked after the sink is durable)")
+	}
 	if p.OnError == OnErrorDLQ && p.Source.Kafka == nil && len(p.DLQ.Brokers) == 0 {
 		v.add("dlq.brokers", "is required with on_error: dlq when the source is not Kafka")
 	}

@@ -14,6 +14,7 @@ type Sink struct {
 	MySQL    *SQLSink      `yaml:"mysql"`
 	SQLite   *SQLSink      `yaml:"sqlite"`
 	BigQuery *BigQuerySink `yaml:"bigquery"`
+	PubSub   *PubSubSink   `yaml:"pubsub"`
 }
 
 // KafkaSink produces to a topic (a template over the record).
@@ -41,6 +42,9 @@ type FileSink struct {
 }
 
 func (s *Sink) applyDefaults() {
+	if s.PubSub != nil {
+		s.PubSub.applyDefaults()
+	}
 	if k := s.Kafka; k != nil {
 		if k.Acks == "" {
 			k.Acks = "all"
@@ -97,14 +101,23 @@ func (s *Sink) sinkKeys() []string {
 	if s.BigQuery != nil {
 		keys = append(keys, "bigquery")
 	}
+	if s.PubSub != nil {
+		keys = append(keys, "pubsub")
+	}
 	return keys
 }
 
 func (s *Sink) validate(v *validator, p *Pipeline) {
 	keys := s.sinkKeys()
 	if len(keys) != 1 {
-		v.root().probs = append(v.root().probs, fmt.Sprintf("%s: exactly one sink is needed (kafka, file, postgres, mysql, sqlite, bigquery); found %d%s",
+		v.root().probs = append(v.root().probs, fmt.Sprintf("%s: exactly one sink is needed (kafka, file, postgres, mysql, sqlite, bigquery, pubsub); found %d%s",
 			trimDot(v.prefix), len(keys), listIfAny(keys)))
+	}
+	if ps := s.PubSub; ps != nil {
+		ps.validate(v.sub("pubsub"))
+		if p.Delivery == ExactlyOnce {
+			v.add("pubsub", "delivery: exactly_once is not supported by the pubsub sink; use at_least_once")
+		}
 	}
 	if k := s.Kafka; k != nil {
 		kv := v.sub("kafka")

@@ -114,6 +114,16 @@ pipelines:
         max_connections: 2                     # whatever the number of tables
         endpoint: %[4]s
         rest_endpoint: http://%[5]s
+  - name: alerts-from-pubsub
+    source:
+      pubsub:
+        project: demo
+        subscription: alerts-sluice
+        emulator_host: %[6]s
+        key_from: ordering_key                 # the device: one partition per device
+        streams: 8
+    sink:
+      kafka: {brokers: [%[2]s], topic: "demo.{{.Topic}}"}   # acked to Pub/Sub once Kafka has it
 `
 
 // Run starts the stack, the generator and the pipelines, and prints a
@@ -141,10 +151,15 @@ func Run(ctx context.Context, o Options) error {
 	for _, e := range stack.Endpoints() {
 		fmt.Fprintf(o.Out, "  %-16s %s\n", e.Name, e.Addr)
 	}
-	if err := createTopics(ctx, brokers, eventsTopic, copyTopic, purchasesTopic); err != nil {
+	if err := createTopics(ctx, brokers, eventsTopic, copyTopic, purchasesTopic, alertsKafkaTopic); err != nil {
 		return err
 	}
-	fileText := fmt.Sprintf(pipelinesYAML, outDir, brokers[0], stack.RegistryURL, stack.BigQueryAddrs.GRPC, stack.BigQueryAddrs.REST)
+	alertRate := max(1, o.Rate/20)
+	alerts, err := NewAlertPublisher(ctx, stack.PubSubAddr, alertRate)
+	if err != nil {
+		return err
+	}
+	fileText := fmt.Sprintf(pipelinesYAML, outDir, brokers[0], stack.RegistryURL, stack.BigQueryAddrs.GRPC, stack.BigQueryAddrs.REST, stack.PubSubAddr)
 	pipelinesFile := filepath.Join(outDir, "pipelines.yaml")
 	if err := os.WriteFile(pipelinesFile, []byte(fileText), 0o644); err != nil {
 		return fmt.Errorf("writing demo pipeline file: %w", err)
@@ -185,12 +200,14 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintf(o.Out, "  events-to-file   %s -> %s\n", eventsTopic, filepath.Join(outDir, "events.jsonl"))
 	fmt.Fprintf(o.Out, "  orders-to-sqlite %s -> %s (staging, merged every 2000 records or 3 s idle)\n", eventsTopic, filepath.Join(outDir, "shop.db"))
 	fmt.Fprintf(o.Out, "  purchases-to-bigquery %s (Avro, %d/s, %d event types) -> BigQuery emulator, a table per type, 2 connections\n", purchasesTopic, max(1, o.Rate/10), len(eventTypes))
+	fmt.Fprintf(o.Out, "  alerts-from-pubsub Pub/Sub %s (%d/s, ordering key = device) -> %s\n", alertsTopic, alertRate, alertsKafkaTopic)
 
 	runCtx, stopAll := context.WithCancel(ctx)
 	defer stopAll()
 	g, gctx := errgroup.WithContext(runCtx)
 	g.Go(func() error { return gen.Run(gctx) })
 	g.Go(func() error { return purchases.Run(gctx) })
+	g.Go(func() error { return alerts.Run(gctx) })
 	for _, b := range built {
 		g.Go(func() error { return b.Pipeline.Run(gctx) })
 	}
@@ -219,7 +236,7 @@ func Run(ctx context.Context, o Options) error {
 	bq := stack.BigQuery.Stats()
 	fmt.Fprintf(o.Out, "BigQuery emulator: %d tables, %d rows, peak %d connections and %d AppendRows streams\n",
 		len(bq.RowsByTable), bq.RowsAppended, bq.PeakConnections, bq.PeakStreams)
-	fmt.Fprintf(o.Out, "Generated %d events and %d purchases. Output and pipeline file in %s\n", gen.Produced(), purchases.Produced(), outDir)
+	fmt.Fprintf(o.Out, "Generated %d events, %d purchases and %d Pub/Sub alerts. Output and pipeline file in %s\n", gen.Produced(), purchases.Produced(), alerts.Published(), outDir)
 	return err
 }
 

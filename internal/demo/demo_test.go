@@ -47,6 +47,13 @@ func TestDemoMovesEventsEndToEnd(t *testing.T) {
 	if wrote < 1000 {
 		t.Fatalf("events-to-kafka wrote %d events in 10 s at 2000/s", wrote)
 	}
+	ps := regexp.MustCompile(`alerts-from-pubsub\s+read (\d+), wrote (\d+)`).FindStringSubmatch(text)
+	if ps == nil {
+		t.Fatalf("no Pub/Sub pipeline tally:\n%s", text)
+	}
+	if n, _ := strconv.Atoi(ps[2]); n < 100 {
+		t.Fatalf("alerts-from-pubsub wrote %d alerts to Kafka in 10 s at 100/s", n)
+	}
 	if !regexp.MustCompile(`orders-to-sqlite\s+in .* merges [1-9]`).MatchString(text) {
 		t.Fatalf("the SQLite pipeline shows no merge:\n%s", text)
 	}

@@ -1,6 +1,6 @@
 // Package devstack runs Sluice's embedded development stack in one process,
-// on loopback: a Kafka-protocol broker (franz-go's kfake), and the other
-// emulators as they are added. `sluice dev` and `sluice demo` use it.
+// on loopback: a Kafka-protocol broker (franz-go's kfake), a schema
+// registry, and the BigQuery and Pub/Sub emulators. `sluice dev` and `sluice demo` use it.
 package devstack
 
 import (
@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"syscall"
 
+	"cloud.google.com/go/pubsub/v2/pstest"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/sluice-dev/sluice/internal/bqemu"
@@ -36,6 +37,8 @@ type Options struct {
 	// BigQueryRESTPort and BigQueryGRPCPort are the BigQuery emulator's
 	// REST and Storage Write (gRPC) ports; 0 picks a free one.
 	BigQueryRESTPort, BigQueryGRPCPort int
+	// PubSubPort is the Pub/Sub emulator's port; 0 picks a free one.
+	PubSubPort int
 }
 
 // Stack is a running dev stack.
@@ -51,6 +54,10 @@ type Stack struct {
 	// addresses (host:port).
 	BigQuery      *bqemu.Emulator
 	BigQueryAddrs bqemu.Addrs
+
+	// PubSub is the Pub/Sub emulator, at PubSubAddr (host:port).
+	PubSub     *pstest.Server
+	PubSubAddr string
 }
 
 // DefaultDataDir is where `sluice dev` keeps data by default.
@@ -146,6 +153,10 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		return nil, err
 	}
 	if err := s.startBigQuery(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.startPubSub(); err != nil {
 		s.Close()
 		return nil, err
 	}
