@@ -57,6 +57,8 @@ durable, with bounded memory and live control over running pipelines.`,
 		newDemoCommand(g),
 		newBenchCommand(g),
 		newStatusCommand(),
+		newLoadtestCommand(),
+		newMonitorCommand(),
 	)
 	return root
 }

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-dev/sluice/internal/loadgen"
+)
+
+func newLoadtestCommand() *cobra.Command {
+	o := loadgen.ProduceOptions{}
+	var brokers []string
+	var report string
+	var progress bool
+	cmd := &cobra.Command{
+		Use:   "loadtest",
+		Short: "Produce load to a Kafka topic and report rate and latency",
+		Long: `Loadtest produces records to a topic at a given rate, value size and key
+cardinality, over one or more independent producer clients, and prints
+what was acked: records, bytes, the achieved rate, and produce latency
+(from the produce call to the broker's ack) at p50, p95 and p99.
+
+--profile bursty repeats a cycle of --burst-every: --burst-duration at
+--burst-rate, then --rate until the next burst (0: silent), the shortened
+shape of "quiet for hours, then 50,000 records in two minutes".
+
+Values are random bytes, or with --format json small web-shop events
+({"id":..,"key":..,"ts":..,"kind":"purchase","user_id":..,"page":..,"amount":..,"country":..})
+padded to about --size bytes, so they can feed JSON pipelines. Keys are
+key-0 .. key-(N-1), used in turn. The run stops after --duration or
+--records, whichever comes first; Ctrl-C stops it early and still
+reports. The exit status is 1 if any record was not acked.`,
+		Example: `  sluice loadtest --topic orders --create-topic --rate 10000 --duration 1m
+  sluice loadtest --topic orders --records 1000000 --size 1024 --connections 4 --acks 1 --compression lz4
+  sluice loadtest --topic events --format json --keys 1000 --rate 500 --duration 10m --report load.html
+  sluice loadtest --topic orders --profile bursty --rate 0 --burst-rate 50000 --burst-duration 2s --burst-every 1m --duration 5m`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Brokers = brokers
+			if o.Records > 0 && !cmd.Flags().Changed("duration") {
+				o.Duration = 0
+			}
+			var bar *progressbar.ProgressBar
+			if progress {
+				bar = newLoadBar(cmd.ErrOrStderr(), o)
+				o.OnSample = func(s loadgen.ProduceSample) {
+					if o.Records > 0 {
+						_ = bar.Set64(s.TotalRecords)
+						return
+					}
+					_ = bar.Set64(int64(s.Elapsed / time.Second))
+					bar.Describe(fmt.Sprintf("%s acked, %s/s", count(s.TotalRecords), count(int64(float64(s.TotalRecords)/s.Elapsed.Seconds()))))
+				}
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			res, err := loadgen.Produce(ctx, o)
+			if err != nil {
+				return err
+			}
+			if bar != nil {
+				_ = bar.Finish()
+				fmt.Fprintln(cmd.ErrOrStderr())
+			}
+			printLoadSummary(cmd.OutOrStdout(), res)
+			if report != "" {
+				if err := loadgen.WriteReportFile(report, loadgen.ProduceReport(res)); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "report written to %s\n", report)
+			}
+			if res.Errors > 0 {
+				return fmt.Errorf("%d records were not acked", res.Errors)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&brokers, "brokers", strings.Split(envOr("SLUICE_BROKERS", "127.0.0.1:9092"), ","), "Kafka brokers (env SLUICE_BROKERS)")
+	f.StringVar(&o.Topic, "topic", "", "topic to produce to (required)")
+	f.Float64Var(&o.Profile.Rate, "rate", 0, "records per second over all connections; 0: as fast as the brokers take them (bursty: the rate between bursts, 0: silent)")
+	f.IntVar(&o.Size, "size", 100, "value size in bytes")
+	f.Int64Var(&o.Keys, "keys", 0, "number of distinct keys, used in turn; 0: no key")
+	f.IntVar(&o.Connections, "connections", 1, "independent producer clients, each with its own connections")
+	f.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to produce (not applied when only --records is given)")
+	f.Int64Var(&o.Records, "records", 0, "stop after this many records")
+	f.StringVar(&o.Profile.Kind, "profile", loadgen.ProfileSteady, "steady or bursty")
+	f.Float64Var(&o.Profile.BurstRate, "burst-rate", 10000, "bursty: records per second during a burst; 0: as fast as possible")
+	f.DurationVar(&o.Profile.BurstDuration, "burst-duration", 5*time.Second, "bursty: length of a burst")
+	f.DurationVar(&o.Profile.BurstEvery, "burst-every", 30*time.Second, "bursty: a burst starts this often, the first at once")
+	f.StringVar(&o.Format, "format", loadgen.FormatBytes, "values: bytes (random) or json")
+	f.StringVar(&o.Acks, "acks", "all", "all, 1 or 0")
+	f.StringVar(&o.Compression, "compression", "none", "none, gzip, snappy, lz4 or zstd")
+	f.DurationVar(&o.Linger, "linger", 5*time.Millisecond, "producer linger (linger.ms)")
+	f.BoolVar(&o.CreateTopic, "create-topic", false, "create the topic if it does not exist")
+	f.Int32Var(&o.Partitions, "partitions", 6, "partitions of a topic created by --create-topic")
+	f.Int16Var(&o.ReplicationFactor, "replication-factor", -1, "replication factor of a created topic (-1: the broker's default)")
+	f.DurationVar(&o.SampleEvery, "interval", time.Second, "width of one point of the report's time series")
+	f.StringVar(&report, "report", "", "write an HTML report (rate and latency over time) to this file")
+	f.BoolVar(&progress, "progress", isTerminal(os.Stderr), "show a progress bar (default: when stderr is a terminal)")
+	return cmd
+}
+
+// newLoadBar counts records when the run is bounded by --records, and
+// seconds otherwise.
+func newLoadBar(w io.Writer, o loadgen.ProduceOptions) *progressbar.ProgressBar {
+	opts := []progressbar.Option{progressbar.OptionSetWriter(w), progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(200 * time.Millisecond), progressbar.OptionSetElapsedTime(true)}
+	if o.Records > 0 {
+		return progressbar.NewOptions64(o.Records, append(opts, progressbar.OptionSetDescription("producing to "+o.Topic),
+			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("records"))...)
+	}
+	return progressbar.NewOptions64(int64(o.Duration/time.Second), append(opts, progressbar.OptionSetDescription("producing to "+o.Topic))...)
+}
+
+func printLoadSummary(w io.Writer, r loadgen.ProduceResult) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	secs := r.Elapsed.Seconds()
+	fmt.Fprintf(tw, "topic\t%s\n", r.Options.Topic)
+	fmt.Fprintf(tw, "records acked\t%s (%.1f MB) in %v\n", count(r.Records), float64(r.Bytes)/1e6, r.Elapsed.Round(time.Millisecond))
+	fmt.Fprintf(tw, "rate\t%s records/s, %.2f MB/s\n", count(int64(r.RecordsPerSecond())), float64(r.Bytes)/1e6/max(secs, 1e-9))
+	fmt.Fprintf(tw, "latency (send to ack)\tp50 %v  p95 %v  p99 %v  max %v\n", loadgen.RoundLatency(r.P50), loadgen.RoundLatency(r.P95), loadgen.RoundLatency(r.P99), loadgen.RoundLatency(r.Max))
+	fmt.Fprintf(tw, "errors\t%s\n", count(r.Errors))
+	for _, e := range r.ErrorSummary() {
+		fmt.Fprintf(tw, "\t%s\n", e)
+	}
+	tw.Flush()
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

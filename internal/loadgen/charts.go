@@ -1,0 +1,154 @@
+package loadgen
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// ProduceReport draws a load run: achieved rate and produce latency over
+// time.
+func ProduceReport(res ProduceResult) Report {
+	o := res.Options
+	rate := Series{Name: o.Topic}
+	p50 := Series{Name: "p50"}
+	p99 := Series{Name: "p99"}
+	var prev, prevWidth time.Duration
+	var prevRecords int64
+	for i, s := range res.Samples {
+		x := s.Elapsed.Seconds()
+		width := s.Elapsed - prev
+		if i > 0 && width < o.SampleEvery/2 && len(rate.Points) > 0 {
+			// The last interval is cut short by the end of the run:
+			// alone, a few records over a few milliseconds would draw a
+			// spike. Fold it into the interval before it.
+			width += prevWidth
+			s.Records += prevRecords
+			rate.X, rate.Points = rate.X[:len(rate.X)-1], rate.Points[:len(rate.Points)-1]
+		}
+		if width > 0 {
+			rate.X, rate.Points = append(rate.X, x), append(rate.Points, float64(s.Records)/width.Seconds())
+		}
+		prev, prevWidth, prevRecords = s.Elapsed, width, s.Records
+		if s.Records > 0 {
+			p50.X, p50.Points = append(p50.X, x), append(p50.Points, ms(s.P50))
+			p99.X, p99.Points = append(p99.X, x), append(p99.Points, ms(s.P99))
+		}
+	}
+	facts := [][2]string{
+		{"brokers", strings.Join(o.Brokers, ",")},
+		{"load", describeLoad(o)},
+		{"acked", fmt.Sprintf("%d records, %.1f MB in %v (%.0f records/s)", res.Records, float64(res.Bytes)/1e6, res.Elapsed.Round(time.Millisecond), res.RecordsPerSecond())},
+		{"produce latency", fmt.Sprintf("p50 %v, p95 %v, p99 %v, max %v", RoundLatency(res.P50), RoundLatency(res.P95), RoundLatency(res.P99), RoundLatency(res.Max))},
+		{"errors", fmt.Sprint(res.Errors)},
+	}
+	for _, e := range res.ErrorSummary() {
+		facts = append(facts, [2]string{"error", e})
+	}
+	return Report{
+		Title:     "sluice loadtest: " + o.Topic,
+		Generated: time.Now(),
+		Facts:     facts,
+		Charts: []Chart{
+			{Title: "Acked records per second", Unit: "records/s", Series: []Series{rate}},
+			{Title: "Produce latency (send to ack)", Unit: "ms", Series: []Series{p50, p99}},
+		},
+	}
+}
+
+// describeLoad says in one line what a run was asked to do.
+func describeLoad(o ProduceOptions) string {
+	rate := "unlimited"
+	if o.Profile.Rate > 0 {
+		rate = fmt.Sprintf("%g records/s", o.Profile.Rate)
+	}
+	if o.Profile.Kind == ProfileBursty {
+		burst := "unlimited"
+		if o.Profile.BurstRate > 0 {
+			burst = fmt.Sprintf("%g records/s", o.Profile.BurstRate)
+		}
+		quiet := rate
+		if o.Profile.Rate <= 0 {
+			quiet = "silent"
+		}
+		rate = fmt.Sprintf("bursts of %v at %s every %v, %s between", o.Profile.BurstDuration, burst, o.Profile.BurstEvery, quiet)
+	}
+	keys := "no key"
+	if o.Keys > 0 {
+		keys = fmt.Sprintf("%d keys", o.Keys)
+	}
+	return fmt.Sprintf("%s; %d-byte %s values, %s, %d connection(s), acks=%s, compression=%s",
+		rate, o.Size, o.Format, keys, o.Connections, o.Acks, o.Compression)
+}
+
+// MonitorReport draws monitor samples: produce rate per topic and lag per
+// group over time.
+func MonitorReport(brokers []string, samples []MonitorSample) Report {
+	rates := map[string]*Series{}
+	lags := map[string]*Series{}
+	add := func(m map[string]*Series, name string, x, y float64) {
+		s := m[name]
+		if s == nil {
+			s = &Series{Name: name}
+			m[name] = s
+		}
+		s.X, s.Points = append(s.X, x), append(s.Points, y)
+	}
+	errorsSeen := 0
+	for _, s := range samples {
+		x := s.Elapsed.Seconds()
+		for _, t := range s.Topics {
+			if t.HasRate {
+				add(rates, t.Topic, x, t.Rate)
+			}
+		}
+		for _, g := range s.Groups {
+			if g.Err == "" && !g.Missing {
+				add(lags, g.Group, x, float64(g.Lag))
+			}
+		}
+		if s.Err != "" {
+			errorsSeen++
+		}
+	}
+	facts := [][2]string{{"brokers", strings.Join(brokers, ",")}}
+	if n := len(samples); n > 0 {
+		facts = append(facts, [2]string{"samples", fmt.Sprintf("%d over %v, from %s", n,
+			samples[n-1].Elapsed.Round(time.Millisecond), samples[0].At.Format(time.RFC3339))})
+	}
+	if errorsSeen > 0 {
+		facts = append(facts, [2]string{"samples with errors", fmt.Sprint(errorsSeen)})
+	}
+	return Report{
+		Title:     "sluice monitor",
+		Generated: time.Now(),
+		Facts:     facts,
+		Charts: []Chart{
+			{Title: "Produce rate per topic", Unit: "records/s", Series: sortedSeries(rates)},
+			{Title: "Consumer group lag", Unit: "records", Series: sortedSeries(lags)},
+		},
+	}
+}
+
+func sortedSeries(m map[string]*Series) []Series {
+	out := make([]Series, 0, len(m))
+	for _, s := range m {
+		out = append(out, *s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// RoundLatency rounds d to about three significant digits, for display.
+func RoundLatency(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Second:
+		return d.Round(time.Millisecond)
+	case d >= time.Millisecond:
+		return d.Round(10 * time.Microsecond)
+	}
+	return d.Round(time.Microsecond)
+}

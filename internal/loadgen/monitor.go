@@ -1,0 +1,231 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// MonitorOptions configure Monitor.
+type MonitorOptions struct {
+	Brokers []string
+	// Topics to sample; empty means every topic but internal ones
+	// (names starting with "__"), looked up at every sample so that
+	// topics created meanwhile appear.
+	Topics []string
+	// Groups whose lag to sample; empty means every group the brokers
+	// list, looked up at every sample.
+	Groups []string
+	// Interval between samples (default 1s, at least 100ms).
+	Interval time.Duration
+	// Duration of the whole run (0: until ctx ends).
+	Duration time.Duration
+	// OnSample, if set, is called after each sample, from Monitor's
+	// goroutine.
+	OnSample func(MonitorSample)
+	// ClientOptions are added to the admin client (TLS, SASL, ...).
+	ClientOptions []kgo.Opt
+}
+
+// MonitorSample is what one interval saw. Topics and Groups are sorted by
+// name.
+type MonitorSample struct {
+	At      time.Time
+	Elapsed time.Duration // since the first sample
+	Topics  []TopicSample
+	Groups  []GroupSample
+	// Err is set when the brokers could not be asked this time; the
+	// sample then holds what could be read, possibly nothing.
+	Err string
+}
+
+// TopicSample is a topic's end offsets summed over partitions, and the
+// produce rate since the previous sample (records/s, from the growth of
+// the end offsets: transaction markers count as records).
+type TopicSample struct {
+	Topic      string
+	Partitions int
+	EndOffset  int64
+	Rate       float64
+	HasRate    bool // false on the first sample of the topic
+}
+
+// GroupSample is a consumer group's lag: end offsets minus committed
+// offsets, summed over the partitions the group has commits for.
+type GroupSample struct {
+	Group   string
+	State   string
+	Members int
+	Lag     int64
+	// LagByTopic splits Lag by topic.
+	LagByTopic map[string]int64
+	// Missing says the group does not exist (yet): watching a group
+	// before its consumers start is normal, not an error.
+	Missing bool
+	Err     string
+}
+
+// Topic returns the sample of topic, if present.
+func (s MonitorSample) Topic(topic string) (TopicSample, bool) {
+	i := slices.IndexFunc(s.Topics, func(t TopicSample) bool { return t.Topic == topic })
+	if i < 0 {
+		return TopicSample{}, false
+	}
+	return s.Topics[i], true
+}
+
+// Group returns the sample of group, if present.
+func (s MonitorSample) Group(group string) (GroupSample, bool) {
+	i := slices.IndexFunc(s.Groups, func(g GroupSample) bool { return g.Group == group })
+	if i < 0 {
+		return GroupSample{}, false
+	}
+	return s.Groups[i], true
+}
+
+// Monitor samples topics and groups every Interval until Duration has
+// passed or ctx ends, and returns every sample. Its error is for options
+// and a client that cannot start; brokers that do not answer one sample
+// are reported in that sample's Err and asked again at the next.
+func Monitor(ctx context.Context, o MonitorOptions) ([]MonitorSample, error) {
+	if o.Interval == 0 {
+		o.Interval = time.Second
+	}
+	var errs []error
+	if len(o.Brokers) == 0 {
+		errs = append(errs, errors.New("--brokers: is required"))
+	}
+	if o.Interval < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("--interval: %v is below 100ms", o.Interval))
+	}
+	if o.Duration < 0 {
+		errs = append(errs, errors.New("--duration: must be >= 0"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...)}, o.ClientOptions...)...)
+	if err != nil {
+		return nil, fmt.Errorf("creating admin client: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+
+	if o.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.Duration)
+		defer cancel()
+	}
+	ticker := time.NewTicker(o.Interval)
+	defer ticker.Stop()
+	var samples []MonitorSample
+	previous := map[string]TopicSample{}
+	var previousAt, first time.Time
+	for {
+		// One sample may not outlive the interval by much: a broker that
+		// hangs shows up as a sample with an error, not as a stall.
+		sampleCtx, cancel := context.WithTimeout(ctx, max(2*o.Interval, 5*time.Second))
+		s := takeSample(sampleCtx, adm, o, previous, previousAt)
+		cancel()
+		if ctx.Err() != nil {
+			// A sample cut short by the end of the run is not data.
+			return samples, nil
+		}
+		if first.IsZero() {
+			first = s.At
+		}
+		s.Elapsed = s.At.Sub(first)
+		for _, t := range s.Topics {
+			previous[t.Topic] = t
+		}
+		previousAt = s.At
+		samples = append(samples, s)
+		if o.OnSample != nil {
+			o.OnSample(s)
+		}
+		select {
+		case <-ctx.Done():
+			return samples, nil
+		case <-ticker.C:
+		}
+	}
+}
+
+func takeSample(ctx context.Context, adm *kadm.Client, o MonitorOptions, previous map[string]TopicSample, previousAt time.Time) MonitorSample {
+	var s MonitorSample
+	var problems []string
+	ends, err := adm.ListEndOffsets(ctx, o.Topics...)
+	// The time of the answer, not of the question, is what the offsets
+	// describe, and what the rate is computed over.
+	s.At = time.Now()
+	if err != nil {
+		problems = append(problems, fmt.Sprintf("listing end offsets: %v", err))
+	}
+	byTopic := map[string]*TopicSample{}
+	ends.Each(func(lo kadm.ListedOffset) {
+		if lo.Err != nil || (len(o.Topics) == 0 && strings.HasPrefix(lo.Topic, "__")) {
+			return
+		}
+		t := byTopic[lo.Topic]
+		if t == nil {
+			t = &TopicSample{Topic: lo.Topic}
+			byTopic[lo.Topic] = t
+		}
+		t.Partitions++
+		t.EndOffset += lo.Offset
+	})
+	for _, t := range byTopic {
+		if p, ok := previous[t.Topic]; ok && p.Partitions == t.Partitions && s.At.After(previousAt) {
+			t.Rate = max(0, float64(t.EndOffset-p.EndOffset)/s.At.Sub(previousAt).Seconds())
+			t.HasRate = true
+		}
+		s.Topics = append(s.Topics, *t)
+	}
+	slices.SortFunc(s.Topics, func(a, b TopicSample) int { return strings.Compare(a.Topic, b.Topic) })
+
+	groups := o.Groups
+	if len(groups) == 0 {
+		listed, err := adm.ListGroups(ctx)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("listing groups: %v", err))
+		}
+		groups = listed.Groups()
+	}
+	if len(groups) > 0 {
+		lags, err := adm.Lag(ctx, groups...)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("describing groups: %v", err))
+		}
+		for _, l := range lags.Sorted() {
+			s.Groups = append(s.Groups, groupSample(l))
+		}
+	}
+	s.Err = strings.Join(problems, "; ")
+	return s
+}
+
+func groupSample(l kadm.DescribedGroupLag) GroupSample {
+	g := GroupSample{Group: l.Group, State: l.State, Members: len(l.Members), LagByTopic: map[string]int64{}}
+	if err := l.Error(); errors.Is(err, kerr.GroupIDNotFound) || l.State == "Dead" {
+		g.Missing = true
+		return g
+	} else if err != nil {
+		g.Err = err.Error()
+		return g
+	}
+	for _, m := range l.Lag.Sorted() {
+		if m.Err != nil || m.Lag < 0 {
+			continue
+		}
+		g.Lag += m.Lag
+		g.LagByTopic[m.Topic] += m.Lag
+	}
+	return g
+}

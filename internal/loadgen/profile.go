@@ -1,0 +1,136 @@
+package loadgen
+
+import (
+	"context"
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Profile shapes the produce rate over time.
+//
+// Steady produces at Rate records per second (0: as fast as the brokers
+// take them). Bursty repeats a cycle of BurstEvery: a burst of
+// BurstDuration at BurstRate (0: as fast as possible), then Rate until the
+// next burst (0: silent). That reproduces "quiet for hours, then 50,000
+// records in two minutes" on a shorter clock, which is what an idle-merge
+// trigger or a consumer autoscaler has to survive.
+type Profile struct {
+	Kind          string // "steady" (default) or "bursty"
+	Rate          float64
+	BurstRate     float64
+	BurstDuration time.Duration
+	BurstEvery    time.Duration
+}
+
+const (
+	ProfileSteady = "steady"
+	ProfileBursty = "bursty"
+)
+
+// phase is a stretch of time with one rate: unlimited, silent (rate 0 and
+// not unlimited), or rate records per second. end is elapsed time since
+// the start of the run at which the phase ends.
+type phase struct {
+	rate      float64
+	unlimited bool
+	end       time.Duration
+}
+
+func (ph phase) silent() bool { return !ph.unlimited && ph.rate <= 0 }
+
+const forever = time.Duration(math.MaxInt64)
+
+func (p Profile) phaseAt(elapsed time.Duration) phase {
+	if p.Kind != ProfileBursty {
+		return phase{rate: p.Rate, unlimited: p.Rate <= 0, end: forever}
+	}
+	cycleStart := elapsed - elapsed%p.BurstEvery
+	if elapsed-cycleStart < p.BurstDuration {
+		return phase{rate: p.BurstRate, unlimited: p.BurstRate <= 0, end: cycleStart + p.BurstDuration}
+	}
+	return phase{rate: p.Rate, end: cycleStart + p.BurstEvery}
+}
+
+// pacer hands out permission to produce, shared by every connection so
+// that --rate is the total over all of them, not per connection.
+type pacer struct {
+	profile Profile
+	start   time.Time
+	limiter *rate.Limiter
+
+	mu       sync.Mutex
+	phaseEnd time.Duration // the phase the limiter is configured for
+}
+
+func newPacer(p Profile, start time.Time) *pacer {
+	return &pacer{profile: p, start: start, limiter: rate.NewLimiter(0, 1), phaseEnd: -1}
+}
+
+// chunkFor is how many records one reservation grants at a rate: 10 ms
+// worth, so a fast rate does not cost a timer per record and a slow one
+// still spaces records evenly.
+func chunkFor(r float64) int { return max(1, int(r/100)) }
+
+// take blocks until up to want records may be produced and returns how
+// many; it returns an error only when ctx ends. A wait never runs past the
+// end of the current phase, so a slow quiet rate cannot delay a burst.
+func (p *pacer) take(ctx context.Context, want int) (int, error) {
+	for {
+		now := time.Now()
+		elapsed := now.Sub(p.start)
+		ph := p.profile.phaseAt(elapsed)
+		if ph.unlimited {
+			return want, ctx.Err()
+		}
+		phaseEndAt := p.start.Add(ph.end)
+		if ph.silent() {
+			if err := sleepUntil(ctx, phaseEndAt); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		n := min(want, chunkFor(ph.rate))
+		p.mu.Lock()
+		if p.phaseEnd != ph.end {
+			p.phaseEnd = ph.end
+			p.limiter.SetLimitAt(now, rate.Limit(ph.rate))
+			p.limiter.SetBurstAt(now, chunkFor(ph.rate))
+		}
+		res := p.limiter.ReserveN(now, n)
+		p.mu.Unlock()
+		if !res.OK() {
+			continue
+		}
+		delay := res.DelayFrom(now)
+		if ph.end != forever && now.Add(delay).After(phaseEndAt) {
+			res.CancelAt(now)
+			if err := sleepUntil(ctx, phaseEndAt); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		if err := sleepUntil(ctx, now.Add(delay)); err != nil {
+			res.Cancel()
+			return 0, err
+		}
+		return n, nil
+	}
+}
+
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
