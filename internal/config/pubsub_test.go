@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestPubSubSourceDefaultsAndPaths(t *testing.T) {
@@ -17,7 +18,7 @@ sink:
 		t.Fatal(err)
 	}
 	ps := f.Pipelines[0].Source.PubSub
-	if ps.KeyFrom != KeyFromOrderingKey || ps.Consumers != 1 || ps.Streams != 4 || ps.MaxOutstandingMessages != 1000 || ps.MaxOutstandingBytes != 64<<20 {
+	if ps.KeyFrom != KeyFromOrderingKey || ps.Consumers != 1 || ps.Streams != 4 || ps.MaxOutstandingMessages != 1000 || ps.MaxOutstandingBytes != 64<<20 || ps.MaxAckExtension != time.Minute {
 		t.Fatalf("defaults: %+v", ps)
 	}
 	if got := ps.SubscriptionPath(); got != "projects/demo/subscriptions/alerts" {
@@ -44,6 +45,7 @@ func TestPubSubSourceProblemsHaveTheirPaths(t *testing.T) {
 		{"two sources", `source: {pubsub: {project: demo, subscription: alerts}, kafka: {brokers: [x], topics: [t], group: g}}`, []string{"source: exactly one source is needed (kafka or pubsub)"}},
 		{"exactly once", `source: {pubsub: {project: demo, subscription: alerts}}
 delivery: exactly_once`, []string{"delivery: exactly_once keeps Kafka offsets"}},
+		{"ack extension out of range", `source: {pubsub: {project: demo, subscription: alerts, max_ack_extension: 5s}}`, []string{"source.pubsub.max_ack_extension: 5s is outside Pub/Sub's 10s-600s"}},
 		{"dlq needs brokers", `source: {pubsub: {project: demo, subscription: alerts}}
 on_error: dlq`, []string{"dlq.brokers: is required with on_error: dlq"}},
 	} {

@@ -116,6 +116,9 @@ func (s *Source) OpenReader(_ context.Context, member string) (connector.Reader,
 	sub.ReceiveSettings.NumGoroutines = s.cfg.Streams
 	sub.ReceiveSettings.MaxOutstandingMessages = s.cfg.MaxOutstandingMessages
 	sub.ReceiveSettings.MaxOutstandingBytes = s.cfg.MaxOutstandingBytes
+	// Held messages are leased for at most this at a time: if the process
+	// dies, Pub/Sub redelivers them within it.
+	sub.ReceiveSettings.MaxDurationPerAckExtension = s.cfg.MaxAckExtension
 	// Whatever is still outstanding when the reader closes will not be
 	// acked by us: hand it back at once rather than at its deadline.
 	sub.ReceiveSettings.ShutdownOptions = &pubsub.ShutdownOptions{Behavior: pubsub.ShutdownBehaviorNackImmediately, Timeout: 10 * time.Second}
