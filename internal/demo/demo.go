@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/assembly"
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/connector"
 	"github.com/sluice-dev/sluice/internal/devstack"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -231,7 +232,11 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintln(o.Out)
 	for _, b := range built {
 		st := b.Pipeline.Status()
-		fmt.Fprintf(o.Out, "%-16s read %d, wrote %d, dead-lettered %d, skipped %d (%s)\n", st.Name, st.RecordsIn, st.RecordsOut, st.DeadLettered, st.Skipped, st.State)
+		merged := ""
+		if m, ok := b.Sink.(connector.Merger); ok {
+			merged = fmt.Sprintf(", merges %d", len(m.Merges()))
+		}
+		fmt.Fprintf(o.Out, "%-16s read %d, wrote %d, dead-lettered %d, skipped %d%s (%s)\n", st.Name, st.RecordsIn, st.RecordsOut, st.DeadLettered, st.Skipped, merged, st.State)
 	}
 	bq := stack.BigQuery.Stats()
 	fmt.Fprintf(o.Out, "BigQuery emulator: %d tables, %d rows, peak %d connections and %d AppendRows streams\n",

@@ -27,8 +27,12 @@ func TestDemoMovesEventsEndToEnd(t *testing.T) {
 	err := Run(context.Background(), Options{
 		Stack:    devstack.Options{},
 		OutDir:   dir,
-		Rate:     2000,
-		Duration: 10 * time.Second,
+		// Half the demo's default rate: the test runs under the race
+		// detector beside other packages' tests, where SQLite (pure Go)
+		// writes a few hundred rows/s and a pause-mode merge waits for
+		// everything read to be written first.
+		Rate:     1000,
+		Duration: 12 * time.Second,
 		Out:      &out,
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
@@ -45,16 +49,18 @@ func TestDemoMovesEventsEndToEnd(t *testing.T) {
 	}
 	wrote, _ := strconv.Atoi(m[2])
 	if wrote < 1000 {
-		t.Fatalf("events-to-kafka wrote %d events in 10 s at 2000/s", wrote)
+		t.Fatalf("events-to-kafka wrote %d events in 12 s at 1000/s", wrote)
 	}
 	ps := regexp.MustCompile(`alerts-from-pubsub\s+read (\d+), wrote (\d+)`).FindStringSubmatch(text)
 	if ps == nil {
 		t.Fatalf("no Pub/Sub pipeline tally:\n%s", text)
 	}
 	if n, _ := strconv.Atoi(ps[2]); n < 100 {
-		t.Fatalf("alerts-from-pubsub wrote %d alerts to Kafka in 10 s at 100/s", n)
+		t.Fatalf("alerts-from-pubsub wrote %d alerts to Kafka in 12 s at 50/s", n)
 	}
-	if !regexp.MustCompile(`orders-to-sqlite\s+in .* merges [1-9]`).MatchString(text) {
+	// The final tally counts merges finished during the graceful stop too:
+	// under the race detector on a loaded machine the first may end there.
+	if !regexp.MustCompile(`orders-to-sqlite\s+read .* merges [1-9]`).MatchString(text) {
 		t.Fatalf("the SQLite pipeline shows no merge:\n%s", text)
 	}
 	bq := regexp.MustCompile(`BigQuery emulator: (\d+) tables, (\d+) rows, peak (\d+) connections`).FindStringSubmatch(text)

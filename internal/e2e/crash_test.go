@@ -111,10 +111,12 @@ limits: {max_in_flight_records: 20000}
 	// What a kill can re-deliver: what was read and not yet acked (the
 	// in-flight cap, plus one read per consumer) and what was acked since
 	// the last commit (one commit interval of throughput).
-	// Commits happen every 100 ms; count two intervals of the fastest
-	// segment's throughput for a commit in flight at the kill.
+	// Commits happen every 100 ms, but a commit's round trip adds to it:
+	// a CI run under the race detector, with other packages' tests on
+	// both cores, saw 270 ms of throughput re-delivered per kill. Count
+	// half a second of the fastest segment's throughput.
 	rate := peakRate
-	bound := kills * (20000 + 2*10000 + int(rate*0.2))
+	bound := kills * (20000 + 2*10000 + int(rate*0.5))
 	t.Logf("%d records, %d SIGKILLs: %d duplicates (%.1f%%, %d per kill); bound %d at %.0f records/s",
 		n, kills, dups, 100*float64(dups)/float64(n), dups/kills, bound, rate)
 	if dups > bound {

@@ -89,7 +89,7 @@ func pubsubPipeline(name, addr, sub string, brokers []string) string {
 	return fmt.Sprintf(`
 name: %s
 source:
-  pubsub: {project: demo, subscription: %s, emulator_host: %s, streams: 10}
+  pubsub: {project: demo, subscription: %s, emulator_host: %s, streams: 10, max_ack_extension: 10s}
 sink:
   kafka: {brokers: [%s], topic: "{{.Topic}}"}
 `, name, sub, addr, brokers[0])
@@ -413,7 +413,9 @@ func TestPubSubToKafkaUnderKills(t *testing.T) {
 	start := func() *exec.Cmd {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestSQLCrashChild$", "-test.count=1")
 		cmd.Env = append(os.Environ(), "SLUICE_SQL_CRASH_PIPELINE="+pubsubPipeline("ps-kills", srv.Addr, "kills-sluice", brokers))
-		cmd.Stderr = os.Stderr
+		// The child's test log (its pipeline's log lines, and why it
+		// failed if it did) goes to its stdout.
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -434,14 +436,22 @@ func TestPubSubToKafkaUnderKills(t *testing.T) {
 		t.Logf("kill %d: %d distinct messages in Kafka", k+1, inKafka())
 	}
 	cmd := start()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
 	defer func() {
 		_ = cmd.Process.Signal(syscall.SIGKILL)
-		_ = cmd.Wait()
+		<-exited
 	}()
 	var missing int
 	// A dead subscriber's messages come back when the ack deadline it
-	// last extended runs out: tens of seconds.
+	// last extended runs out: at most max_ack_extension (10s here).
 	eventually(t, 180*time.Second, "every message in Kafka", func() bool {
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("the last sluice process exited (%v) with %d messages missing", err, missing)
+		default:
+		}
 		seen := consumeAll(t, brokers, "kills", 1<<30, 2*time.Second)
 		missing = 0
 		for _, m := range sent {
