@@ -27,7 +27,10 @@ func buildKafkaSink(ctx context.Context, p *config.Pipeline, log *slog.Logger) (
 			return nil, true, fmt.Errorf("sink.kafka.%w", err)
 		}
 	}
-	s, err := kafka.NewSink(ctx, *p.Sink.Kafka, enc, log)
+	s, err := kafka.NewSink(ctx, *p.Sink.Kafka, kafka.SinkOptions{
+		Encoder: enc, Logger: log, Pipeline: p.Name,
+		ExactlyOnce: p.Delivery == config.ExactlyOnce,
+	})
 	return s, true, err
 }
 
@@ -38,7 +41,9 @@ func buildKafkaSource(_ context.Context, p *config.Pipeline, sink connector.Sink
 	opts := kafka.SourceOptions{Pipeline: p.Name, Logger: log}
 	if p.Delivery == config.ExactlyOnce {
 		if store, ok := sink.(connector.OffsetStore); ok {
-			opts.Offsets = store
+			opts.Offsets = store // the sink keeps offsets with its rows
+		} else if _, ok := sink.(*kafka.Sink); ok {
+			opts.Transactional = true // the sink commits them in its transactions
 		}
 	}
 	src, err := kafka.NewSource(*p.Source.Kafka, opts)

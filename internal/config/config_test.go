@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func noEnv(string) (string, bool) { return "", false }
@@ -166,6 +167,47 @@ func TestRedactDSN(t *testing.T) {
 	for in, want := range tests {
 		if got := RedactDSN(in); got != want {
 			t.Errorf("RedactDSN(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestKafkaSinkExactlyOnce(t *testing.T) {
+	f, err := Parse([]byte(`
+name: p
+delivery: exactly_once
+source: {kafka: {brokers: [x], topics: [t], group: g}}
+sink: {kafka: {brokers: [x], topic: out}}
+`), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := f.Pipelines[0].Sink.Kafka; k.TransactionTimeout != 10*time.Second || k.TransactionalIDPrefix != "" {
+		t.Fatalf("defaults: timeout %v, prefix %q", k.TransactionTimeout, k.TransactionalIDPrefix)
+	}
+	// A transaction per batch: larger batches by default, unless the
+	// in-flight limit set is smaller.
+	if p := f.Pipelines[0]; p.Batch.MaxRecords != 50000 || p.Limits.MaxInFlightRecords != 100000 {
+		t.Fatalf("batch %d, in flight %d", p.Batch.MaxRecords, p.Limits.MaxInFlightRecords)
+	}
+	f, err = Parse([]byte(`
+name: p
+delivery: exactly_once
+source: {kafka: {brokers: [x], topics: [t], group: g}}
+sink: {kafka: {brokers: [x], topic: out}}
+limits: {max_in_flight_records: 20000}
+`), noEnv)
+	if err != nil || f.Pipelines[0].Batch.MaxRecords != 20000 {
+		t.Fatalf("batch with a smaller in-flight limit: %v", err)
+	}
+	_, err = Parse([]byte(`
+name: p
+delivery: exactly_once
+source: {kafka: {brokers: [x], topics: [t], group: g}}
+sink: {kafka: {brokers: [x], topic: out, acks: "1", transaction_timeout: 1h}}
+`), noEnv)
+	for _, w := range []string{"sink.kafka.acks: delivery: exactly_once (Kafka transactions) requires acks: all", "sink.kafka.transaction_timeout: 1h0m0s is outside 1ms-15m"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("error does not contain %q:\n%v", w, err)
 		}
 	}
 }

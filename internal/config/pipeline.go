@@ -71,8 +71,22 @@ func (f *File) applyDefaults() {
 		if p.DLQ.Topic == "" {
 			p.DLQ.Topic = "{{.Topic}}.dlq"
 		}
+		// Exactly-once into Kafka commits a transaction per batch, two
+		// round trips each: larger batches by default (Kafka Streams
+		// commits every 100 ms under exactly-once; 50,000 records is
+		// about that here), with read-ahead room for the next one.
+		eosKafka := p.Delivery == ExactlyOnce && p.Sink.Kafka != nil
+		if p.Limits.MaxInFlightRecords == 0 && eosKafka {
+			p.Limits.MaxInFlightRecords = 100000
+		}
 		if p.Batch.MaxRecords == 0 {
 			p.Batch.MaxRecords = 10000
+			if eosKafka {
+				p.Batch.MaxRecords = 50000
+				if l := p.Limits.MaxInFlightRecords; l > 0 && l < p.Batch.MaxRecords {
+					p.Batch.MaxRecords = l
+				}
+			}
 		}
 		if p.Batch.MaxBytes == 0 {
 			p.Batch.MaxBytes = 8 << 20

@@ -28,6 +28,14 @@ type KafkaSink struct {
 	Idempotent  *bool         `yaml:"idempotent"`  // enable.idempotence; default true (requires acks: all)
 	Partitioner string        `yaml:"partitioner"` // murmur2 (default, Java-compatible) | round_robin | manual (keep the source partition)
 	ClientID    string        `yaml:"client_id"`
+	// With delivery: exactly_once, each consumer's batches are written in
+	// Kafka transactions that also commit the source offsets (KIP-447).
+	// TransactionalIDPrefix starts every transactional.id (default
+	// "sluice-<pipeline>"; a random part per process and the consumer
+	// follow); TransactionTimeout is transaction.timeout.ms (default 10s:
+	// how long a process that died can hold back read_committed readers).
+	TransactionalIDPrefix string        `yaml:"transactional_id_prefix"`
+	TransactionTimeout    time.Duration `yaml:"transaction_timeout"`
 	// Format re-encodes values on the way out (e.g. JSON in, Avro out);
 	// unset, the source bytes are written untouched.
 	Format *Format `yaml:"format"`
@@ -57,6 +65,9 @@ func (s *Sink) applyDefaults() {
 		}
 		if k.BatchBytes == 0 {
 			k.BatchBytes = 1 << 20
+		}
+		if k.TransactionTimeout == 0 {
+			k.TransactionTimeout = 10 * time.Second
 		}
 		if k.Partitioner == "" {
 			k.Partitioner = "murmur2"
@@ -134,7 +145,15 @@ func (s *Sink) validate(v *validator, p *Pipeline) {
 			kv.add("batch_bytes", "must be > 0")
 		}
 		if p.Delivery == ExactlyOnce {
-			v.add("kafka", "delivery: exactly_once is not supported by the kafka sink yet; use at_least_once")
+			if k.Acks != "all" && k.Acks != "-1" {
+				kv.add("acks", "delivery: exactly_once (Kafka transactions) requires acks: all")
+			}
+			if k.Idempotent != nil && !*k.Idempotent {
+				kv.add("idempotent", "delivery: exactly_once (Kafka transactions) requires idempotent: true")
+			}
+		}
+		if k.TransactionTimeout < 0 || k.TransactionTimeout > 15*time.Minute {
+			kv.add("transaction_timeout", fmt.Sprintf("%s is outside 1ms-15m", k.TransactionTimeout))
 		}
 		if f := k.Format; f != nil {
 			f.applyDefaults()

@@ -85,15 +85,7 @@ limits: {max_in_flight_records: 20000}
 		_ = cmd.Wait()
 	}
 	cmd := start()
-	eventually(t, 180*time.Second, "the whole input at the sink", func() bool {
-		got := committed(t, adm, "crash", "crash.in")
-		for p, end := range endOffsets(t, adm, "crash.in") {
-			if got[p] != end {
-				return false
-			}
-		}
-		return true
-	})
+	waitCommittedToEnd(t, adm, "crash", "crash.in", 180*time.Second)
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	_ = cmd.Wait()
 

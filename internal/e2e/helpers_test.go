@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/time/rate"
@@ -110,7 +112,13 @@ func produceAll(t *testing.T, brokers []string, limiter *rate.Limiter, from, n i
 // deadline passes, and returns how often each value was seen.
 func consumeAll(t *testing.T, brokers []string, topic string, want int, deadline time.Duration) map[string]int {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	return consumeAllWith(t, brokers, topic, want, deadline)
+}
+
+// consumeAllWith is consumeAll with more client options.
+func consumeAllWith(t *testing.T, brokers []string, topic string, want int, deadline time.Duration, opts ...kgo.Opt) map[string]int {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,10 +152,14 @@ func endOffsets(t *testing.T, adm *kadm.Client, topic string) map[int32]int64 {
 	return out
 }
 
-// committed returns the group's committed offsets for topic.
+// committed returns the group's committed offsets for topic (none while
+// the group has not committed yet).
 func committed(t *testing.T, adm *kadm.Client, group, topic string) map[int32]int64 {
 	t.Helper()
 	resp, err := adm.FetchOffsets(context.Background(), group)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return map[int32]int64{}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,6 +170,21 @@ func committed(t *testing.T, adm *kadm.Client, group, topic string) map[int32]in
 		}
 	})
 	return out
+}
+
+// waitCommittedToEnd waits until group has committed the end offset of
+// every partition of topic.
+func waitCommittedToEnd(t *testing.T, adm *kadm.Client, group, topic string, d time.Duration) {
+	t.Helper()
+	eventually(t, d, "committed offsets of "+group+" at the end of "+topic, func() bool {
+		got := committed(t, adm, group, topic)
+		for p, end := range endOffsets(t, adm, topic) {
+			if got[p] != end {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // eventually polls cond every 50ms until it holds or d passes.

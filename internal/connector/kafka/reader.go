@@ -24,10 +24,20 @@ type topicPartition struct {
 // reader is one group member. Offsets are committed by its commit loop and
 // on revoke, from the partition trackers, never on poll.
 type reader struct {
-	cl       *kgo.Client
-	log      *slog.Logger
-	pipeline string
-	maxPoll  int
+	cl         *kgo.Client
+	log        *slog.Logger
+	pipeline   string
+	member     string
+	group      string
+	instanceID *string // group.instance.id, if set
+	maxPoll    int
+
+	// transactional: the Kafka sink commits this member's offsets in its
+	// transactions, through txn, its own transactional producer (txn.go);
+	// the reader commits nothing itself.
+	transactional bool
+	txnMu         sync.Mutex
+	txn           *txnProducer
 
 	// commitMu serialises commits with revocation: the revoke callback
 	// waits for an in-flight periodic commit, retires the revoked trackers,
@@ -220,7 +230,9 @@ func (r *reader) onAssigned(_ context.Context, _ *kgo.Client, assigned map[strin
 	r.mu.Lock()
 	for topic, parts := range assigned {
 		for _, p := range parts {
-			r.parts[topicPartition{topic, p}] = newPartitionTracker(topic, p)
+			t := newPartitionTracker(topic, p)
+			t.r = r
+			r.parts[topicPartition{topic, p}] = t
 		}
 	}
 	r.mu.Unlock()
@@ -232,6 +244,14 @@ func (r *reader) onAssigned(_ context.Context, _ *kgo.Client, assigned map[strin
 // is what lets the next owner start exactly where we stopped.
 func (r *reader) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	if len(revoked) == 0 {
+		return
+	}
+	if r.transactional {
+		// Nothing to commit here: a transaction under way for these
+		// partitions commits (and the next owner's offset fetch waits for
+		// it) or aborts, fenced by the group's new generation.
+		r.retire(revoked)
+		r.log.Info("partitions revoked", "partitions", describe(revoked))
 		return
 	}
 	r.awaitInFlight(ctx, revoked, revokeGrace)
@@ -317,7 +337,19 @@ func (r *reader) retire(parts map[string][]int32) map[topicPartition]*partitionT
 func (r *reader) Close(ctx context.Context) error {
 	r.stopOnce.Do(func() { close(r.stopped) })
 	<-r.loopDone
-	err := r.commit(ctx, nil)
+	var err error
+	if r.transactional {
+		// Every batch committed its offsets in its transaction; the
+		// writer is done, so no transaction is open.
+		r.txnMu.Lock()
+		if r.txn != nil {
+			r.txn.cl.Close()
+			r.txn = nil
+		}
+		r.txnMu.Unlock()
+	} else {
+		err = r.commit(ctx, nil)
+	}
 	r.cl.Close()
 	if err != nil {
 		return errors.New("final commit: " + err.Error())

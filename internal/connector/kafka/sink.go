@@ -23,11 +23,26 @@ type Sink struct {
 	topic   *connector.NameTemplate
 	manual  bool
 	encoder codec.Encoder // nil: write the source bytes as they are
+
+	exactlyOnce bool
+	txn         txnOptions
 }
 
-// NewSink connects a producer. enc, when not nil, re-encodes each
-// record's decoded fields as the value.
-func NewSink(ctx context.Context, cfg config.KafkaSink, enc codec.Encoder, log *slog.Logger) (*Sink, error) {
+// SinkOptions are what the sink needs besides its config.
+type SinkOptions struct {
+	// Encoder, when not nil, re-encodes each record's decoded fields as
+	// the value.
+	Encoder  codec.Encoder
+	Logger   *slog.Logger
+	Pipeline string
+	// ExactlyOnce writes each batch in a transaction with its source
+	// offsets (the source must be Kafka, opened with ExactlyOnce too).
+	ExactlyOnce bool
+}
+
+// NewSink connects a producer.
+func NewSink(ctx context.Context, cfg config.KafkaSink, o SinkOptions) (*Sink, error) {
+	log, enc := o.Logger, o.Encoder
 	topic, err := connector.ParseNameTemplate("sink.kafka.topic", cfg.Topic)
 	if err != nil {
 		return nil, err
@@ -35,6 +50,14 @@ func NewSink(ctx context.Context, cfg config.KafkaSink, enc codec.Encoder, log *
 	opts, err := ProducerOptions(cfg, log)
 	if err != nil {
 		return nil, err
+	}
+	var txn txnOptions
+	if o.ExactlyOnce {
+		prefix := cfg.TransactionalIDPrefix
+		if prefix == "" {
+			prefix = "sluice-" + o.Pipeline
+		}
+		txn = newTxnOptions(cfg, prefix, log)
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -46,7 +69,7 @@ func NewSink(ctx context.Context, cfg config.KafkaSink, enc codec.Encoder, log *
 		cl.Close()
 		return nil, fmt.Errorf("connecting to Kafka brokers %v: %w", cfg.Brokers, err)
 	}
-	return &Sink{cl: cl, topic: topic, manual: cfg.Partitioner == "manual", encoder: enc}, nil
+	return &Sink{cl: cl, topic: topic, manual: cfg.Partitioner == "manual", encoder: enc, exactlyOnce: o.ExactlyOnce, txn: txn}, nil
 }
 
 // ProducerOptions maps the sink's settings to franz-go producer options.
@@ -110,15 +133,31 @@ func ProducerOptions(cfg config.KafkaSink, log *slog.Logger) ([]kgo.Opt, error) 
 // Write produces batch and waits for every ack. Records the broker rejects
 // for their content (too large, invalid) come back in a *BatchError; any
 // other failure fails the whole write, which the engine retries (records
-// already acked are then written again: at least once).
+// already acked are then written again: at least once). With delivery:
+// exactly_once the batch is one Kafka transaction with its source offsets
+// (writeExactlyOnce).
 func (s *Sink) Write(ctx context.Context, batch []*connector.Record) error {
+	if s.exactlyOnce {
+		return s.writeExactlyOnce(ctx, batch)
+	}
+	bad, _, err := s.produce(ctx, s.cl, batch)
+	if err != nil {
+		return err
+	}
+	return batchErr(bad)
+}
+
+// produce produces recs through cl and waits for every ack. bad lists the
+// records that cannot be written (a topic or value they cannot be encoded
+// to, or a broker refusal); refused says whether any of them was sent and
+// refused by the broker (which leaves a transaction abortable only).
+func (s *Sink) produce(ctx context.Context, cl *kgo.Client, recs []*connector.Record) (bad []*connector.RecordError, refused bool, err error) {
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		firstErr error
-		bad      []*connector.RecordError
 	)
-	krs := make([]kgo.Record, len(batch))
+	krs := make([]kgo.Record, len(recs))
 	promise := func(kr *kgo.Record, err error) {
 		defer wg.Done()
 		if err == nil {
@@ -127,14 +166,15 @@ func (s *Sink) Write(ctx context.Context, batch []*connector.Record) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if isRecordProblem(err) {
-			bad = append(bad, &connector.RecordError{Record: batch[indexOf(krs, kr)], Reason: "kafka-produce", Err: err})
+			bad = append(bad, &connector.RecordError{Record: recs[indexOf(krs, kr)], Reason: "kafka-produce", Err: err})
+			refused = true
 			return
 		}
 		if firstErr == nil {
 			firstErr = err
 		}
 	}
-	for i, rec := range batch {
+	for i, rec := range recs {
 		topic, err := s.topic.Render(rec)
 		if err != nil {
 			var re *connector.RecordError
@@ -159,7 +199,7 @@ func (s *Sink) Write(ctx context.Context, batch []*connector.Record) error {
 				// nothing of this batch may count as written. Wait for
 				// what was handed to the client, then report.
 				wg.Wait()
-				return fmt.Errorf("encoding value for %s: %w", topic, err)
+				return nil, false, fmt.Errorf("encoding value for %s: %w", topic, err)
 			}
 		}
 		kr := &krs[i]
@@ -177,16 +217,13 @@ func (s *Sink) Write(ctx context.Context, batch []*connector.Record) error {
 			}
 		}
 		wg.Add(1)
-		s.cl.Produce(ctx, kr, promise)
+		cl.Produce(ctx, kr, promise)
 	}
 	wg.Wait()
 	if firstErr != nil {
-		return fmt.Errorf("producing: %w", firstErr)
+		return nil, false, fmt.Errorf("producing: %w", firstErr)
 	}
-	if len(bad) > 0 {
-		return &connector.BatchError{Failed: bad}
-	}
-	return nil
+	return bad, refused, nil
 }
 
 // isRecordProblem: errors that retrying the same record cannot fix.

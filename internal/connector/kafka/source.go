@@ -19,6 +19,7 @@ type Source struct {
 	pipeline string
 	log      *slog.Logger
 	offsets  connector.OffsetStore
+	txn      bool
 
 	mu    sync.Mutex
 	cfg   config.KafkaSource
@@ -32,6 +33,11 @@ type SourceOptions struct {
 	// Offsets, when set (delivery: exactly_once), is where the sink keeps
 	// offsets in its own transactions; every assignment resumes from it.
 	Offsets connector.OffsetStore
+	// Transactional (delivery: exactly_once into Kafka): the Kafka sink
+	// commits offsets in its transactions (txn.go), so readers commit
+	// nothing themselves, read committed data only, and wait for pending
+	// transactional offsets when partitions are assigned.
+	Transactional bool
 }
 
 // NewSource checks cfg and returns a source. No connection is made until a
@@ -44,7 +50,7 @@ func NewSource(cfg config.KafkaSource, o SourceOptions) (*Source, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Source{pipeline: o.Pipeline, log: o.Logger, offsets: o.Offsets, cfg: cfg, props: props}, nil
+	return &Source{pipeline: o.Pipeline, log: o.Logger, offsets: o.Offsets, txn: o.Transactional, cfg: cfg, props: props}, nil
 }
 
 // Properties returns the consumer properties in force.
@@ -97,11 +103,18 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 	cfg, props := s.cfg, s.props
 	s.mu.Unlock()
 	r := &reader{
-		log:      s.log.With("consumer", member),
-		pipeline: s.pipeline,
-		parts:    map[topicPartition]*partitionTracker{},
-		maxPoll:  props.MaxPollRecords,
-		stopped:  make(chan struct{}),
+		log:           s.log.With("consumer", member),
+		pipeline:      s.pipeline,
+		member:        member,
+		group:         cfg.Group,
+		transactional: s.txn,
+		parts:         map[topicPartition]*partitionTracker{},
+		maxPoll:       props.MaxPollRecords,
+		stopped:       make(chan struct{}),
+	}
+	if props.GroupInstanceID != "" {
+		id := props.GroupInstanceID
+		r.instanceID = &id
 	}
 	opts, err := s.clientOptions(cfg, props, r)
 	if err != nil {
@@ -124,7 +137,11 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 		interval = time.Second
 	}
 	r.loopDone = make(chan struct{})
-	go r.commitLoop(interval)
+	if s.txn {
+		close(r.loopDone) // offsets are committed in the sink's transactions
+	} else {
+		go r.commitLoop(interval)
+	}
 	return r, nil
 }
 
@@ -158,8 +175,11 @@ func (s *Source) clientOptions(cfg config.KafkaSource, p config.ConsumerProperti
 	} else {
 		opts = append(opts, kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	}
-	if cfg.Isolation == "read_committed" {
+	if cfg.Isolation == "read_committed" || s.txn {
 		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	if s.txn {
+		opts = append(opts, kgo.RequireStableFetchOffsets())
 	}
 	if s.offsets != nil {
 		opts = append(opts, kgo.AdjustFetchOffsetsFn(s.adjustOffsets))

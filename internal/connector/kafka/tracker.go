@@ -14,6 +14,7 @@ package kafka
 //
 // Callers hold the reader's mutex.
 type partitionTracker struct {
+	r         *reader // the member that owns it
 	topic     string
 	partition int32
 	retired   bool
