@@ -21,6 +21,8 @@ backlog and prints records/s, MB/s, CPU seconds and peak RSS:
 
   baseline-kafka  a bare franz-go consume -> produce -> commit loop
   sluice-kafka    a Sluice Kafka -> Kafka pipeline with default settings
+  baseline-kafka-eos  franz-go's GroupTransactSession loop (exactly-once)
+  sluice-kafka-eos  the Sluice pipeline with delivery: exactly_once
   baseline-file   a bare franz-go consume -> write+fsync -> commit loop
   sluice-file     a Sluice Kafka -> file pipeline with default settings
   sluice-avro-kafka  Kafka -> Kafka decoding and re-encoding 20-field Avro records`,

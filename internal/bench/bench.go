@@ -38,7 +38,7 @@ type Options struct {
 }
 
 // Scenarios lists what can be run.
-var Scenarios = []string{"baseline-kafka", "sluice-kafka", "baseline-file", "sluice-file", "sluice-avro-kafka"}
+var Scenarios = []string{"baseline-kafka", "sluice-kafka", "baseline-kafka-eos", "sluice-kafka-eos", "baseline-file", "sluice-file", "sluice-avro-kafka"}
 
 // Result is one scenario's figures.
 type Result struct {

@@ -48,7 +48,9 @@ func RunChild(ctx context.Context, job Job) Result {
 		err = bareLoop(ctx, job, nil)
 	case "baseline-file":
 		err = bareLoop(ctx, job, job.OutFile)
-	case "sluice-kafka", "sluice-file", "sluice-avro-kafka":
+	case "baseline-kafka-eos":
+		err = bareTransactLoop(ctx, job)
+	case "sluice-kafka", "sluice-kafka-eos", "sluice-file", "sluice-avro-kafka":
 		err = sluicePipeline(ctx, job)
 	default:
 		err = fmt.Errorf("unknown scenario %q (known: %s)", job.Scenario, strings.Join(Scenarios, ", "))
@@ -125,10 +127,59 @@ func bareLoop(ctx context.Context, job Job, file any) error {
 	return nil
 }
 
+// bareTransactLoop is the exactly-once baseline: franz-go's own
+// GroupTransactSession loop (poll, begin, produce everything polled, end
+// with a commit of the polled offsets), as its examples write it.
+func bareTransactLoop(ctx context.Context, job Job) error {
+	s, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(job.Brokers...), kgo.ConsumerGroup(job.Group), kgo.ConsumeTopics(job.InTopic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.RequireStableFetchOffsets(),
+		kgo.TransactionalID("bench-"+job.Group), kgo.MaxBufferedRecords(100000))
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	done := 0
+	for done < job.Records {
+		fs := s.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			return err
+		}
+		if err := s.Begin(); err != nil {
+			return err
+		}
+		var perr error
+		var mu sync.Mutex
+		n := 0
+		fs.EachRecord(func(r *kgo.Record) {
+			n++
+			s.Produce(ctx, &kgo.Record{Topic: job.OutTopic, Key: r.Key, Value: r.Value}, func(_ *kgo.Record, err error) {
+				if err != nil {
+					mu.Lock()
+					perr = err
+					mu.Unlock()
+				}
+			})
+		})
+		committed, err := s.End(ctx, kgo.TryCommit) // flushes first
+		if err != nil {
+			return err
+		}
+		if perr != nil {
+			return perr
+		}
+		if committed {
+			done += n
+		}
+	}
+	return nil
+}
+
 func sluicePipeline(ctx context.Context, job Job) error {
 	sink := fmt.Sprintf("kafka: {brokers: [%s], topic: %s}", strings.Join(job.Brokers, ","), job.OutTopic)
 	format := ""
 	switch job.Scenario {
+	case "sluice-kafka-eos":
+		format = "delivery: exactly_once" // a transaction per batch, offsets inside it
 	case "sluice-file":
 		sink = fmt.Sprintf("file: {path: %s}", job.OutFile)
 	case "sluice-avro-kafka":
