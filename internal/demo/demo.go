@@ -54,6 +54,7 @@ pipelines:
         consumers: 2
         properties: {max.poll.records: 5000, fetch.max.wait.ms: 200}
     format: {value: json}
+    delivery: exactly_once         # a Kafka transaction per batch, with its offsets
     on_error: dlq
     sink:
       kafka: {brokers: [%[2]s], topic: "{{.Topic}}.copy", compression: lz4}
@@ -197,7 +198,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	fmt.Fprintf(o.Out, "Generating %d events/s into %s; pipelines from %s:\n", o.Rate, eventsTopic, pipelinesFile)
-	fmt.Fprintf(o.Out, "  events-to-kafka  %s -> %s (2 consumers)\n", eventsTopic, copyTopic)
+	fmt.Fprintf(o.Out, "  events-to-kafka  %s -> %s (2 consumers, exactly once: Kafka transactions)\n", eventsTopic, copyTopic)
 	fmt.Fprintf(o.Out, "  events-to-file   %s -> %s\n", eventsTopic, filepath.Join(outDir, "events.jsonl"))
 	fmt.Fprintf(o.Out, "  orders-to-sqlite %s -> %s (staging, merged every 2000 records or 3 s idle)\n", eventsTopic, filepath.Join(outDir, "shop.db"))
 	fmt.Fprintf(o.Out, "  purchases-to-bigquery %s (Avro, %d/s, %d event types) -> BigQuery emulator, a table per type, 2 connections\n", purchasesTopic, max(1, o.Rate/10), len(eventTypes))

@@ -25,8 +25,8 @@ func TestDemoMovesEventsEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	var out bytes.Buffer
 	err := Run(context.Background(), Options{
-		Stack:    devstack.Options{},
-		OutDir:   dir,
+		Stack:  devstack.Options{},
+		OutDir: dir,
 		// Half the demo's default rate: the test runs under the race
 		// detector beside other packages' tests, where SQLite (pure Go)
 		// writes a few hundred rows/s and a pause-mode merge waits for
