@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -16,7 +15,7 @@ import (
 
 func newLoadtestCommand() *cobra.Command {
 	o := loadgen.ProduceOptions{}
-	var brokers []string
+	var kf kafkaFlags
 	var report string
 	var progress bool
 	cmd := &cobra.Command{
@@ -43,7 +42,12 @@ reports. The exit status is 1 if any record was not acked.`,
   sluice loadtest --topic orders --profile bursty --rate 0 --burst-rate 50000 --burst-duration 2s --burst-every 1m --duration 5m`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o.Brokers = brokers
+			o.Brokers = kf.brokers
+			opts, err := kf.options()
+			if err != nil {
+				return err
+			}
+			o.ClientOptions = opts
 			if o.Records > 0 && !cmd.Flags().Changed("duration") {
 				o.Duration = 0
 			}
@@ -83,7 +87,7 @@ reports. The exit status is 1 if any record was not acked.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&brokers, "brokers", strings.Split(envOr("SLUICE_BROKERS", "127.0.0.1:9092"), ","), "Kafka brokers (env SLUICE_BROKERS)")
+	kf.register(f)
 	f.StringVar(&o.Topic, "topic", "", "topic to produce to (required)")
 	f.Float64Var(&o.Profile.Rate, "rate", 0, "records per second over all connections; 0: as fast as the brokers take them (bursty: the rate between bursts, 0: silent)")
 	f.IntVar(&o.Size, "size", 100, "value size in bytes")

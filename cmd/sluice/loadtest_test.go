@@ -55,3 +55,35 @@ func TestLoadtestThenMonitorWriteSummariesAndReports(t *testing.T) {
 		}
 	}
 }
+
+// topics, loadtest and monitor authenticate like a pipeline does: SASL
+// SCRAM with the password from the environment, never from a flag.
+func TestKafkaCommandsAuthenticateWithSASL(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-256", "ops", "s3cret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	brokers := strings.Join(c.ListenAddrs(), ",")
+	auth := []string{"--brokers", brokers, "--sasl-mechanism", "SCRAM-SHA-256", "--sasl-username", "ops"}
+
+	t.Setenv("SLUICE_SASL_PASSWORD", "wrong")
+	if _, _, err := runCLI(t, append([]string{"topics", "list"}, auth...)...); err == nil {
+		t.Fatal("topics list with a wrong password succeeded")
+	}
+	t.Setenv("SLUICE_SASL_PASSWORD", "s3cret")
+	if out, _, err := runCLI(t, append([]string{"topics", "create", "secure", "--partitions", "2"}, auth...)...); err != nil {
+		t.Fatalf("topics create: %v\n%s", err, out)
+	}
+	out, _, err := runCLI(t, append([]string{"loadtest", "--topic", "secure", "--records", "500", "--progress=false"}, auth...)...)
+	if err != nil || !strings.Contains(strings.Join(strings.Fields(out), " "), "records acked 500 ") {
+		t.Fatalf("loadtest: %v\n%s", err, out)
+	}
+	out, _, err = runCLI(t, append([]string{"monitor", "--interval", "200ms", "--duration", "500ms"}, auth...)...)
+	if err != nil || !strings.Contains(out, "secure rec/s") {
+		t.Fatalf("monitor: %v\n%s", err, out)
+	}
+	if strings.Contains(out, "s3cret") {
+		t.Fatal("the password was printed")
+	}
+}

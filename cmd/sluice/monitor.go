@@ -13,7 +13,7 @@ import (
 
 func newMonitorCommand() *cobra.Command {
 	o := loadgen.MonitorOptions{}
-	var brokers []string
+	var kf kafkaFlags
 	var report string
 	cmd := &cobra.Command{
 		Use:   "monitor",
@@ -33,7 +33,12 @@ topic and lag per group over time.`,
   sluice monitor --brokers broker1:9092 --group billing --group shipping`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o.Brokers = brokers
+			o.Brokers = kf.brokers
+			opts, err := kf.options()
+			if err != nil {
+				return err
+			}
+			o.ClientOptions = opts
 			table := &liveTable{w: cmd.OutOrStdout()}
 			o.OnSample = table.print
 			ctx, stop := signalContext()
@@ -52,7 +57,7 @@ topic and lag per group over time.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&brokers, "brokers", strings.Split(envOr("SLUICE_BROKERS", "127.0.0.1:9092"), ","), "Kafka brokers (env SLUICE_BROKERS)")
+	kf.register(f)
 	f.StringSliceVar(&o.Topics, "topics", nil, "topics to watch, comma-separated (default: every topic but internal ones)")
 	f.StringSliceVar(&o.Groups, "group", nil, "consumer group whose lag to watch; repeat or comma-separate (default: every group)")
 	f.DurationVar(&o.Interval, "interval", time.Second, "time between samples (at least 100ms)")

@@ -14,7 +14,7 @@ import (
 )
 
 func newTopicsCommand() *cobra.Command {
-	var brokers []string
+	var kf kafkaFlags
 	cmd := &cobra.Command{
 		Use:   "topics",
 		Short: "List, create, describe and delete Kafka topics",
@@ -23,11 +23,15 @@ func newTopicsCommand() *cobra.Command {
   sluice topics describe films
   sluice topics delete films --brokers broker1:9092`,
 	}
-	cmd.PersistentFlags().StringSliceVar(&brokers, "brokers", strings.Split(envOr("SLUICE_BROKERS", "127.0.0.1:9092"), ","), "Kafka brokers (env SLUICE_BROKERS)")
+	kf.register(cmd.PersistentFlags())
 	// withAdmin runs fn with an admin client on --brokers and a 30 s
 	// deadline, and closes the client afterwards.
 	withAdmin := func(fn func(ctx context.Context, adm *kadm.Client) error) error {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+		opts, err := kf.options()
+		if err != nil {
+			return err
+		}
+		cl, err := kgo.NewClient(opts...)
 		if err != nil {
 			return err
 		}
@@ -46,7 +50,7 @@ func newTopicsCommand() *cobra.Command {
 			return withAdmin(func(ctx context.Context, adm *kadm.Client) error {
 				td, err := adm.ListTopics(ctx)
 				if err != nil {
-					return fmt.Errorf("listing topics on %v: %w", brokers, err)
+					return fmt.Errorf("listing topics on %v: %w", kf.brokers, err)
 				}
 				w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 				fmt.Fprintln(w, "TOPIC\tPARTITIONS\tREPLICAS")
