@@ -49,6 +49,9 @@ var (
 		Help:    "Time an offset commit took.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
 	}, []string{"pipeline"})
+	KafkaTransactions = counterVec("sluice_kafka_transactions_total",
+		"Kafka transactions of exactly-once Kafka sinks, by how they ended: committed, or aborted (revoked partitions, a refused record, an error).",
+		"pipeline", "result")
 	InFlightRecords = gaugeVec("sluice_in_flight_records",
 		"Records read but not yet acked.", "pipeline")
 	InFlightBytes = gaugeVec("sluice_in_flight_bytes",
@@ -143,7 +146,7 @@ func init() {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		RecordsIn, BytesIn, RecordsOut, BytesOut, RecordsDeadLettered, RecordsSkipped,
-		Errors, Retries, BatchRecords, WriteSeconds, CommitSeconds,
+		Errors, Retries, BatchRecords, WriteSeconds, CommitSeconds, KafkaTransactions,
 		InFlightRecords, InFlightBytes, ConsumerLag, Consumers, PipelineState,
 		SinkConnections, MergeSeconds, Merges, AdminRequests,
 	)

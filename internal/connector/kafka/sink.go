@@ -57,7 +57,7 @@ func NewSink(ctx context.Context, cfg config.KafkaSink, o SinkOptions) (*Sink, e
 		if prefix == "" {
 			prefix = "sluice-" + o.Pipeline
 		}
-		txn = newTxnOptions(cfg, prefix, log)
+		txn = newTxnOptions(o.Pipeline, cfg, prefix, log)
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {

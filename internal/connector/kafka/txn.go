@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/connector"
+	"github.com/sluice-dev/sluice/internal/metrics"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -44,6 +45,7 @@ import (
 
 // txnOptions are what the sink needs to open transactional producers.
 type txnOptions struct {
+	pipeline string
 	cfg      config.KafkaSink // producer options are built per producer: each needs hooks of its own
 	prefix   string
 	instance string // random per process, as Kafka Streams does
@@ -51,10 +53,10 @@ type txnOptions struct {
 	log      *slog.Logger
 }
 
-func newTxnOptions(cfg config.KafkaSink, prefix string, log *slog.Logger) txnOptions {
+func newTxnOptions(pipeline string, cfg config.KafkaSink, prefix string, log *slog.Logger) txnOptions {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	return txnOptions{cfg: cfg, prefix: prefix, instance: hex.EncodeToString(b[:]), timeout: cfg.TransactionTimeout, log: log}
+	return txnOptions{pipeline: pipeline, cfg: cfg, prefix: prefix, instance: hex.EncodeToString(b[:]), timeout: cfg.TransactionTimeout, log: log}
 }
 
 // txnProducer is one consumer's transactional producer.
@@ -173,12 +175,15 @@ func (s *Sink) writeExactlyOnce(ctx context.Context, batch []*connector.Record) 
 			}
 			return err
 		}
+		start := time.Now()
 		if err := p.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 			if aerr := s.abort(ctx, r, p); aerr != nil {
 				return errors.Join(fmt.Errorf("committing the transaction: %w", err), aerr)
 			}
 			return fmt.Errorf("committing the transaction: %w", err)
 		}
+		metrics.CommitSeconds.WithLabelValues(s.txn.pipeline).Observe(time.Since(start).Seconds())
+		metrics.KafkaTransactions.WithLabelValues(s.txn.pipeline, "committed").Inc()
 		return batchErr(bad)
 	}
 }
@@ -193,6 +198,7 @@ func batchErr(bad []*connector.RecordError) error {
 // abort ends the open transaction without committing; a producer that
 // cannot abort is dropped (the next one fences it).
 func (s *Sink) abort(ctx context.Context, r *reader, p *txnProducer) error {
+	metrics.KafkaTransactions.WithLabelValues(s.txn.pipeline, "aborted").Inc()
 	err := p.cl.AbortBufferedRecords(ctx)
 	if err == nil {
 		err = p.cl.EndTransaction(ctx, kgo.TryAbort)
