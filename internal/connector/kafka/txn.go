@@ -13,6 +13,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/connector"
 	"github.com/sluice-dev/sluice/internal/metrics"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -163,8 +164,9 @@ func (s *Sink) writeExactlyOnce(ctx context.Context, batch []*connector.Record) 
 			}
 			continue
 		}
+		offsets := nextOffsets(owned)
 		if err == nil {
-			err = commitOffsetsInTxn(ctx, p, r, nextOffsets(owned))
+			err = commitOffsetsInTxn(ctx, p, r, offsets)
 		}
 		if err == nil && r.anyRetired(toWrite) {
 			err = errRevokedInTxn
@@ -177,6 +179,16 @@ func (s *Sink) writeExactlyOnce(ctx context.Context, batch []*connector.Record) 
 		}
 		start := time.Now()
 		if err := p.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			if committedAlready(ctx, r, offsets) {
+				// The broker committed and only its answer was lost:
+				// writing the batch again would duplicate it. The
+				// producer is left wanting an abort that must not
+				// happen; a new one (same transactional.id) replaces it.
+				r.log.Warn("the transaction's commit was not confirmed, but the group's offsets show it committed", "err", err)
+				s.dropProducer(r)
+				metrics.KafkaTransactions.WithLabelValues(s.txn.pipeline, "committed").Inc()
+				return batchErr(bad)
+			}
 			if aerr := s.abort(ctx, r, p); aerr != nil {
 				return errors.Join(fmt.Errorf("committing the transaction: %w", err), aerr)
 			}
@@ -263,6 +275,29 @@ func nextOffsets(batch []*connector.Record) map[string]map[int32]int64 {
 		}
 	}
 	return out
+}
+
+// committedAlready reports whether the group's stable committed offsets
+// (pending transactions resolved first, RequireStable) are those of the
+// batch, i.e. its transaction committed. Offsets only move forward, one
+// batch at a time per partition, so equality identifies the batch.
+func committedAlready(ctx context.Context, r *reader, offsets map[string]map[int32]int64) bool {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	got, err := kadm.NewClient(r.cl).FetchOffsets(kadm.RequireStable(ctx), r.group)
+	if err != nil {
+		r.log.Warn("reading the group's offsets after an unconfirmed commit; treating it as aborted", "err", err)
+		return false
+	}
+	for topic, parts := range offsets {
+		for part, off := range parts {
+			o, ok := got.Lookup(topic, part)
+			if !ok || o.Err != nil || o.At != off {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // addOffsetsToTxn ties the consumer group to the open transaction

@@ -2,7 +2,9 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,8 +13,11 @@ import (
 	"github.com/sluice-dev/sluice/internal/connector"
 	"github.com/sluice-dev/sluice/internal/metrics"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 func committedTxns() float64 {
@@ -121,5 +126,114 @@ func TestExactlyOnceReadWriteAckInOneProcess(t *testing.T) {
 	}
 	if total != n || len(seen) != n || seen["late"] != 0 {
 		t.Fatalf("tx.out holds %d records, %d distinct, late %d; want %d once each and no late", total, len(seen), seen["late"], n)
+	}
+}
+
+// A commit the broker carries out but whose answer never reaches the
+// client: the sink must see from the group's offsets that the batch is
+// committed, not write it again.
+func TestExactlyOnceCommitWhoseAnswerIsLost(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "lost.in", "lost.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	brokers := c.ListenAddrs()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	raw, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.MaxVersions(kversion.V3_9_0()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	for i := 0; i < 100; i++ {
+		raw.Produce(ctx, &kgo.Record{Topic: "lost.in", Value: []byte(fmt.Sprint(i))}, nil)
+	}
+	if err := raw.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The first commit is passed on to the broker by another client, then
+	// the sink's connection is cut before it hears the answer. (The
+	// client library recovers from this fault by itself: the write returns
+	// success at once. The sink's fallback for a commit reported failed,
+	// reading the group's stable offsets, is not reached by it.)
+	var cut atomic.Int32
+	c.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		end := req.(*kmsg.EndTxnRequest)
+		if !end.Commit || !cut.CompareAndSwap(0, 1) {
+			return nil, nil, false
+		}
+		var ferr error
+		c.SleepControl(func() {
+			fwd := *end
+			var resp *kmsg.EndTxnResponse
+			if resp, ferr = fwd.RequestWith(context.Background(), raw); ferr == nil {
+				ferr = kerr.ErrorForCode(resp.ErrorCode)
+			}
+		})
+		if ferr != nil {
+			t.Errorf("forwarding the commit: %v", ferr)
+		}
+		cut.Store(2)
+		return nil, errors.New("answer lost"), true
+	})
+
+	conn := config.KafkaConn{Brokers: brokers}
+	src, err := NewSource(config.KafkaSource{KafkaConn: conn, Topics: []string{"lost.in"}, Group: "lost"}, SourceOptions{Pipeline: "lost", Transactional: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink, err := NewSink(ctx, config.KafkaSink{KafkaConn: conn, Topic: "lost.out", Acks: "all", BatchBytes: 1 << 20, TransactionTimeout: 10 * time.Second},
+		SinkOptions{Pipeline: "lost", ExactlyOnce: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close(ctx)
+	rd, err := src.OpenReader(ctx, "lost-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close(ctx)
+	var recs []*connector.Record
+	for len(recs) < 100 {
+		more, err := rd.Read(ctx, 100-len(recs))
+		if err != nil && len(more) == 0 {
+			t.Fatal(err)
+		}
+		recs = append(recs, more...)
+	}
+	// The engine retries a failed write; the outcome must be one copy.
+	for attempt := 0; ; attempt++ {
+		err := sink.Write(ctx, recs)
+		if err == nil {
+			break
+		}
+		t.Logf("write attempt %d: %v", attempt+1, err)
+		if attempt == 5 {
+			t.Fatalf("write: %v", err)
+		}
+	}
+	rd.Ack(recs)
+	if cut.Load() < 2 {
+		t.Fatalf("the commit's answer was not cut (stage %d)", cut.Load())
+	}
+	out, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("lost.out"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	total := 0
+	readCtx, stop := context.WithTimeout(ctx, 3*time.Second)
+	defer stop()
+	for total <= 200 {
+		fs := out.PollFetches(readCtx)
+		if readCtx.Err() != nil {
+			break
+		}
+		total += fs.NumRecords()
+	}
+	if total != 100 {
+		t.Fatalf("lost.out holds %d committed records after a commit whose answer was lost, want 100", total)
 	}
 }
