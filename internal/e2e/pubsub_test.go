@@ -85,6 +85,19 @@ func publishAll(t *testing.T, client *pubsub.Client, topic string, n int) []publ
 	return out
 }
 
+// waitAllAcked waits until the emulator has seen every message acked.
+func waitAllAcked(t *testing.T, srv *pstest.Server, d time.Duration) {
+	t.Helper()
+	eventually(t, d, "every message acked", func() bool {
+		for _, m := range srv.Messages() {
+			if m.Acks == 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 func pubsubPipeline(name, addr, sub string, brokers []string) string {
 	return fmt.Sprintf(`
 name: %s
@@ -106,14 +119,7 @@ func TestPubSubToKafkaPassesMessagesThrough(t *testing.T) {
 	sent := publishAll(t, client, "alerts", 400)
 	_, stop := runSQLPipeline(t, pubsubPipeline("ps-to-kafka", srv.Addr, "alerts-sluice", brokers))
 	got := sqlConsumeRecords(t, brokers, "alerts", len(sent), 60*time.Second)
-	eventually(t, 20*time.Second, "every message acked", func() bool {
-		for _, m := range srv.Messages() {
-			if m.Acks == 0 {
-				return false
-			}
-		}
-		return true
-	})
+	waitAllAcked(t, srv, 20*time.Second)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -228,14 +234,7 @@ func TestPubSubAcksOnlyAfterKafkaAcknowledged(t *testing.T) {
 	}
 	fail.Store(false)
 	sqlConsumeRecords(t, brokers, "orders", len(sent), 60*time.Second)
-	eventually(t, 30*time.Second, "every message acked", func() bool {
-		for _, m := range srv.Messages() {
-			if m.Acks == 0 {
-				return false
-			}
-		}
-		return true
-	})
+	waitAllAcked(t, srv, 30*time.Second)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -379,14 +378,7 @@ sink:
 	eventually(t, 60*time.Second, "150 merged orders and an empty staging table", func() bool {
 		return d.count(t, "SELECT count(*) FROM "+fin) == 150 && d.count(t, "SELECT count(*) FROM "+stg) == 0
 	})
-	eventually(t, 20*time.Second, "every message acked", func() bool {
-		for _, m := range srv.Messages() {
-			if m.Acks == 0 {
-				return false
-			}
-		}
-		return true
-	})
+	waitAllAcked(t, srv, 20*time.Second)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

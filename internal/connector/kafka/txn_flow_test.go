@@ -26,6 +26,52 @@ func committedTxns() float64 {
 	return m.GetCounter().GetValue()
 }
 
+// openExactlyOnce opens a reader of a transactional source on in (group
+// and pipeline name) and an exactly-once sink to out.
+func openExactlyOnce(t *testing.T, ctx context.Context, brokers []string, in, out, name string) (connector.Reader, *Sink) {
+	t.Helper()
+	conn := config.KafkaConn{Brokers: brokers}
+	src, err := NewSource(config.KafkaSource{KafkaConn: conn, Topics: []string{in}, Group: name}, SourceOptions{Pipeline: name, Transactional: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink, err := NewSink(ctx, config.KafkaSink{KafkaConn: conn, Topic: out, Acks: "all", BatchBytes: 1 << 20, TransactionTimeout: 10 * time.Second},
+		SinkOptions{Pipeline: name, ExactlyOnce: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := src.OpenReader(ctx, name+"-1")
+	if err != nil {
+		sink.Close(ctx)
+		t.Fatal(err)
+	}
+	return rd, sink
+}
+
+// readCommitted reads topic with read_committed until want records or 3 s
+// without them, and counts each value.
+func readCommitted(t *testing.T, ctx context.Context, brokers []string, topic string, want int) map[string]int {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	seen := map[string]int{}
+	total := 0
+	readCtx, stop := context.WithTimeout(ctx, 3*time.Second)
+	defer stop()
+	for total < want {
+		fs := cl.PollFetches(readCtx)
+		if readCtx.Err() != nil {
+			break
+		}
+		fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++; total++ })
+	}
+	return seen
+}
+
 // The exactly-once path in one process (and under the race detector, which
 // the end-to-end tests' sluice binary is not built with): a reader of a
 // transactional source and the sink's transactions move every record once,
@@ -53,21 +99,8 @@ func TestExactlyOnceReadWriteAckInOneProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	conn := config.KafkaConn{Brokers: brokers}
-	src, err := NewSource(config.KafkaSource{KafkaConn: conn, Topics: []string{"tx.in"}, Group: "tx"}, SourceOptions{Pipeline: "txtest", Transactional: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink, err := NewSink(ctx, config.KafkaSink{KafkaConn: conn, Topic: "tx.out", Acks: "all", BatchBytes: 1 << 20, TransactionTimeout: 10 * time.Second},
-		SinkOptions{Pipeline: "txtest", ExactlyOnce: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rd, sink := openExactlyOnce(t, ctx, brokers, "tx.in", "tx.out", "txtest")
 	defer sink.Close(ctx)
-	rd, err := src.OpenReader(ctx, "txtest-1")
-	if err != nil {
-		t.Fatal(err)
-	}
 	committedBefore := committedTxns()
 	for moved := 0; moved < n; {
 		recs, err := rd.Read(ctx, 300)
@@ -86,14 +119,14 @@ func TestExactlyOnceReadWriteAckInOneProcess(t *testing.T) {
 
 	// Offsets were committed in the transactions, not by the reader.
 	adm := kadm.NewClient(prod)
-	offs, err := adm.FetchOffsets(ctx, "tx")
+	offs, err := adm.FetchOffsets(ctx, "txtest")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var sum int64
 	offs.Each(func(o kadm.OffsetResponse) { sum += o.At })
 	if sum != n {
-		t.Fatalf("group tx committed %d in all, want %d", sum, n)
+		t.Fatalf("group txtest committed %d in all, want %d", sum, n)
 	}
 
 	// Records of a partition revoked before their batch is written are
@@ -107,22 +140,10 @@ func TestExactlyOnceReadWriteAckInOneProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("tx.out"),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	seen := map[string]int{}
+	seen := readCommitted(t, ctx, brokers, "tx.out", n+1)
 	total := 0
-	readCtx, stop := context.WithTimeout(ctx, 3*time.Second)
-	defer stop()
-	for total < n+1 {
-		fs := out.PollFetches(readCtx)
-		if readCtx.Err() != nil {
-			break
-		}
-		fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++; total++ })
+	for _, c := range seen {
+		total += c
 	}
 	if total != n || len(seen) != n || seen["late"] != 0 {
 		t.Fatalf("tx.out holds %d records, %d distinct, late %d; want %d once each and no late", total, len(seen), seen["late"], n)
@@ -178,21 +199,8 @@ func TestExactlyOnceCommitWhoseAnswerIsLost(t *testing.T) {
 		return nil, errors.New("answer lost"), true
 	})
 
-	conn := config.KafkaConn{Brokers: brokers}
-	src, err := NewSource(config.KafkaSource{KafkaConn: conn, Topics: []string{"lost.in"}, Group: "lost"}, SourceOptions{Pipeline: "lost", Transactional: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink, err := NewSink(ctx, config.KafkaSink{KafkaConn: conn, Topic: "lost.out", Acks: "all", BatchBytes: 1 << 20, TransactionTimeout: 10 * time.Second},
-		SinkOptions{Pipeline: "lost", ExactlyOnce: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rd, sink := openExactlyOnce(t, ctx, brokers, "lost.in", "lost.out", "lost")
 	defer sink.Close(ctx)
-	rd, err := src.OpenReader(ctx, "lost-1")
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer rd.Close(ctx)
 	var recs []*connector.Record
 	for len(recs) < 100 {
@@ -217,21 +225,9 @@ func TestExactlyOnceCommitWhoseAnswerIsLost(t *testing.T) {
 	if cut.Load() < 2 {
 		t.Fatalf("the commit's answer was not cut (stage %d)", cut.Load())
 	}
-	out, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("lost.out"),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
 	total := 0
-	readCtx, stop := context.WithTimeout(ctx, 3*time.Second)
-	defer stop()
-	for total <= 200 {
-		fs := out.PollFetches(readCtx)
-		if readCtx.Err() != nil {
-			break
-		}
-		total += fs.NumRecords()
+	for _, c := range readCommitted(t, ctx, brokers, "lost.out", 201) {
+		total += c
 	}
 	if total != 100 {
 		t.Fatalf("lost.out holds %d committed records after a commit whose answer was lost, want 100", total)
