@@ -56,13 +56,35 @@ type LagReporter interface {
 }
 
 // Sink writes records durably.
+//
+// The contract every sink keeps (internal/connector/conformance states it
+// as tests, run against each sink's real server):
+//
+//   - Write returns nil only when every record of batch is durable: a SQL
+//     transaction committed, every Kafka produce acked, every BigQuery
+//     append answered, the file flushed (and synced when asked).
+//   - A *BatchError says, record by record, what happened: rejected as
+//     bad input (with the reason), not written (retried), released to
+//     another consumer, or durable. Any other error means nothing of the
+//     batch may be assumed durable: the engine writes the whole batch
+//     again (or stops, for a Permanent error).
+//   - Retries are safe: writing a record again after an error may
+//     duplicate it in at-least-once mode, never in exactly-once mode
+//     (where the sink stores the source offsets with the data and skips
+//     what it already holds).
+//   - A sink that stores source offsets (exactly-once) never stores one
+//     past a record it rejected in the same write: it reports the rest of
+//     that record's partition NotWritten, so on_error handles the record
+//     before any offset passes it.
+//   - Cancellation: when ctx ends, Write returns promptly with an error;
+//     what it already made durable may stay (a retry must not duplicate it
+//     in exactly-once mode), nothing else is claimed.
+//
+// Write may be called concurrently by several consumers of a pipeline.
 type Sink interface {
-	// Write returns nil only when every record of batch is durable.
-	// A *BatchError says which records were rejected as bad input (the rest
-	// are durable); any other error means nothing may be assumed durable and
-	// the engine retries the batch (or fails, for a Permanent error).
-	// Write may be called concurrently by several consumers of a pipeline.
 	Write(ctx context.Context, batch []*Record) error
+	// Close makes everything acknowledged so far durable and releases the
+	// sink's connections.
 	Close(ctx context.Context) error
 }
 

@@ -10,55 +10,93 @@ import (
 	"github.com/sluice-dev/sluice/internal/metrics"
 )
 
-// writeBatch writes b until the sink says it is durable, retrying transient
-// failures with backoff, routes records the sink rejected as bad input, and
-// only then acks the batch to the source.
+// writeBatch writes b until every record is settled: durable, rejected
+// as bad input and routed by on_error, or released to the partition's new
+// owner. It retries what the sink did not write (transient failures after
+// a backoff) and acks each record to the source only once it is settled,
+// so no committed offset passes a record that is neither durable nor
+// routed.
 func (p *Pipeline) writeBatch(ctx context.Context, r connector.Reader, b *batch) error {
 	start := time.Now()
 	bo := newBackoff()
-	rejected, rejectedBytes := 0, 0
 	prep, _ := p.opts.Sink.(connector.Preparer)
-	for {
+	pending, prepared := b.records, b.prepared
+	durable, durableBytes := 0, 0
+	settledWeight := 0
+	// settle acks recs and gives back what they held in flight.
+	settle := func(recs []*connector.Record) {
+		if len(recs) == 0 {
+			return
+		}
+		r.Ack(recs)
+		w := 0
+		for _, rec := range recs {
+			w += rec.Size() + decodedWeight(rec)
+		}
+		p.limiter.release(len(recs), w)
+		settledWeight += w
+	}
+	for len(pending) > 0 {
 		var err error
 		if prep != nil {
-			err = prep.WritePrepared(ctx, b.records, b.prepared)
+			err = prep.WritePrepared(ctx, pending, prepared)
 		} else {
-			err = p.opts.Sink.Write(ctx, b.records)
-		}
-		if err == nil {
-			break
+			err = p.opts.Sink.Write(ctx, pending)
 		}
 		var be *connector.BatchError
-		if errors.As(err, &be) {
+		switch {
+		case err == nil:
+			for _, rec := range pending {
+				durableBytes += rec.Size()
+			}
+			durable += len(pending)
+			settle(pending)
+			pending = nil
+			continue
+		case errors.As(err, &be):
+			ok := be.Durable(pending)
+			for _, rec := range ok {
+				durableBytes += rec.Size()
+			}
+			durable += len(ok)
+			settle(ok)
 			for _, re := range be.Failed {
 				if herr := p.handleBad(ctx, re); herr != nil {
 					return herr
 				}
-				rejected++
-				if re.Record != nil {
-					rejectedBytes += re.Record.Size()
-				}
+				settle([]*connector.Record{re.Record})
 			}
-			break
+			if len(be.Released) > 0 {
+				p.log.Info("records released to their partition's new owner", "records", len(be.Released))
+				settle(be.Released)
+			}
+			pending, prepared = be.NotWritten, nil
+			if len(pending) == 0 || be.Cause == nil {
+				continue // the sink stopped short on purpose: write the rest now
+			}
+			err = be.Cause
 		}
 		if connector.IsPermanent(err) {
 			p.stats.errors.Add(1)
 			metrics.Errors.WithLabelValues(p.opts.Name, "write").Inc()
-			return fmt.Errorf("writing %d records to the sink: %w", len(b.records), err)
+			return fmt.Errorf("writing %d records to the sink: %w", len(pending), err)
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("writing %d records to the sink: shutdown timeout reached: %w", len(b.records), err)
+			return fmt.Errorf("writing %d records to the sink: shutdown timeout reached: %w", len(pending), err)
 		}
 		p.stats.retries.Add(1)
 		metrics.Retries.WithLabelValues(p.opts.Name, "write").Inc()
-		p.log.Warn("writing to sink; retrying", "records", len(b.records), "attempt", bo.attempt+1, "err", err)
+		p.log.Warn("writing to sink; retrying", "records", len(pending), "attempt", bo.attempt+1, "err", err)
 		if bo.wait(ctx) != nil {
-			return fmt.Errorf("writing %d records to the sink: shutdown timeout reached: %w", len(b.records), err)
+			return fmt.Errorf("writing %d records to the sink: shutdown timeout reached: %w", len(pending), err)
 		}
 	}
-	r.Ack(b.records)
-	p.limiter.release(len(b.records), b.weight)
-	p.stats.wrote(b, len(b.records)-rejected, b.bytes-rejectedBytes, start, time.Now())
+	// What the batch held beyond its records' own weights (estimates made
+	// at accept time) goes back too.
+	if rest := b.weight - settledWeight; rest != 0 {
+		p.limiter.release(0, rest)
+	}
+	p.stats.wrote(b, durable, durableBytes, start, time.Now())
 	return nil
 }
 

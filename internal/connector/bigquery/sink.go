@@ -144,13 +144,27 @@ func (s *Sink) Write(ctx context.Context, batch []*connector.Record) error {
 		return err
 	}
 
+	// Units append independently: when one fails, the others' rows are
+	// durable, and only the failed units' records are reported not written
+	// (so a retry does not append the rest a second time).
+	var notWritten []*connector.Record
 	g, gctx = errgroup.WithContext(ctx)
 	g.SetLimit(s.cfg.MaxInFlightAppends * s.client.connectionLimit())
 	for _, u := range units {
-		g.Go(func() error { return s.appendUnit(gctx, u, bad) })
+		g.Go(func() error {
+			err := s.appendUnit(gctx, u, bad)
+			if err != nil {
+				mu.Lock()
+				notWritten = append(notWritten, u.recs...)
+				mu.Unlock()
+			}
+			return err
+		})
 	}
 	if err := g.Wait(); err != nil {
-		return err
+		bad.mu.Lock()
+		defer bad.mu.Unlock()
+		return &connector.BatchError{Failed: bad.list, NotWritten: connector.Without(notWritten, bad.list), Cause: err}
 	}
 	return bad.err()
 }

@@ -4,7 +4,6 @@
 package file
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -21,10 +20,13 @@ import (
 )
 
 // Sink appends JSON lines. With sync on, a batch is acked only after fsync.
+//
+// A batch is written with one write call: either all its lines reach the
+// file or, on an error, the file is cut back to where the batch started,
+// so a retry never leaves a torn or doubled line behind.
 type Sink struct {
 	mu   sync.Mutex
 	f    *os.File // nil for stdout
-	w    *bufio.Writer
 	out  io.Writer
 	sync bool
 	buf  []byte
@@ -33,13 +35,13 @@ type Sink struct {
 // NewSink opens path for appending ("-" is stdout).
 func NewSink(path string, sync bool) (*Sink, error) {
 	if path == "-" {
-		return &Sink{w: bufio.NewWriterSize(os.Stdout, 256<<10), out: os.Stdout}, nil
+		return &Sink{out: os.Stdout}, nil
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("opening sink file: %w", err)
 	}
-	return &Sink{f: f, w: bufio.NewWriterSize(f, 256<<10), out: f, sync: sync}, nil
+	return &Sink{f: f, out: f, sync: sync}, nil
 }
 
 // Line is one record as written.
@@ -58,30 +60,56 @@ type Line struct {
 }
 
 // Write appends batch; concurrent writers are serialised so lines never
-// interleave.
+// interleave. A record that cannot be encoded is rejected alone: the other
+// lines are written and durable (a *connector.BatchError names it). A
+// failed write leaves nothing of the batch in the file.
 func (s *Sink) Write(ctx context.Context, batch []*connector.Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var bad []*connector.RecordError
+	buf := s.buf[:0]
 	for _, r := range batch {
-		b, err := appendLine(s.buf[:0], r)
+		b, err := appendLine(buf, r)
 		if err != nil {
-			return &connector.BatchError{Failed: []*connector.RecordError{{Record: r, Reason: "encode", Err: err}}}
+			bad = append(bad, &connector.RecordError{Record: r, Reason: "encode", Err: err})
+			continue // b holds a partial line: drop it
 		}
-		s.buf = b
-		if _, err := s.w.Write(b); err != nil {
-			return fmt.Errorf("writing sink file: %w", err)
-		}
+		buf = b
 	}
-	if err := s.w.Flush(); err != nil {
-		return fmt.Errorf("flushing sink file: %w", err)
+	s.buf = buf
+	if err := s.writeAll(buf); err != nil {
+		return err
 	}
-	if s.sync && s.f != nil {
-		if err := s.f.Sync(); err != nil {
-			return fmt.Errorf("syncing sink file: %w", err)
+	return connector.Rejected(bad)
+}
+
+// writeAll appends buf whole, or cuts the file back to its size before.
+func (s *Sink) writeAll(buf []byte) error {
+	if len(buf) == 0 {
+		return nil
+	}
+	if s.f == nil {
+		if _, err := s.out.Write(buf); err != nil {
+			return fmt.Errorf("writing to stdout: %w", err)
 		}
+		return nil
+	}
+	info, err := s.f.Stat()
+	if err != nil {
+		return fmt.Errorf("reading sink file size: %w", err)
+	}
+	_, err = s.f.Write(buf)
+	if err == nil && s.sync {
+		err = s.f.Sync()
+	}
+	if err != nil {
+		if terr := s.f.Truncate(info.Size()); terr != nil {
+			return fmt.Errorf("writing sink file: %w (and cutting back the partial batch: %v)", err, terr)
+		}
+		return fmt.Errorf("writing sink file: %w", err)
 	}
 	return nil
 }
@@ -225,15 +253,12 @@ func appendJSONString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// Close flushes and closes the file.
+// Close closes the file; every acked batch is already written.
 func (s *Sink) Close(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err := s.w.Flush()
 	if s.f != nil {
-		if cerr := s.f.Close(); err == nil {
-			err = cerr
-		}
+		return s.f.Close()
 	}
-	return err
+	return nil
 }

@@ -144,7 +144,7 @@ func (s *Sink) Write(ctx context.Context, batch []*connector.Record) error {
 	if err != nil {
 		return err
 	}
-	return batchErr(bad)
+	return connector.Rejected(bad)
 }
 
 // produce produces recs through cl and waits for every ack. bad lists the

@@ -114,97 +114,104 @@ func (s *Sink) dropProducer(r *reader) {
 var errRevokedInTxn = errors.New("partitions were revoked during the transaction; aborted (their new owner reads them again)")
 
 // writeExactlyOnce writes batch in one transaction with its source offsets.
+//
+// A record that cannot be written (a topic or value it cannot be encoded
+// to, or one the broker refuses) aborts the transaction: committing the
+// others would commit offsets past it before on_error has handled it, and
+// a crash or a "fail" stop then would skip it for good. The write reports
+// it Failed and every other record NotWritten; the engine routes it and
+// writes the rest in a new transaction at once.
 func (s *Sink) writeExactlyOnce(ctx context.Context, batch []*connector.Record) error {
 	r, owned := ownedRecords(batch)
 	if r == nil {
 		return connector.Permanent(errors.New("delivery: exactly_once with the kafka sink needs a kafka source"))
 	}
+	released := releasedRecords(batch, owned)
 	if len(owned) == 0 {
-		return nil // every partition moved to another member, which reads them again
+		return &connector.BatchError{Released: released}
 	}
 	p, err := s.producerFor(ctx, r)
 	if err != nil {
 		return err
 	}
-	var bad []*connector.RecordError
-	rejected := map[*connector.Record]bool{}
-	for {
-		toWrite := owned[:0:0]
-		for _, rec := range owned {
-			if !rejected[rec] {
-				toWrite = append(toWrite, rec)
-			}
-		}
-		if len(toWrite) == 0 {
-			// Nothing to produce: the offsets move with the next batch.
-			return batchErr(bad)
-		}
-		if err := p.cl.BeginTransaction(); err != nil {
-			s.dropProducer(r)
-			return fmt.Errorf("beginning a transaction: %w", err)
-		}
-		// Tie the group to the transaction while the records are produced:
-		// one round trip less on the batch's path.
-		added := make(chan error, 1)
-		go func() { added <- addOffsetsToTxn(ctx, p, r.group) }()
-		produceBad, refused, err := s.produce(ctx, p.cl, toWrite)
-		if aerr := <-added; err == nil && !refused {
-			err = aerr
-		}
-		for _, re := range produceBad {
-			rejected[re.Record] = true
-		}
-		bad = append(bad, produceBad...)
-		if err == nil && refused {
-			// A record the broker refused makes the transaction abortable
-			// only: write the rest without it, and hand it to on_error
-			// after the commit.
-			if err := s.abort(ctx, r, p); err != nil {
-				return err
-			}
-			continue
-		}
-		offsets := nextOffsets(owned)
-		if err == nil {
-			err = commitOffsetsInTxn(ctx, p, r, offsets)
-		}
-		if err == nil && r.anyRetired(toWrite) {
-			err = errRevokedInTxn
-		}
-		if err != nil {
-			if aerr := s.abort(ctx, r, p); aerr != nil {
-				return errors.Join(err, aerr)
-			}
+	if err := p.cl.BeginTransaction(); err != nil {
+		s.dropProducer(r)
+		return fmt.Errorf("beginning a transaction: %w", err)
+	}
+	// Tie the group to the transaction while the records are produced:
+	// one round trip less on the batch's path.
+	added := make(chan error, 1)
+	go func() { added <- addOffsetsToTxn(ctx, p, r.group) }()
+	bad, _, err := s.produce(ctx, p.cl, owned)
+	if aerr := <-added; err == nil {
+		err = aerr
+	}
+	if err == nil && len(bad) > 0 {
+		if err := s.abort(ctx, r, p); err != nil {
 			return err
 		}
-		start := time.Now()
-		if err := p.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
-			if committedAlready(ctx, r, offsets) {
-				// The broker committed and only its answer was lost:
-				// writing the batch again would duplicate it. The
-				// producer is left wanting an abort that must not
-				// happen; a new one (same transactional.id) replaces it.
-				r.log.Warn("the transaction's commit was not confirmed, but the group's offsets show it committed", "err", err)
-				s.dropProducer(r)
-				metrics.KafkaTransactions.WithLabelValues(s.txn.pipeline, "committed").Inc()
-				return batchErr(bad)
-			}
-			if aerr := s.abort(ctx, r, p); aerr != nil {
-				return errors.Join(fmt.Errorf("committing the transaction: %w", err), aerr)
-			}
-			return fmt.Errorf("committing the transaction: %w", err)
-		}
-		metrics.CommitSeconds.WithLabelValues(s.txn.pipeline).Observe(time.Since(start).Seconds())
-		metrics.KafkaTransactions.WithLabelValues(s.txn.pipeline, "committed").Inc()
-		return batchErr(bad)
+		return &connector.BatchError{Failed: bad, NotWritten: connector.Without(owned, bad), Released: released}
 	}
+	offsets := nextOffsets(owned)
+	if err == nil {
+		err = commitOffsetsInTxn(ctx, p, r, offsets)
+	}
+	if err == nil && r.anyRetired(owned) {
+		err = errRevokedInTxn
+	}
+	if err != nil {
+		if aerr := s.abort(ctx, r, p); aerr != nil {
+			return errors.Join(err, aerr)
+		}
+		return err
+	}
+	start := time.Now()
+	if err := p.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		if committedAlready(ctx, r, offsets) {
+			// The broker committed and only its answer was lost:
+			// writing the batch again would duplicate it. The producer
+			// is left wanting an abort that must not happen; a new one
+			// (same transactional.id) replaces it.
+			r.log.Warn("the transaction's commit was not confirmed, but the group's offsets show it committed", "err", err)
+			s.dropProducer(r)
+			metrics.KafkaTransactions.WithLabelValues(s.txn.pipeline, "committed").Inc()
+			return releasedErr(released)
+		}
+		if aerr := s.abort(ctx, r, p); aerr != nil {
+			return errors.Join(fmt.Errorf("committing the transaction: %w", err), aerr)
+		}
+		return fmt.Errorf("committing the transaction: %w", err)
+	}
+	metrics.CommitSeconds.WithLabelValues(s.txn.pipeline).Observe(time.Since(start).Seconds())
+	metrics.KafkaTransactions.WithLabelValues(s.txn.pipeline, "committed").Inc()
+	return releasedErr(released)
 }
 
-func batchErr(bad []*connector.RecordError) error {
-	if len(bad) > 0 {
-		return &connector.BatchError{Failed: bad}
+// releasedRecords lists the records of batch that are not in owned.
+func releasedRecords(batch, owned []*connector.Record) []*connector.Record {
+	if len(owned) == len(batch) {
+		return nil
 	}
-	return nil
+	keep := make(map[*connector.Record]struct{}, len(owned))
+	for _, rec := range owned {
+		keep[rec] = struct{}{}
+	}
+	var out []*connector.Record
+	for _, rec := range batch {
+		if _, ok := keep[rec]; !ok {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// releasedErr reports the records given back to their partition's new
+// owner, nil when there are none.
+func releasedErr(released []*connector.Record) error {
+	if len(released) == 0 {
+		return nil
+	}
+	return &connector.BatchError{Released: released}
 }
 
 // abort ends the open transaction without committing; a producer that

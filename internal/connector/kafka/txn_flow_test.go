@@ -133,8 +133,10 @@ func TestExactlyOnceReadWriteAckInOneProcess(t *testing.T) {
 	// dropped, not written: the next owner reads them again.
 	late := []*connector.Record{{Topic: "tx.in", Partition: 0, Offset: n, Value: []byte("late"), Origin: rd.(*reader).parts[topicPartition{"tx.in", 0}].add(n, n, 1)}}
 	rd.(*reader).retire(map[string][]int32{"tx.in": {0}})
-	if err := sink.Write(ctx, late); err != nil {
-		t.Fatal(err)
+	err = sink.Write(ctx, late)
+	var be *connector.BatchError
+	if !errors.As(err, &be) || len(be.Released) != 1 || be.Released[0] != late[0] || len(be.NotWritten)+len(be.Failed) != 0 {
+		t.Fatalf("writing a revoked partition's record: %v; want it reported released (not written, not failed)", err)
 	}
 	if err := rd.Close(ctx); err != nil {
 		t.Fatal(err)

@@ -101,8 +101,8 @@ func (s *Sink) publisher(topic string) *pubsub.Publisher {
 // Write implements connector.Sink. A record Pub/Sub cannot take (an
 // attribute or ordering key that is not UTF-8, an empty message, a message
 // the service refuses as invalid) comes back in a *BatchError; any other
-// failure fails the write, which the engine retries (messages already
-// accepted are then published again: at least once).
+// failure leaves the messages it hit not written, and only they are
+// published again.
 func (s *Sink) Write(ctx context.Context, batch []*connector.Record) error {
 	type sent struct {
 		res *pubsub.PublishResult
@@ -134,6 +134,7 @@ func (s *Sink) Write(ctx context.Context, batch []*connector.Record) error {
 		pending = append(pending, sent{res: p.Publish(ctx, m), pub: p, key: m.OrderingKey, rec: rec})
 	}
 	var first error
+	var notWritten []*connector.Record
 	for _, ps := range pending {
 		if _, err := ps.res.Get(ctx); err != nil {
 			if ps.key != "" {
@@ -146,16 +147,17 @@ func (s *Sink) Write(ctx context.Context, batch []*connector.Record) error {
 				reject(ps.rec, "pubsub-publish", fmt.Errorf("pubsub refused the message: %w", err))
 			default:
 				first = cmp.Or(first, err)
+				notWritten = append(notWritten, ps.rec)
 			}
 		}
 	}
 	if first != nil {
-		return fmt.Errorf("publishing to pubsub: %w", first)
+		// Messages the service accepted are durable; only the others are
+		// published again (an ordering key's messages after a failed one
+		// fail too, so their order is kept).
+		return &connector.BatchError{Failed: bad, NotWritten: notWritten, Cause: fmt.Errorf("publishing to pubsub: %w", first)}
 	}
-	if len(bad) > 0 {
-		return &connector.BatchError{Failed: bad}
-	}
-	return nil
+	return connector.Rejected(bad)
 }
 
 // message turns a record into a message, or says why it cannot be one.

@@ -83,20 +83,8 @@ type Sink struct {
 	mapper  *mapper         // nil until the table exists
 	ignored map[string]bool // fields add_columns does not add; replaced, never changed
 
-	partialMu sync.Mutex
-	partial   map[*connector.Record]*partialWrite
-
 	stop  context.CancelFunc // ends the goroutines of group
 	group *errgroup.Group    // the connections reporter and the merge orchestrator
-}
-
-// partialWrite is what a failed Write had already committed (exact pause
-// mode commits a batch in several transactions): the retry of the same
-// batch skips it, and still reports the records the database rejected.
-type partialWrite struct {
-	upTo       int                     // records of the batch before this index are done
-	partitions map[topicPartition]bool // partitions of a split batch that are done
-	bad        []*connector.RecordError
 }
 
 // New connects, creates the bookkeeping tables it needs and checks the
@@ -112,7 +100,7 @@ func New(ctx context.Context, o Options) (connector.Sink, error) {
 		o.Logger = slog.Default()
 	}
 	s := &Sink{cfg: o.Config, kind: o.Kind, pipeline: o.Pipeline, exactlyOnce: o.ExactlyOnce, visitor: visitorUnlessMapped(o),
-		log: o.Logger.With("sink", o.Kind), partial: map[*connector.Record]*partialWrite{}}
+		log: o.Logger.With("sink", o.Kind)}
 	t, err := parseTableName(o.Config.TableName())
 	if err != nil {
 		return nil, connector.Permanent(err)

@@ -82,7 +82,7 @@ func TestSQLBatchIsSplitByPartitionAcrossWriters(t *testing.T) {
 // When one transaction of a split batch fails and the others commit, the
 // retry of the batch writes only the partitions that failed: nothing
 // twice, even with at-least-once delivery.
-func TestSQLSplitBatchRetryDoesNotRewriteCommittedPartitions(t *testing.T) {
+func TestSQLSplitBatchReportsOnlyTheFailedPartitionNotWritten(t *testing.T) {
 	d := openTestDB(t, "postgres")
 	ctx := context.Background()
 	tbl, pipe := uniqueName("splitretry"), uniqueName("p")
@@ -114,14 +114,21 @@ func TestSQLSplitBatchRetryDoesNotRewriteCommittedPartitions(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "injected") {
 		t.Fatalf("first Write = %v, want the injected failure", err)
 	}
+	// The sink says which records are not written (those of the failed
+	// transaction's partition) and why; the engine writes only them again.
 	var be *connector.BatchError
-	if errors.As(err, &be) || connector.IsPermanent(err) {
-		t.Fatalf("first Write = %v, want a transient error", err)
+	if !errors.As(err, &be) || connector.IsPermanent(err) || be.Cause == nil || len(be.NotWritten) != 1500 || len(be.Failed) != 0 {
+		t.Fatalf("first Write = %v, want a transient failure with the 1500 records of one partition not written", err)
+	}
+	for _, r := range be.NotWritten {
+		if r.Partition != be.NotWritten[0].Partition {
+			t.Fatalf("not written: partitions %d and %d; want one partition's records", r.Partition, be.NotWritten[0].Partition)
+		}
 	}
 	if n := d.int(t, "SELECT count(*) FROM "+tbl); n != 3000 {
 		t.Fatalf("after the failure: %d rows, want the 3000 of the two partitions whose transaction committed", n)
 	}
-	if err := s.Write(ctx, batch); err != nil {
+	if err := s.Write(ctx, be.NotWritten); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
 	if n := d.int(t, fmt.Sprintf("SELECT count(*) - count(DISTINCT (_partition, id)) FROM %s", tbl)); n != 0 {

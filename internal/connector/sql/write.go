@@ -3,8 +3,8 @@ package sql
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -89,41 +89,47 @@ func (s *Sink) WritePrepared(ctx context.Context, batch []*connector.Record, pre
 	}
 	// A retry reuses pr: nothing below may change its slices in place.
 	p, rows, bad := pr.p, pr.rows, slices.Clip(pr.bad)
-	done := &partialWrite{}
-	if pw := s.takePartial(batch[0]); pw != nil {
-		bad = append(bad, pw.bad...)
-		rows = dropBefore(rows, pw.upTo)
-		rows = dropPartitions(rows, pw.partitions)
-		done = pw
+	if s.exactlyOnce && len(bad) > 0 {
+		// Stored offsets must not pass a record on_error has not handled:
+		// write nothing now; the engine routes the bad records, then
+		// writes the rest at once.
+		return &connector.BatchError{Failed: bad, NotWritten: connector.Without(batch, bad)}
 	}
 	if groups := s.split(rows); len(groups) > 1 {
-		return s.writeGroups(ctx, batch[0], p, groups, bad, done)
+		return s.writeGroups(ctx, p, groups, bad)
 	}
 	for len(rows) > 0 {
 		res, err := s.commitRows(ctx, p, rows)
-		if err != nil {
-			if done.upTo > 0 {
-				s.savePartial(batch[0], done)
-			}
-			return err
-		}
-		done.bad = append(done.bad, res.bad...)
 		bad = append(bad, res.bad...)
-		if res.consumed > 0 {
-			done.upTo = rows[res.consumed-1].idx + 1
-			rows = rows[res.consumed:]
+		if err != nil {
+			return unwritten(bad, rows, err)
 		}
+		rows = rows[res.consumed:]
 		if res.full {
 			if err := s.merge.waitForMerge(ctx); err != nil {
-				s.savePartial(batch[0], done)
-				return err
+				return unwritten(bad, rows, err)
 			}
 		}
 	}
-	if len(bad) > 0 {
-		return &connector.BatchError{Failed: bad}
+	return connector.Rejected(bad)
+}
+
+// errRejectedInTxn: in exactly-once mode the database rejected rows of a
+// transaction, which was rolled back so that its stored offsets do not
+// pass them; the rest is written again once they are routed.
+var errRejectedInTxn = errors.New("rows rejected; transaction rolled back so that no stored offset passes them")
+
+// unwritten reports a write that stopped on cause with rows not committed:
+// bad records are rejected, the other records of rows are not written.
+func unwritten(bad []*connector.RecordError, rows []row, cause error) error {
+	if errors.Is(cause, errRejectedInTxn) {
+		cause = nil
 	}
-	return nil
+	recs := make([]*connector.Record, len(rows))
+	for i, r := range rows {
+		recs[i] = r.rec
+	}
+	return &connector.BatchError{Failed: bad, NotWritten: connector.Without(recs, bad), Cause: cause}
 }
 
 // minSplitRows is the least rows a transaction of a split batch gets:
@@ -190,9 +196,9 @@ type topicPartition struct {
 // writeGroups commits each group in its own transaction, at the same time
 // on separate connections. Partitions never span groups, so exactly-once
 // offsets stay in the transaction of their rows. When some groups commit
-// and another fails, the retry of the batch skips the committed
-// partitions instead of writing them twice.
-func (s *Sink) writeGroups(ctx context.Context, key *connector.Record, p plan, groups [][]row, bad []*connector.RecordError, done *partialWrite) error {
+// and another fails, the records of the failed groups are reported not
+// written, and only they are written again.
+func (s *Sink) writeGroups(ctx context.Context, p plan, groups [][]row, bad []*connector.RecordError) error {
 	results := make([]txResult, len(groups))
 	errs := make([]error, len(groups))
 	var wg sync.WaitGroup
@@ -200,31 +206,24 @@ func (s *Sink) writeGroups(ctx context.Context, key *connector.Record, p plan, g
 		wg.Go(func() { results[i], errs[i] = s.commitRows(ctx, p, g) })
 	}
 	wg.Wait()
-	var first error
+	var cause error
+	var failed []row
 	for i, g := range groups {
-		if errs[i] != nil {
-			first = cmp.Or(first, errs[i])
-			continue
-		}
-		done.bad = append(done.bad, results[i].bad...)
 		bad = append(bad, results[i].bad...)
-		if done.partitions == nil {
-			done.partitions = map[topicPartition]bool{}
-		}
-		for _, r := range g {
-			done.partitions[topicPartition{r.rec.Topic, r.rec.Partition}] = true
+		if errs[i] != nil {
+			if !errors.Is(errs[i], errRejectedInTxn) {
+				cause = cmp.Or(cause, errs[i])
+			}
+			failed = append(failed, g...)
 		}
 	}
-	if first != nil {
-		if len(done.partitions) > 0 {
-			s.savePartial(key, done)
+	if len(failed) > 0 {
+		if cause == nil {
+			cause = errRejectedInTxn
 		}
-		return first
+		return unwritten(bad, failed, cause)
 	}
-	if len(bad) > 0 {
-		return &connector.BatchError{Failed: bad}
-	}
-	return nil
+	return connector.Rejected(bad)
 }
 
 // txResult is what one transaction did.
@@ -314,6 +313,9 @@ func (s *Sink) commitRows(ctx context.Context, p plan, rows []row) (txResult, er
 			}
 		}
 		pos += take
+	}
+	if s.exactlyOnce && len(res.bad) > 0 {
+		return res, errRejectedInTxn // rolled back below
 	}
 	res.consumed = len(rows)
 	if pos < len(todo) {
@@ -419,44 +421,6 @@ func (s *Sink) insert(ctx context.Context, tx txn, p plan, chunk []row) ([]row, 
 		return nil, nil, err
 	}
 	return append(a, b...), append(badA, badB...), nil
-}
-
-func (s *Sink) takePartial(key *connector.Record) *partialWrite {
-	s.partialMu.Lock()
-	defer s.partialMu.Unlock()
-	pw := s.partial[key]
-	delete(s.partial, key)
-	return pw
-}
-
-func (s *Sink) savePartial(key *connector.Record, pw *partialWrite) {
-	s.partialMu.Lock()
-	defer s.partialMu.Unlock()
-	s.partial[key] = &partialWrite{upTo: pw.upTo, partitions: maps.Clone(pw.partitions), bad: append([]*connector.RecordError(nil), pw.bad...)}
-}
-
-// dropPartitions leaves out the rows of partitions already committed.
-func dropPartitions(rows []row, done map[topicPartition]bool) []row {
-	if len(done) == 0 {
-		return rows
-	}
-	kept := make([]row, 0, len(rows))
-	for _, r := range rows {
-		if !done[topicPartition{r.rec.Topic, r.rec.Partition}] {
-			kept = append(kept, r)
-		}
-	}
-	return kept
-}
-
-// dropBefore drops the rows of records before batch[upTo].
-func dropBefore(rows []row, upTo int) []row {
-	for i, r := range rows {
-		if r.idx >= upTo {
-			return rows[i:]
-		}
-	}
-	return nil
 }
 
 // retryTransient runs f until it succeeds, fails for good (an error the
