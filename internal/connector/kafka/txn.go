@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/config"
@@ -52,12 +53,52 @@ type txnOptions struct {
 	instance string // random per process, as Kafka Streams does
 	timeout  time.Duration
 	log      *slog.Logger
+	// written is what this process's transactions committed: a batch
+	// written again (the engine repeats a write whose outcome it could not
+	// tell) skips what is already there instead of duplicating it.
+	written *committedOffsets
+}
+
+// committedOffsets is, per partition, the source offset after the last
+// record this process committed in a transaction. It only ever lags the
+// group's own committed offsets, so a record below it is certainly written.
+type committedOffsets struct {
+	mu   sync.Mutex
+	next map[topicPartition]int64
+}
+
+func (c *committedOffsets) add(offsets map[string]map[int32]int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for topic, parts := range offsets {
+		for p, off := range parts {
+			tp := topicPartition{topic, p}
+			c.next[tp] = max(c.next[tp], off)
+		}
+	}
+}
+
+// unwritten returns the records of recs not yet committed.
+func (c *committedOffsets) unwritten(recs []*connector.Record) []*connector.Record {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := recs[:0:0]
+	for _, rec := range recs {
+		if rec.Offset >= c.next[topicPartition{rec.Topic, rec.Partition}] {
+			out = append(out, rec)
+		}
+	}
+	if len(out) == len(recs) {
+		return recs
+	}
+	return out
 }
 
 func newTxnOptions(pipeline string, cfg config.KafkaSink, prefix string, log *slog.Logger) txnOptions {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	return txnOptions{pipeline: pipeline, cfg: cfg, prefix: prefix, instance: hex.EncodeToString(b[:]), timeout: cfg.TransactionTimeout, log: log}
+	return txnOptions{pipeline: pipeline, cfg: cfg, prefix: prefix, instance: hex.EncodeToString(b[:]), timeout: cfg.TransactionTimeout, log: log,
+		written: &committedOffsets{next: map[topicPartition]int64{}}}
 }
 
 // txnProducer is one consumer's transactional producer.
@@ -127,8 +168,8 @@ func (s *Sink) writeExactlyOnce(ctx context.Context, batch []*connector.Record) 
 		return connector.Permanent(errors.New("delivery: exactly_once with the kafka sink needs a kafka source"))
 	}
 	released := releasedRecords(batch, owned)
-	if len(owned) == 0 {
-		return &connector.BatchError{Released: released}
+	if owned = s.txn.written.unwritten(owned); len(owned) == 0 {
+		return releasedErr(released)
 	}
 	p, err := s.producerFor(ctx, r)
 	if err != nil {
@@ -174,6 +215,7 @@ func (s *Sink) writeExactlyOnce(ctx context.Context, batch []*connector.Record) 
 			// (same transactional.id) replaces it.
 			r.log.Warn("the transaction's commit was not confirmed, but the group's offsets show it committed", "err", err)
 			s.dropProducer(r)
+			s.txn.written.add(offsets)
 			metrics.KafkaTransactions.WithLabelValues(s.txn.pipeline, "committed").Inc()
 			return releasedErr(released)
 		}
@@ -182,6 +224,7 @@ func (s *Sink) writeExactlyOnce(ctx context.Context, batch []*connector.Record) 
 		}
 		return fmt.Errorf("committing the transaction: %w", err)
 	}
+	s.txn.written.add(offsets)
 	metrics.CommitSeconds.WithLabelValues(s.txn.pipeline).Observe(time.Since(start).Seconds())
 	metrics.KafkaTransactions.WithLabelValues(s.txn.pipeline, "committed").Inc()
 	return releasedErr(released)
