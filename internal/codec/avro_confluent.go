@@ -17,6 +17,8 @@ const (
 	// ReasonWireFormat: not Confluent wire format (shorter than the
 	// header, magic byte not 0).
 	ReasonWireFormat = "wire-format"
+	// ReasonEmpty: a 0-byte value that is not null.
+	ReasonEmpty = "empty"
 	// ReasonUnknownSchema: the registry has no schema with the record's id.
 	ReasonUnknownSchema = "unknown-schema"
 	// ReasonSchemaParse: the registry's schema for the id is not a valid
@@ -91,12 +93,16 @@ func NewAvroConfluent(registry *Registry, readerSchema string) (*AvroConfluent, 
 	return a, nil
 }
 
-// Decode fills rec.Fields and rec.Schema from rec.Value. An empty value is
-// a tombstone: Fields and Schema are nil.
+// Decode fills rec.Fields and rec.Schema from rec.Value. A null value is
+// a tombstone: Fields and Schema are nil. An empty (0-byte, non-null)
+// value is bad input, as Confluent's deserializer has it.
 func (a *AvroConfluent) Decode(ctx context.Context, rec *connector.Record) error {
-	if len(rec.Value) == 0 {
+	if rec.Value == nil {
 		rec.Fields, rec.Schema = nil, nil
 		return nil
+	}
+	if len(rec.Value) == 0 {
+		return emptyValue(rec)
 	}
 	v, schema, err := a.decodeBytes(ctx, rec.Value)
 	if err != nil {
@@ -104,6 +110,13 @@ func (a *AvroConfluent) Decode(ctx context.Context, rec *connector.Record) error
 	}
 	rec.Fields, rec.Schema = v.(map[string]any), schema
 	return nil
+}
+
+// emptyValue is the error for a 0-byte value where the wire format needs
+// at least its header: null (a tombstone) and empty are not the same.
+func emptyValue(rec *connector.Record) error {
+	return &connector.RecordError{Record: rec, Reason: ReasonEmpty,
+		Err: errors.New("the value is empty (0 bytes, not null): Confluent wire format needs a magic byte and a schema id; only a null value is a tombstone")}
 }
 
 // RegistryLookups is how many calls the decoder's registry client made.

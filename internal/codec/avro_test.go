@@ -616,3 +616,27 @@ func TestVisitFieldsMatchesDecode(t *testing.T) {
 		}
 	}
 }
+
+// Regression: an empty (0-byte, non-null) value passed as a tombstone;
+// Confluent's deserializer rejects it, and only null is a tombstone.
+func TestEmptyAvroValueIsBadInputNotATombstone(t *testing.T) {
+	fake := fakeRegistry(t, map[int]string{1: personSchema})
+	dec, err := NewDecoder(Options{Value: FormatAvroConfluent, SchemaRegistry: RegistryOptions{URL: fake.URL()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &connector.Record{Topic: "t", Offset: 4, Value: []byte{}}
+	err = dec.Decode(context.Background(), rec)
+	var re *connector.RecordError
+	if !errors.As(err, &re) || re.Reason != ReasonEmpty || !strings.Contains(err.Error(), "t/0@4") {
+		t.Fatalf("Decode(empty value) = %v; want bad input (reason %q) naming the record", err, ReasonEmpty)
+	}
+	visited := 0
+	_, err = dec.VisitFields(context.Background(), rec, func(string, any) { visited++ })
+	if !errors.As(err, &re) || re.Reason != ReasonEmpty || visited != 0 {
+		t.Fatalf("VisitFields(empty value) = %v after %d fields; want the same bad input", err, visited)
+	}
+	if err := dec.Decode(context.Background(), &connector.Record{Value: nil}); err != nil {
+		t.Fatalf("Decode(null value) = %v; null is a tombstone", err)
+	}
+}

@@ -14,7 +14,7 @@ import (
 type JSON struct{}
 
 func (JSON) Decode(_ context.Context, rec *connector.Record) error {
-	if len(rec.Value) == 0 {
+	if rec.Value == nil {
 		rec.Fields = nil // a tombstone
 		return nil
 	}

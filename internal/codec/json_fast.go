@@ -45,12 +45,13 @@ func decodeJSONObject(data []byte) (map[string]any, error) {
 // (same values, same errors), but instead of building the object's map it
 // calls visit with each top-level member in document order, once the whole
 // value is known to be valid. A repeated key is visited again (the last
-// is the one a map keeps). An empty value or a JSON null visits nothing.
+// is the one a map keeps). A null value (a tombstone) or a JSON null
+// visits nothing; an empty (0-byte) value is bad input.
 // Bad input is the *connector.RecordError the decoder would return.
 //
 // Sinks that turn objects into rows (SQL) use it to skip the map.
 func VisitJSONValue(rec *connector.Record, visit func(key string, value any)) error {
-	if len(rec.Value) == 0 {
+	if rec.Value == nil {
 		return nil
 	}
 	p := jsonParsers.Get().(*jsonParser)

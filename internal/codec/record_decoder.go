@@ -47,9 +47,12 @@ func (d *RecordDecoder) Decode(ctx context.Context, rec *connector.Record) error
 		}
 	}
 	if d.value != nil {
-		if len(rec.Value) == 0 {
+		if rec.Value == nil {
 			rec.Fields, rec.Schema = nil, nil
 			return nil
+		}
+		if _, avro := d.value.(*AvroConfluent); avro && len(rec.Value) == 0 {
+			return emptyValue(rec)
 		}
 		v, schema, err := d.value.decodeBytes(ctx, rec.Value)
 		if err != nil {
@@ -66,13 +69,16 @@ func (d *RecordDecoder) Decode(ctx context.Context, rec *connector.Record) error
 // decoded, then visited). The key is not decoded. Errors are Decode's: a
 // *connector.RecordError for bad input, anything else is transient.
 func (d *RecordDecoder) VisitFields(ctx context.Context, rec *connector.Record, visit func(name string, value any)) (*connector.Schema, error) {
-	if d.value == nil || len(rec.Value) == 0 {
+	if _, avro := d.value.(*AvroConfluent); d.value == nil || rec.Value == nil || (len(rec.Value) == 0 && !avro) {
 		return nil, nil
 	}
 	switch v := d.value.(type) {
 	case jsonDecoder:
 		return nil, VisitJSONValue(rec, visit)
 	case *AvroConfluent:
+		if rec.Value != nil && len(rec.Value) == 0 {
+			return nil, emptyValue(rec)
+		}
 		s, err := v.visitFields(ctx, rec.Value, visit)
 		if err != nil {
 			return nil, recordError(rec, "value", err)

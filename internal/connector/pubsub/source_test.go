@@ -46,3 +46,13 @@ func TestRecordFromMessage(t *testing.T) {
 		t.Errorf("plain message: key %q, headers %v", rec.Key, rec.Headers)
 	}
 }
+
+// Regression: an empty Pub/Sub message became a null Kafka value, which
+// is a delete marker on a compacted topic. Byte for byte means 0 bytes.
+func TestEmptyMessageIsAnEmptyValueNotNull(t *testing.T) {
+	s := &Source{cfg: config.PubSubSource{KeyFrom: config.KeyFromNone}, topic: "alerts", log: slog.Default()}
+	rec := s.record(&pubsub.Message{Attributes: map[string]string{"a": "b"}})
+	if rec.Value == nil || len(rec.Value) != 0 {
+		t.Fatalf("value %#v; want empty, not null", rec.Value)
+	}
+}
