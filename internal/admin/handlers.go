@@ -218,12 +218,17 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 }
 
-// readyz: ready when every pipeline is running or paused.
+// readyz: ready when every pipeline is running or paused, and none is
+// degraded (retrying a write, a decode or a dead-letter send).
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	states := map[string]pipeline.State{}
 	ready := true
 	for _, e := range s.order {
-		st := e.Pipeline.Pipeline.Status().State
+		status := e.Pipeline.Pipeline.Status()
+		st := status.State
+		if status.Degraded && st == pipeline.StateRunning {
+			st = "degraded"
+		}
 		states[e.Pipeline.Pipeline.Name()] = st
 		ready = ready && (st == pipeline.StateRunning || st == pipeline.StatePaused)
 	}

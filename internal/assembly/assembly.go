@@ -126,6 +126,7 @@ func Build(ctx context.Context, p config.Pipeline, log *slog.Logger) (*Built, er
 		MaxInFlightRecords: p.Limits.MaxInFlightRecords,
 		MaxInFlightBytes:   p.Limits.MaxInFlightBytes,
 		ShutdownTimeout:    p.ShutdownTimeout,
+		MaxRetryTime:       p.MaxRetryTime,
 		Logger:             plog,
 	})
 	if err != nil {

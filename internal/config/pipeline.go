@@ -19,6 +19,10 @@ type Pipeline struct {
 	Sink     Sink   `yaml:"sink"`
 	// ShutdownTimeout bounds the graceful drain on SIGINT/SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// MaxRetryTime bounds how long one write, decode or dead-letter send
+	// is retried on a transient error before the pipeline stops with it
+	// (default 10m; "0s" is refused, use a large value to wait longer).
+	MaxRetryTime time.Duration `yaml:"max_retry_time"`
 }
 
 // DLQ is where bad records go with on_error: dlq. By default a Kafka topic
@@ -103,6 +107,9 @@ func (f *File) applyDefaults() {
 		if p.ShutdownTimeout == 0 {
 			p.ShutdownTimeout = 30 * time.Second
 		}
+		if p.MaxRetryTime == 0 {
+			p.MaxRetryTime = 10 * time.Minute
+		}
 		p.Source.applyDefaults()
 		p.Format.applyDefaults()
 		p.Sink.applyDefaults()
@@ -161,6 +168,7 @@ func (p *Pipeline) validate(v *validator) {
 		v.add("limits.max_in_flight_records", fmt.Sprintf("must be at least batch.max_records (%d)", p.Batch.MaxRecords))
 	}
 	v.positiveDuration("shutdown_timeout", p.ShutdownTimeout)
+	v.positiveDuration("max_retry_time", p.MaxRetryTime)
 	p.Source.validate(v.sub("source"))
 	p.Format.validate(v.sub("format"))
 	p.Sink.validate(v.sub("sink"), p)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sluice-dev/sluice/internal/connector"
 )
@@ -117,5 +118,46 @@ func TestFailStopsAtTheRejectedRecordAndAcksOnlyWhatIsDurable(t *testing.T) {
 	}
 	if src.acked[4] != 0 {
 		t.Fatal("the rejected record was acked under on_error: fail")
+	}
+}
+
+// downSink never succeeds: a destination that does not heal.
+type downSink struct{}
+
+func (downSink) Write(context.Context, []*connector.Record) error {
+	return errors.New("dial tcp 127.0.0.1:5432: connection refused")
+}
+func (downSink) Close(context.Context) error { return nil }
+
+// Regression: a transient error that never heals was retried forever
+// while status said "running". Now status says degraded and what is
+// retried since when, and after max_retry_time the pipeline stops with
+// the error.
+func TestTransientErrorThatNeverHealsStopsAfterMaxRetryTime(t *testing.T) {
+	src := newMemSource(10, plain)
+	p, err := New(Options{Name: "t", Source: src, Sink: downSink{}, Consumers: 1, MaxRetryTime: 1500 * time.Millisecond, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sawDegraded := false
+	err = runUntil(t, p, "the pipeline to stop", func() bool {
+		st := p.Status()
+		if st.Degraded && len(st.Retrying) == 1 && st.Retrying[0].What == "write" &&
+			strings.Contains(st.Retrying[0].LastError, "connection refused") && !st.Retrying[0].Since.IsZero() {
+			sawDegraded = true
+		}
+		return false
+	})
+	if !sawDegraded {
+		t.Error("status never said degraded, retrying the write since T, with the error")
+	}
+	if err == nil || !strings.Contains(err.Error(), "max_retry_time") || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("Run = %v; want a stop naming max_retry_time and the error", err)
+	}
+	if st := p.Status(); st.State != StateFailed || st.Degraded {
+		t.Fatalf("after the stop: state %s, degraded %v; want failed and no retry left", st.State, st.Degraded)
+	}
+	if d, _ := src.ackedCount(); d != 0 {
+		t.Fatalf("%d records acked; none was written", d)
 	}
 }

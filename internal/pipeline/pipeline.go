@@ -46,6 +46,11 @@ type Options struct {
 	MaxInFlightRecords int           // default 50000
 	MaxInFlightBytes   int           // default 64 MiB
 	ShutdownTimeout    time.Duration // graceful drain bound; default 30s
+	// MaxRetryTime bounds how long one write, decode or dead-letter send
+	// is retried on transient errors before the pipeline stops with the
+	// error (a failure that does not heal is never retried forever);
+	// default 10m, negative: no bound.
+	MaxRetryTime time.Duration
 
 	Logger *slog.Logger
 }
@@ -81,6 +86,9 @@ func (o *Options) defaults() {
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = 30 * time.Second
 	}
+	if o.MaxRetryTime == 0 {
+		o.MaxRetryTime = 10 * time.Minute
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -111,6 +119,7 @@ type Pipeline struct {
 	operatorResume func()        // the admin API's pause, when held
 	resumed        chan struct{} // closed while not paused
 	state          State
+	retrying       retrying // what is being retried now, for status
 	failure        error
 	started        time.Time
 }

@@ -77,8 +77,12 @@ func (s *stats) wrote(b *batch, n, bytes int, start, end time.Time) {
 
 // Status is a snapshot of a pipeline for the admin API and `sluice status`.
 type Status struct {
-	Name            string           `json:"name"`
-	State           State            `json:"state"`
+	Name  string `json:"name"`
+	State State  `json:"state"`
+	// Degraded: running, but something is being retried (Retrying says
+	// what, since when and why), so records may not be moving.
+	Degraded        bool             `json:"degraded"`
+	Retrying        []RetryStatus    `json:"retrying,omitempty"`
 	Error           string           `json:"error,omitempty"`
 	Since           time.Time        `json:"since"`
 	Consumers       []ConsumerStatus `json:"consumers"`
@@ -113,6 +117,8 @@ func (p *Pipeline) Status() Status {
 	}
 	cs := p.consumerList()
 	p.mu.Unlock()
+	st.Retrying = p.retrying.snapshot()
+	st.Degraded = len(st.Retrying) > 0
 	for _, c := range cs {
 		cst := ConsumerStatus{ID: c.id}
 		if ar, ok := c.reader.(connector.AssignmentReporter); ok {

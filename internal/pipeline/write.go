@@ -18,7 +18,8 @@ import (
 // routed.
 func (p *Pipeline) writeBatch(ctx context.Context, r connector.Reader, b *batch) error {
 	start := time.Now()
-	bo := newBackoff()
+	retry := p.newRetry("write", "writing to sink")
+	defer retry.done()
 	prep, _ := p.opts.Sink.(connector.Preparer)
 	pending, prepared := b.records, b.prepared
 	durable, durableBytes := 0, 0
@@ -84,11 +85,12 @@ func (p *Pipeline) writeBatch(ctx context.Context, r connector.Reader, b *batch)
 		if ctx.Err() != nil {
 			return fmt.Errorf("writing %d records to the sink: shutdown timeout reached: %w", len(pending), err)
 		}
-		p.stats.retries.Add(1)
-		metrics.Retries.WithLabelValues(p.opts.Name, "write").Inc()
-		p.log.Warn("writing to sink; retrying", "records", len(pending), "attempt", bo.attempt+1, "err", err)
-		if bo.wait(ctx) != nil {
-			return fmt.Errorf("writing %d records to the sink: shutdown timeout reached: %w", len(pending), err)
+		if rerr := retry.failed(ctx, err, "records", len(pending)); rerr != nil {
+			if connector.IsPermanent(rerr) {
+				p.stats.errors.Add(1)
+				metrics.Errors.WithLabelValues(p.opts.Name, "write").Inc()
+			}
+			return fmt.Errorf("writing %d records to the sink: %w", len(pending), rerr)
 		}
 	}
 	// What the batch held beyond its records' own weights (estimates made
@@ -103,7 +105,7 @@ func (p *Pipeline) writeBatch(ctx context.Context, r connector.Reader, b *batch)
 // decode runs the decoder, retrying transient failures (a registry that is
 // down) until ctx ends. A *connector.RecordError is returned as is.
 func (p *Pipeline) decode(ctx context.Context, r *connector.Record) error {
-	bo := newBackoff()
+	var retry *retryOp // made on the first failure: decode is on every record's path
 	for {
 		err := p.opts.Decoder.Decode(ctx, r)
 		if err == nil {
@@ -116,11 +118,12 @@ func (p *Pipeline) decode(ctx context.Context, r *connector.Record) error {
 			}
 			return re
 		}
-		p.stats.retries.Add(1)
-		metrics.Retries.WithLabelValues(p.opts.Name, "decode").Inc()
-		p.log.Warn("decoding record; retrying", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "attempt", bo.attempt+1, "err", err)
-		if werr := bo.wait(ctx); werr != nil {
-			return fmt.Errorf("decoding %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
+		if retry == nil {
+			retry = p.newRetry("decode", "decoding record")
+			defer retry.done()
+		}
+		if rerr := retry.failed(ctx, err, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset); rerr != nil {
+			return fmt.Errorf("decoding %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, rerr)
 		}
 	}
 }
@@ -143,17 +146,18 @@ func (p *Pipeline) handleBad(ctx context.Context, re *connector.RecordError) err
 		p.log.Warn("skipping bad record", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "reason", reason, "err", re.Err)
 		return nil
 	case OnErrorDLQ:
-		bo := newBackoff()
+		retry := p.newRetry("dlq", "sending to the dead-letter destination")
+		defer retry.done()
 		for {
 			err := p.opts.DeadLetter.Send(ctx, rec, re)
 			if err == nil {
 				break
 			}
-			p.stats.retries.Add(1)
-			metrics.Retries.WithLabelValues(p.opts.Name, "dlq").Inc()
-			p.log.Warn("sending to dead-letter destination; retrying", "topic", rec.Topic, "offset", rec.Offset, "err", err)
-			if bo.wait(ctx) != nil {
+			if connector.IsPermanent(err) {
 				return fmt.Errorf("sending %s/%d@%d to the dead-letter destination: %w", rec.Topic, rec.Partition, rec.Offset, err)
+			}
+			if rerr := retry.failed(ctx, err, "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset); rerr != nil {
+				return fmt.Errorf("sending %s/%d@%d to the dead-letter destination: %w", rec.Topic, rec.Partition, rec.Offset, rerr)
 			}
 		}
 		p.stats.deadLettered.Add(1)
