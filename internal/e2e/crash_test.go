@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -28,6 +29,15 @@ func buildSluice(t *testing.T) string {
 }
 
 func longRun() bool { return os.Getenv("SLUICE_LONG") != "" }
+
+// killCount is how many SIGKILLs a kill test deals: def, or SLUICE_KILLS
+// (RELIABILITY.md's figures were taken with SLUICE_KILLS=10).
+func killCount(def int) int {
+	if n, err := strconv.Atoi(os.Getenv("SLUICE_KILLS")); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
 
 // TestSIGKILLMidRunLosesNothing: a `sluice run` process killed with SIGKILL
 // in the middle of a run and restarted delivers every record at least once;
@@ -69,7 +79,7 @@ limits: {max_in_flight_records: 20000}
 		}
 		return cmd
 	}
-	kills := 3
+	kills := killCount(3)
 	var peakRate float64 // records/s of the fastest segment between kills
 	for k := 0; k < kills; k++ {
 		began, before := time.Now(), outCount()
