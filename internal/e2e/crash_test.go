@@ -1,17 +1,14 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/sluice-dev/sluice/internal/assembly"
 )
 
 // buildSluice builds the sluice binary once per test binary run.
@@ -143,31 +140,27 @@ sink:
   kafka: {brokers: [%s], topic: reb.out}
 batch: {max_records: 500}
 `, brokers[0], brokers[0])
-	first, err := assembly.Build(context.Background(), parsePipeline(t, yaml), testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx1, stop1 := context.WithCancel(context.Background())
-	done1 := make(chan error, 1)
-	go func() { done1 <- first.Pipeline.Run(ctx1) }()
-	eventually(t, 30*time.Second, "first member to make progress", func() bool { return first.Pipeline.Status().RecordsOut > n/10 })
+	first, stop1 := runPipeline(t, yaml)
+	eventually(t, 120*time.Second, "first member to make progress", func() bool { return first.Pipeline.Status().RecordsOut > n/10 })
 
-	second, err := assembly.Build(context.Background(), parsePipeline(t, yaml), testLogger(t))
-	if err != nil {
+	// Records keep coming until the second member has written some: on a
+	// loaded machine the first member can finish the backlog before the
+	// rebalance hands the second one partitions.
+	second, stop2 := runPipeline(t, yaml)
+	total := n
+	for deadline := time.Now().Add(120 * time.Second); second.Pipeline.Status().RecordsOut == 0; total += 1000 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the second member wrote nothing in 2m (first wrote %d of %d)", first.Pipeline.Status().RecordsOut, total)
+		}
+		produceN(t, brokers, "reb.in", total, 1000)
+		time.Sleep(200 * time.Millisecond) // pacing the producer, not a synchronisation
+	}
+	if err := stop2(); err != nil { // the second member leaves mid-run
 		t.Fatal(err)
 	}
-	ctx2, stop2 := context.WithCancel(context.Background())
-	done2 := make(chan error, 1)
-	go func() { done2 <- second.Pipeline.Run(ctx2) }()
-	eventually(t, 30*time.Second, "second member to get partitions and write", func() bool { return second.Pipeline.Status().RecordsOut > 0 })
-	stop2() // the second member leaves mid-run
-	if err := <-done2; err != nil {
-		t.Fatal(err)
-	}
-	_ = second.Close(context.Background())
 
 	adm := adminClient(t, brokers)
-	eventually(t, 60*time.Second, "all input committed", func() bool {
+	eventually(t, 120*time.Second, "all input committed", func() bool {
 		got := committed(t, adm, "reb", "reb.in")
 		for p, end := range endOffsets(t, adm, "reb.in") {
 			if got[p] != end {
@@ -176,14 +169,12 @@ batch: {max_records: 500}
 		}
 		return true
 	})
-	stop1()
-	if err := <-done1; err != nil {
+	if err := stop1(); err != nil {
 		t.Fatal(err)
 	}
-	_ = first.Close(context.Background())
-	seen := consumeAll(t, brokers, "reb.out", n, 60*time.Second)
+	seen := consumeAll(t, brokers, "reb.out", total, 60*time.Second)
 	dups := 0
-	for i := 0; i < n; i++ {
+	for i := 0; i < total; i++ {
 		v := fmt.Sprintf(`{"id":%d,"name":"item %d","price":%d.5}`, i, i, i%1000)
 		if seen[v] == 0 {
 			t.Fatalf("record %d lost in the rebalance", i)
@@ -191,5 +182,5 @@ batch: {max_records: 500}
 		dups += seen[v] - 1
 	}
 	t.Logf("join+leave rebalance: %d records, %d duplicates; first wrote %d, second wrote %d",
-		n, dups, first.Pipeline.Status().RecordsOut, second.Pipeline.Status().RecordsOut)
+		total, dups, first.Pipeline.Status().RecordsOut, second.Pipeline.Status().RecordsOut)
 }

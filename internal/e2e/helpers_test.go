@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/assembly"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -198,4 +200,32 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("timed out after %v waiting for %s", d, what)
+}
+
+// runPipeline builds and runs yaml; stop cancels and waits for Run, and
+// runs at the end of the test whatever happened (a failed wait included),
+// so no pipeline outlives its test.
+func runPipeline(t *testing.T, yaml string) (b *assembly.Built, stop func() error) {
+	t.Helper()
+	b, err := assembly.Build(context.Background(), parsePipeline(t, yaml), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Pipeline.Run(ctx) }()
+	var once sync.Once
+	var runErr error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			runErr = <-done
+			if err := b.Close(context.Background()); err != nil && runErr == nil {
+				runErr = err
+			}
+		})
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return b, stop
 }

@@ -181,32 +181,6 @@ func (d *sqlDB) cleanupSQL(t *testing.T, pipeline string, objects ...string) {
 	})
 }
 
-// runSQLPipeline builds and runs yaml; stop cancels and waits for Run.
-func runSQLPipeline(t *testing.T, yaml string) (b *assembly.Built, stop func() error) {
-	t.Helper()
-	b, err := assembly.Build(context.Background(), parsePipeline(t, yaml), testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Pipeline.Run(ctx) }()
-	var once sync.Once
-	var runErr error
-	stop = func() error {
-		once.Do(func() {
-			cancel()
-			runErr = <-done
-			if err := b.Close(context.Background()); err != nil && runErr == nil {
-				runErr = err
-			}
-		})
-		return runErr
-	}
-	t.Cleanup(func() { _ = stop() })
-	return b, stop
-}
-
 func sqlMerges(b *assembly.Built) []connector.MergeInfo {
 	m, ok := b.Sink.(connector.Merger)
 	if !ok {

@@ -65,7 +65,7 @@ func TestSQLPostgresBurstyTrafficIdleMergesEachTail(t *testing.T) {
 	c := startBroker(t)
 	brokers := c.ListenAddrs()
 	createTopic(t, brokers, "bursty", 6)
-	b, stop := runSQLPipeline(t, fmt.Sprintf(`
+	b, stop := runPipeline(t, fmt.Sprintf(`
 name: %s
 source:
   kafka: {brokers: [%s], topics: [bursty], group: %s, consumers: 2}
@@ -135,7 +135,7 @@ func TestSQLPostgresExactBatchesOfOneHundredWithTwoConsumers(t *testing.T) {
 	c := startBroker(t)
 	brokers := c.ListenAddrs()
 	createTopic(t, brokers, "exact", 4)
-	b, stop := runSQLPipeline(t, fmt.Sprintf(`
+	b, stop := runPipeline(t, fmt.Sprintf(`
 name: %s
 source:
   kafka: {brokers: [%s], topics: [exact], group: %s, consumers: 2, properties: {max.poll.records: 37}}
@@ -183,7 +183,7 @@ func TestSQLPostgresPauseModeNoInsertWhileAMergeRuns(t *testing.T) {
 	c := startBroker(t)
 	brokers := c.ListenAddrs()
 	createTopic(t, brokers, "pause", 6)
-	_, stop := runSQLPipeline(t, fmt.Sprintf(`
+	_, stop := runPipeline(t, fmt.Sprintf(`
 name: %s
 source:
   kafka: {brokers: [%s], topics: [pause], group: %s, consumers: 3}
@@ -239,8 +239,8 @@ sink:
     staging_table: %s
     merge: {call: "CALL %s({{.HighWaterMark}})", every_records: 1000, idle: 300ms}
 `, pipe, brokers[0], pipe, d.dsn, m.stg, m.proc)
-	b1, stop1 := runSQLPipeline(t, yaml)
-	b2, stop2 := runSQLPipeline(t, yaml)
+	b1, stop1 := runPipeline(t, yaml)
+	b2, stop2 := runPipeline(t, yaml)
 	const n = 12000
 	for i := 0; i < n; i += 1000 {
 		produceN(t, brokers, "scale", i, 1000)
@@ -278,7 +278,7 @@ func TestSQLPostgresBadInputGoesToTheDeadLetterTopic(t *testing.T) {
 	produceN(t, brokers, "bad", 0, 50)
 	sqlProduceJSON(t, brokers, "bad", `{"id":"x","name":"wrong type","price":1}`, `{"name":"no id","price":1}`, `{"id":7,"name":"b","price":"abc"}`, `{"id":8,"name":`)
 	produceN(t, brokers, "bad", 50, 50)
-	_, stop := runSQLPipeline(t, fmt.Sprintf(`
+	_, stop := runPipeline(t, fmt.Sprintf(`
 name: %s
 source:
   kafka: {brokers: [%s], topics: [bad], group: %s}
@@ -332,7 +332,7 @@ func TestSQLPostgresDatabaseDownRetriesAndCatchesUp(t *testing.T) {
 	c := startBroker(t)
 	brokers := c.ListenAddrs()
 	createTopic(t, brokers, "down", 3)
-	b, stop := runSQLPipeline(t, fmt.Sprintf(`
+	b, stop := runPipeline(t, fmt.Sprintf(`
 name: %s
 source:
   kafka: {brokers: [%s], topics: [down], group: %s, consumers: 2}
