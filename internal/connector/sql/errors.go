@@ -218,6 +218,25 @@ func classifySQLite(code int, message string) (errorClass, string) {
 	return errTransient, ""
 }
 
+// isStatementError reports an error in the text of a statement itself: a
+// syntax error, or a procedure or function that does not exist. Only a
+// change to the statement (merge.call, merge.statements) fixes it.
+func isStatementError(err error) bool {
+	var pe *pgconn.PgError
+	var me *mysql.MySQLError
+	var se *sqlite.Error
+	switch {
+	case errors.As(err, &pe):
+		return pe.Code == "42601" || pe.Code == "42883"
+	case errors.As(err, &me):
+		return me.Number == 1064 || me.Number == 1149 || me.Number == 1305 || me.Number == 1318
+	case errors.As(err, &se):
+		m := se.Error()
+		return se.Code()&0xff == 1 && (strings.Contains(m, "syntax error") || strings.Contains(m, "incomplete input") || strings.Contains(m, "no such function"))
+	}
+	return false
+}
+
 // wrap says what the sink was doing and classifies err for the engine:
 // permanent errors (with what to do about them) stop the pipeline, the
 // rest are retried.

@@ -198,3 +198,25 @@ func TestWrapPermanentErrorsSayWhatToDo(t *testing.T) {
 		t.Errorf("a deadlock is marked permanent: %v", err)
 	}
 }
+
+// Only faults in a statement's own text stop merges; a table or privilege
+// the merge lacks may come back and is retried.
+func TestStatementErrors(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{&pgconn.PgError{Code: "42601"}, true},
+		{&pgconn.PgError{Code: "42883"}, true},
+		{&pgconn.PgError{Code: "42P01"}, false},
+		{&pgconn.PgError{Code: "42501"}, false},
+		{&mysql.MySQLError{Number: 1064}, true},
+		{&mysql.MySQLError{Number: 1305}, true},
+		{&mysql.MySQLError{Number: 1146}, false},
+		{errors.New("syntax error"), false},
+	} {
+		if got := isStatementError(fmt.Errorf("running merge statement 1: %w", tc.err)); got != tc.want {
+			t.Errorf("%v: statement error = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}

@@ -232,8 +232,14 @@ func (s *Sink) useTable(t *table) error {
 }
 
 // ready returns the mapper, creating the table from batch first when
-// create_table is set and it does not exist yet.
+// create_table is set and it does not exist yet. After a merge failed for
+// good it returns that failure (permanent).
 func (s *Sink) ready(ctx context.Context, batch []*connector.Record) (*mapper, error) {
+	if s.merge != nil {
+		if err := s.merge.failure(); err != nil {
+			return nil, err // the staged rows cannot be merged: stop
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.mapper != nil {
