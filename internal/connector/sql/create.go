@@ -204,23 +204,27 @@ func (s *Sink) addColumns(ctx context.Context, fields map[string]sample, batch [
 	notAdded := map[string]bool{} // fields of rejected records
 	have, limit := len(t.cols), s.maxColumns()
 	d := s.db.dialect()
+	present := map[string]bool{} // added here since t was described
+	has := func(t *table, name string) bool { return present[name] || t.lookup(name) >= 0 }
 	for _, rec := range batch {
 		var names []string
 		for _, name := range byRecord[rec] {
-			if t.lookup(name) < 0 && !slices.Contains(names, name) {
+			if !has(t, name) && !slices.Contains(names, name) {
 				names = append(names, name)
 			}
 		}
 		if len(names) == 0 {
 			continue
 		}
-		if have+len(names) > limit {
-			rejected = append(rejected, &connector.RecordError{Record: rec, Reason: "too_many_columns",
-				Err: fmt.Errorf("add_columns: table %s has %d columns; the %d new fields of this record (offset %d) would make %d, more than max_columns (%d)",
-					s.table, have, len(names), rec.Offset, have+len(names), limit)})
+		reject := func(err error) {
+			rejected = append(rejected, &connector.RecordError{Record: rec, Reason: "too_many_columns", Err: err})
 			for _, n := range names {
 				notAdded[n] = true
 			}
+		}
+		if have+len(names) > limit {
+			reject(fmt.Errorf("add_columns: table %s has %d columns; the %d new fields of this record (offset %d) would make %d, more than max_columns (%d)",
+				s.table, have, len(names), rec.Offset, have+len(names), limit))
 			continue
 		}
 		cols := make([]newColumn, len(names))
@@ -228,35 +232,41 @@ func (s *Sink) addColumns(ctx context.Context, fields map[string]sample, batch [
 			cols[i] = sampleColumn(name, fields[name])
 		}
 		err := probeColumns(ctx, s.db, s.table, cols)
+		if err != nil && s.db.classify(err) != errData {
+			// No temporary tables for this user, say: add them unchecked.
+			s.log.Warn("add_columns: could not check the new columns on a temporary copy of the table; adding them unchecked", "table", s.table.String(), "err", err)
+			err = nil
+		}
 		if err == nil {
 			err = execDDL(ctx, s.db, addColumnStatements(d, s.table, cols)...)
 		}
+		if err == nil {
+			for _, c := range cols {
+				present[c.name] = true
+				added = append(added, c.name+" "+d.columnType(c))
+			}
+			have += len(cols)
+			continue
+		}
+		// Another writer may have added them meanwhile.
 		now, derr := s.db.describe(ctx, s.table)
 		if derr != nil || now == nil {
 			return nil, nil, wrap(s.db, "describing table "+s.table.String(), errors.Join(derr, err, errors.New("table not found")))
 		}
-		t = now // with what another writer added meanwhile
-		if err != nil && !hasAll(t, names) {
+		t, have = now, len(now.cols) // holds what this loop added too
+		if slices.ContainsFunc(names, func(n string) bool { return !has(t, n) }) {
 			if s.db.classify(err) != errData {
 				return nil, nil, wrap(s.db, fmt.Sprintf("adding %d columns to %s", len(names), s.table), err)
 			}
-			rejected = append(rejected, &connector.RecordError{Record: rec, Reason: "too_many_columns",
-				Err: fmt.Errorf("add_columns: the database refuses %d more columns on table %s (%d columns) for this record (offset %d): %w",
-					len(names), s.table, have, rec.Offset, err)})
-			for _, n := range names {
-				notAdded[n] = true
-			}
-			continue
+			reject(fmt.Errorf("add_columns: the database refuses %d more columns on table %s (%d columns) for this record (offset %d): %w",
+				len(names), s.table, have, rec.Offset, err))
 		}
-		if err == nil {
-			for _, c := range cols {
-				added = append(added, c.name+" "+d.columnType(c))
-			}
-		}
-		have = len(t.cols)
 	}
 	if len(added) > 0 {
 		s.log.Info("added columns for new fields", "table", s.table.String(), "columns", strings.Join(added, ", "))
+		if t, err = s.db.describe(ctx, s.table); err != nil || t == nil {
+			return nil, nil, wrap(s.db, "describing table "+s.table.String(), errors.Join(err, errors.New("table not found")))
+		}
 	}
 	s.ignored = ignored
 	if err := s.useTable(t); err != nil {
@@ -326,16 +336,6 @@ func probeColumns(ctx context.Context, db database, t tableName, cols []newColum
 		"CREATE TEMPORARY TABLE "+probe+" LIKE "+d.q.table(t),
 		addColumnStatements(d, tableName{schema: t.schema, name: "sluice_probe_columns"}, cols)[0]+", ALGORITHM=COPY",
 		"DROP TEMPORARY TABLE "+probe)
-}
-
-// hasAll reports whether t has a column for every name.
-func hasAll(t *table, names []string) bool {
-	for _, n := range names {
-		if t.lookup(n) < 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // execDDL runs statements in one transaction.
