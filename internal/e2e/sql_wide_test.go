@@ -21,14 +21,15 @@ import (
 // of the good records, and the records after it arrive.
 func TestSQLRecordWithTwoThousandFieldsDoesNotStallThePipeline(t *testing.T) {
 	for _, tc := range []struct {
-		kind, onError string
-		fieldBytes    int // bytes of each field's value
+		kind, onError, delivery string
+		fieldBytes              int // bytes of each field's value
 	}{
-		{"postgres", "dlq", 600},
-		{"mysql", "skip", 1},
-		{"sqlite", "dlq", 1},
+		{"postgres", "dlq", "at_least_once", 600},
+		{"postgres", "skip", "exactly_once", 1},
+		{"mysql", "skip", "at_least_once", 1},
+		{"sqlite", "dlq", "exactly_once", 1},
 	} {
-		t.Run(tc.kind, func(t *testing.T) {
+		t.Run(tc.kind+"/"+tc.delivery, func(t *testing.T) {
 			d := openSQL(t, tc.kind)
 			pipe, tbl := sqlName("wide"), sqlName("wide")
 			d.cleanupSQL(t, pipe, tbl)
@@ -65,10 +66,11 @@ name: %s
 source:
   kafka: {brokers: [%s], topics: [%s], group: %s}
 format: {value: json}
+delivery: %s
 on_error: %s
 sink:
   %s: {%s, table: %s, create_table: true}
-`, pipe, brokers[0], topic, pipe, tc.onError, tc.kind, conn, tbl))
+`, pipe, brokers[0], topic, pipe, tc.delivery, tc.onError, tc.kind, conn, tbl))
 			eventually(t, 60*time.Second, "the 40 good rows", func() bool {
 				n, err := d.tryCount("SELECT count(*) FROM " + tbl)
 				return err == nil && n >= 40
