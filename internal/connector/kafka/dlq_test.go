@@ -17,6 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
 )
 
 // newDLQCluster starts an in-process broker with opts and a DeadLetter
@@ -179,5 +181,38 @@ func TestDeadLetterThatCannotFitIsPermanent(t *testing.T) {
 	}
 	if !bytes.Contains([]byte(err.Error()), []byte("films.dlq")) || !bytes.Contains([]byte(err.Error()), []byte("MESSAGE_TOO_LARGE")) {
 		t.Errorf("%q does not name the topic and Kafka's error", err)
+	}
+}
+
+// A dead letter the producer is not authorized to write (an ACL allows
+// it to see the topic, not to write to it) is permanent, not retried
+// forever; the topic existing already while creating it is refused too is
+// fine.
+func TestDeadLetterNotAuthorizedIsPermanent(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(), kfake.EnableACLs(),
+		kfake.Superuser("PLAIN", "admin", "admin"),
+		kfake.User("PLAIN", "dlq", "pw", kfake.ACL{Resource: kmsg.ACLResourceTypeTopic, Name: "films.dlq",
+			Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationDescribe, Allow: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	admin, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.SASL(plain.Auth{User: "admin", Pass: "admin"}.AsMechanism()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := kadm.NewClient(admin).CreateTopic(context.Background(), 1, 1, nil, "films.dlq"); err != nil {
+		t.Fatal(err)
+	}
+	conn := config.KafkaConn{Brokers: c.ListenAddrs(), SASL: &config.SASL{Mechanism: "PLAIN", Username: "dlq", Password: "pw"}}
+	d, err := NewDeadLetter(context.Background(), conn, "{{.Topic}}.dlq", "pipe", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close(context.Background()) })
+	err = sendWithin(t, d, badRecord("films", 10, 1))
+	if !connector.IsPermanent(err) || !bytes.Contains([]byte(err.Error()), []byte("AUTHORIZATION")) {
+		t.Fatalf("Send: %v, want a permanent authorization error", err)
 	}
 }
