@@ -135,7 +135,7 @@ source:
     brokers: ["${BROKERS}"]
     topics: [t]
     group: g
-    sasl: {mechanism: PLAIN, username: u, password: ${PASS}}
+    sasl: {mechanism: PLAIN, username: u, password: "${PASS}"}
     tls: {enabled: true}
 sink:
   file: {path: "${OUT:-out.jsonl}"}
