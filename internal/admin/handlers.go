@@ -33,7 +33,7 @@ func (s *Server) getPipeline(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	series := r.URL.Query().Get("series")
-	writeJSON(w, http.StatusOK, e.detail(series != "0" && series != "false"))
+	writeJSON(w, http.StatusOK, e.detail(series != "0" && series != "false", s.authorized(r)))
 }
 
 var consumerName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
@@ -58,12 +58,20 @@ func (s *Server) addConsumer(w http.ResponseWriter, r *http.Request) {
 	if !s.controllable(w, e) {
 		return
 	}
+	e.adding.Lock()
+	defer e.adding.Unlock()
 	st := e.Pipeline.Pipeline.Status()
 	for _, c := range st.Consumers {
 		if c.ID == req.Name {
 			writeError(w, http.StatusConflict, fmt.Sprintf("pipeline %s already has a consumer %q", st.Name, req.Name))
 			return
 		}
+	}
+	// Each consumer holds connections and buffers: a cap keeps a script
+	// (or a page that got through) from exhausting the process.
+	if limit := s.maxConsumers(e); len(st.Consumers) >= limit {
+		writeError(w, http.StatusConflict, fmt.Sprintf("pipeline %s already has %d consumers, the most allowed (admin.max_consumers: %d); remove one first or raise the limit", st.Name, len(st.Consumers), limit))
+		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.ControlTimeout)
 	defer cancel()
@@ -75,6 +83,12 @@ func (s *Server) addConsumer(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("consumer added", "pipeline", st.Name, "consumer", id, "remote", r.RemoteAddr)
 	w.Header().Set("Location", "/v1/pipelines/"+st.Name+"/consumers/"+id)
 	writeJSON(w, http.StatusCreated, map[string]any{"id": id})
+}
+
+// maxConsumers is the cap for e: Options.MaxConsumers, or the configured
+// consumer count when that is larger.
+func (s *Server) maxConsumers(e *entry) int {
+	return max(s.opts.MaxConsumers, e.Config.Source.Consumers())
 }
 
 // removeConsumer: DELETE /v1/pipelines/{name}/consumers/{id}.

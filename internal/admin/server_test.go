@@ -407,7 +407,7 @@ func TestHealthReadyAndMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := httptest.NewRecorder()
-	srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "http://localhost/readyz", nil))
 	if rec.Code != 503 || !strings.Contains(rec.Body.String(), `"idle":"starting"`) {
 		t.Fatalf("readyz with a pipeline not started: %d %s", rec.Code, rec.Body)
 	}
