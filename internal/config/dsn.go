@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/url"
+	"os"
 	"strings"
 
 	"github.com/go-sql-driver/mysql"
@@ -82,11 +83,12 @@ func redactPostgres(dsn string) (string, bool) {
 
 // checkPostgres parses the masked DSN back: the placeholder must be the
 // password and everything that names the connection must be unchanged. A
-// DSN in which nothing was masked must not hold the password pgx found
-// (one from PGPASSWORD or a password file is not in the string).
+// DSN in which nothing was masked must not hold the password pgx found,
+// unless that came from PGPASSWORD (a password file's is rarely also in
+// the string; when it is, the DSN is redacted whole).
 func checkPostgres(cfg *pgconn.Config, dsn, out string, masked bool) (string, bool) {
 	if !masked {
-		if cfg.Password != "" && strings.Contains(dsn, cfg.Password) {
+		if cfg.Password != "" && cfg.Password != os.Getenv("PGPASSWORD") && strings.Contains(dsn, cfg.Password) {
 			return "", false
 		}
 		return dsn, true

@@ -102,3 +102,15 @@ sink:
 		})
 	}
 }
+
+// A password pgx takes from PGPASSWORD is not in the string: a DSN that
+// happens to contain the same text is not redacted whole for it.
+func TestRedactPostgresWithPGPASSWORDSet(t *testing.T) {
+	t.Setenv("PGPASSWORD", "postgres")
+	if got := RedactDSN(DriverPostgres, "postgres://postgres@127.0.0.1:5432/test"); got != "postgres://postgres@127.0.0.1:5432/test" {
+		t.Fatalf("got %q", got)
+	}
+	if got := RedactDSN(DriverPostgres, "postgres://postgres:hunter2@127.0.0.1:5432/test"); got != "postgres://postgres:"+Redacted+"@127.0.0.1:5432/test" {
+		t.Fatalf("got %q", got)
+	}
+}
