@@ -174,3 +174,32 @@ sink:
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A value is the variable's text whatever it looks like to YAML.
+func TestEnvValueKeepsItsTextInStringFields(t *testing.T) {
+	for _, pw := range []string{"123", "0x1F", "null", "~", "true", "", "1e3", "- a", "&x", "*y", "!!int 5"} {
+		f, err := Parse([]byte(envMySQLFile), envOf("PW", pw))
+		if err != nil {
+			t.Fatalf("PW=%q: %v", pw, err)
+		}
+		if got, want := f.Pipelines[0].Sink.MySQL.DSN, "root:"+pw+"@tcp(127.0.0.1:3306)/test"; got != want {
+			t.Errorf("PW=%q: dsn %q, want %q", pw, got, want)
+		}
+	}
+	const whole = "name: p\nsource: {kafka: {brokers: [b:9092], topics: [t], group: g}}\nsink:\n  file:\n    path: ${P}\n"
+	for _, v := range []string{"123", "null", "~", "", "true", "1.5"} {
+		f, err := Parse([]byte(whole), envOf("P", v))
+		if v == "" {
+			if err == nil || !strings.Contains(err.Error(), "sink.file.path: is required") {
+				t.Errorf("P empty: %v", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("P=%q: %v", v, err)
+		}
+		if got := f.Pipelines[0].Sink.File.Path; got != v {
+			t.Errorf("P=%q: path %q", v, got)
+		}
+	}
+}
