@@ -10,9 +10,9 @@ import (
 type Sink struct {
 	Kafka    *KafkaSink    `yaml:"kafka"`
 	File     *FileSink     `yaml:"file"`
-	Postgres *SQLSink      `yaml:"postgres"`
-	MySQL    *SQLSink      `yaml:"mysql"`
-	SQLite   *SQLSink      `yaml:"sqlite"`
+	Postgres *SQLSink      `yaml:"postgres" driver:"postgres"`
+	MySQL    *SQLSink      `yaml:"mysql" driver:"mysql"`
+	SQLite   *SQLSink      `yaml:"sqlite" driver:"sqlite"`
 	BigQuery *BigQuerySink `yaml:"bigquery"`
 	PubSub   *PubSubSink   `yaml:"pubsub"`
 }

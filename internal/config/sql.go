@@ -15,7 +15,7 @@ import (
 type SQLSink struct {
 	// DSN is the connection string (postgres, mysql); printed with its
 	// password masked.
-	DSN string `yaml:"dsn"`
+	DSN string `yaml:"dsn" dsn:"true"`
 	// Path is the database file (sqlite only); created when missing.
 	Path string `yaml:"path"`
 	// StagingTable is the table rows are written to; Table is the same key
