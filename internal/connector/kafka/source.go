@@ -112,8 +112,7 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 		maxPoll:       props.MaxPollRecords,
 		stopped:       make(chan struct{}),
 	}
-	if props.GroupInstanceID != "" {
-		id := props.GroupInstanceID
+	if id := InstanceID(props.GroupInstanceID, member); id != "" {
 		r.instanceID = &id
 	}
 	opts, err := s.clientOptions(cfg, props, r)
@@ -143,6 +142,21 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 		go r.commitLoop(interval)
 	}
 	return r, nil
+}
+
+// InstanceID is the group.instance.id (static membership) of the reader
+// named member: the configured id followed by the member's name, or ""
+// when none is configured. The group fences all but the newest member of
+// an instance id, so every reader of a process needs its own; the name is
+// stable (consumer names are "<pipeline>-1", "-2", ... and a restarted
+// consumer keeps its name), so a restarted process rejoins as the same
+// members without a rebalance. Two processes must still be configured
+// with different ids (e.g. group.instance.id: ${HOSTNAME}).
+func InstanceID(configured, member string) string {
+	if configured == "" {
+		return ""
+	}
+	return configured + "-" + member
 }
 
 func (s *Source) clientOptions(cfg config.KafkaSource, p config.ConsumerProperties, r *reader) ([]kgo.Opt, error) {
@@ -222,11 +236,8 @@ func (s *Source) clientOptions(cfg config.KafkaSource, p config.ConsumerProperti
 	if p.RebalanceTimeout > 0 {
 		opts = append(opts, kgo.RebalanceTimeout(p.RebalanceTimeout))
 	}
-	if p.GroupInstanceID != "" {
-		opts = append(opts, kgo.InstanceID(p.GroupInstanceID))
-	}
-	if p.MaxBufferedRecords > 0 {
-		opts = append(opts, kgo.MaxBufferedRecords(p.MaxBufferedRecords))
+	if r.instanceID != nil {
+		opts = append(opts, kgo.InstanceID(*r.instanceID))
 	}
 	if p.ConnectionsMaxIdle > 0 {
 		opts = append(opts, kgo.ConnIdleTimeout(p.ConnectionsMaxIdle))

@@ -1,0 +1,96 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/pipeline"
+)
+
+// TestGroupInstanceIDDoesNotFenceOtherConsumers: with group.instance.id
+// set, every reader of the process joined with the same instance id, so
+// the group kept only the newest of them and fenced the others.
+func TestGroupInstanceIDDoesNotFenceOtherConsumers(t *testing.T) {
+	c := startBroker(t)
+	brokers := c.ListenAddrs()
+	createTopic(t, brokers, "static.in", 6)
+	createTopic(t, brokers, "static.out", 6)
+	b, stop := runPipeline(t, fmt.Sprintf(`
+name: static
+source:
+  kafka:
+    brokers: [%[1]s]
+    topics: [static.in]
+    group: static
+    consumers: 2
+    properties: {group.instance.id: host-a}
+sink:
+  kafka: {brokers: [%[1]s], topic: static.out}
+`, brokers[0]))
+	p := b.Pipeline
+	eventually(t, 30*time.Second, "the pipeline running", func() bool { return p.Status().State == pipeline.StateRunning })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	added, err := p.AddConsumer(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Every consumer of the process stays a member of the group, under its
+	// own instance id, and owns partitions.
+	adm := adminClient(t, brokers)
+	want := []string{"host-a-static-1", "host-a-static-2", "host-a-" + added}
+	sort.Strings(want)
+	eventually(t, 60*time.Second, "3 static members, each with partitions", func() bool {
+		groups, err := adm.DescribeGroups(context.Background(), "static")
+		if err != nil {
+			return false
+		}
+		g := groups["static"]
+		if g.State != "Stable" || len(g.Members) != 3 {
+			return false
+		}
+		var ids []string
+		for _, m := range g.Members {
+			if m.InstanceID == nil {
+				return false
+			}
+			ids = append(ids, *m.InstanceID)
+			if ca, ok := m.Assigned.AsConsumer(); !ok || len(ca.Topics) == 0 {
+				return false
+			}
+		}
+		sort.Strings(ids)
+		return fmt.Sprint(ids) == fmt.Sprint(want)
+	})
+	eventually(t, 30*time.Second, "every consumer of the pipeline owning partitions", func() bool {
+		cs := p.Status().Consumers
+		if len(cs) != 3 {
+			return false
+		}
+		for _, c := range cs {
+			if len(c.Assigned) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+
+	// And they all consume: every record arrives once the group is stable.
+	const n = 3000
+	produceN(t, brokers, "static.in", 0, n)
+	got := consumeAll(t, brokers, "static.out", n, 60*time.Second)
+	if len(got) != n {
+		t.Fatalf("static.out has %d distinct records, want %d", len(got), n)
+	}
+	waitCommittedToEnd(t, adm, "static", "static.in", 30*time.Second)
+	if err := stop(); err != nil {
+		t.Fatalf("pipeline: %v", err)
+	}
+	if st := p.Status(); st.Errors != 0 {
+		t.Fatalf("status counts %d errors", st.Errors)
+	}
+}
