@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,5 +93,41 @@ sink:
 	}
 	if st := p.Status(); st.Errors != 0 {
 		t.Fatalf("status counts %d errors", st.Errors)
+	}
+}
+
+// TestFencedConsumerStopsThePipeline: a process whose group.instance.id
+// another process took is fenced for good; its consumer retried forever
+// and the pipeline kept saying running. Now the fenced pipeline stops,
+// naming the reason, while the other one keeps consuming.
+func TestFencedConsumerStopsThePipeline(t *testing.T) {
+	c := startBroker(t)
+	brokers := c.ListenAddrs()
+	createTopic(t, brokers, "fenced.in", 3)
+	createTopic(t, brokers, "fenced.out", 3)
+	yaml := fmt.Sprintf(`
+name: fenced
+source:
+  kafka: {brokers: [%[1]s], topics: [fenced.in], group: fenced, properties: {group.instance.id: same-host}}
+sink:
+  kafka: {brokers: [%[1]s], topic: fenced.out}
+shutdown_timeout: 5s
+`, brokers[0])
+	first, _ := runPipeline(t, yaml)
+	eventually(t, 30*time.Second, "the first process owning partitions", func() bool {
+		cs := first.Pipeline.Status().Consumers
+		return len(cs) == 1 && len(cs[0].Assigned) > 0
+	})
+	second, _ := runPipeline(t, yaml)
+	eventually(t, 60*time.Second, "the fenced process failing", func() bool { return first.Pipeline.Status().State == pipeline.StateFailed })
+	if st := first.Pipeline.Status(); !strings.Contains(st.Error, "FENCED_INSTANCE_ID") || !strings.Contains(st.Error, "consumer fenced-1") {
+		t.Fatalf("status error %q; want the consumer and FENCED_INSTANCE_ID", st.Error)
+	}
+	produceN(t, brokers, "fenced.in", 0, 300)
+	if got := consumeAll(t, brokers, "fenced.out", 300, 60*time.Second); len(got) != 300 {
+		t.Fatalf("the process that took over wrote %d of 300 records", len(got))
+	}
+	if st := second.Pipeline.Status(); st.State != pipeline.StateRunning {
+		t.Fatalf("the second process is %s (%s)", st.State, st.Error)
 	}
 }

@@ -203,6 +203,15 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		g.Go(func() error {
 			err := c.run(gctx, writeCtx)
 			p.reopenIfRestarting(gctx, c, err, start)
+			if err != nil {
+				err = fmt.Errorf("consumer %s: %w", c.id, err)
+				// One consumer failing stops the pipeline, as a signal
+				// would: the others stop reading and their in-flight
+				// batches drain within ShutdownTimeout. Cancelling only
+				// gctx would leave their writes retrying on writeCtx,
+				// which nothing would ever end.
+				cancel(err)
+			}
 			return err
 		})
 		return nil

@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sort"
 	"strconv"
@@ -69,8 +70,17 @@ func (r *reader) Read(ctx context.Context, max int) ([]*connector.Record, error)
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrClientClosed) {
 			return
 		}
-		if firstErr == nil {
-			firstErr = errors.New("fetching " + topic + "/" + strconv.Itoa(int(p)) + ": " + err.Error())
+		permanent := isPermanentFetchError(err)
+		if firstErr != nil && (!permanent || connector.IsPermanent(firstErr)) {
+			return
+		}
+		if topic == "" {
+			firstErr = fmt.Errorf("consumer group %s: %w", r.group, err)
+		} else {
+			firstErr = fmt.Errorf("fetching %s/%d: %w", topic, p, err)
+		}
+		if permanent {
+			firstErr = connector.Permanent(firstErr)
 		}
 	})
 	n := fetches.NumRecords()
@@ -115,6 +125,14 @@ func (r *reader) Read(ctx context.Context, max int) ([]*connector.Record, error)
 	})
 	r.mu.Unlock()
 	return out, firstErr
+}
+
+// isPermanentFetchError: what the client reports but waiting cannot heal.
+// A fenced member stays fenced (another member took its
+// group.instance.id); a missing ACL stays missing until an operator acts.
+func isPermanentFetchError(err error) bool {
+	return errors.Is(err, kerr.FencedInstanceID) || errors.Is(err, kerr.GroupAuthorizationFailed) ||
+		errors.Is(err, kerr.TopicAuthorizationFailed) || errors.Is(err, kerr.ClusterAuthorizationFailed)
 }
 
 // Ack marks records done. Acks for retired trackers are refused silently:
