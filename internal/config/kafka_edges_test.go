@@ -63,3 +63,27 @@ sink: {file: {path: out.jsonl}}
 		t.Fatalf("problems %v", probs)
 	}
 }
+
+func TestKafkaSinkCreateTopic(t *testing.T) {
+	f, err := Parse([]byte(`
+name: x
+source: {kafka: {brokers: [b:9092], topics: [t], group: g}}
+sink: {kafka: {brokers: [b:9092], topic: out, create_topic: {partitions: 6, replication_factor: 3}}}
+`), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := f.Pipelines[0].Sink.Kafka.CreateTopic; c == nil || c.Partitions != 6 || c.ReplicationFactor != 3 {
+		t.Fatalf("create_topic = %+v", c)
+	}
+	_, err = Parse([]byte(`
+name: x
+source: {kafka: {brokers: [b:9092], topics: [t], group: g}}
+sink: {kafka: {brokers: [b:9092], topic: out, create_topic: {partitions: -1, replication_factor: -2, replicas: 3}}}
+`), noEnv)
+	for _, want := range []string{"sink.kafka.create_topic.partitions: must be > 0", "sink.kafka.create_topic.replication_factor: must be > 0", "sink.kafka.create_topic.replicas: unknown key"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not contain %q", err, want)
+		}
+	}
+}

@@ -49,9 +49,39 @@ type reader struct {
 	mu       sync.Mutex // guards parts and every tracker
 	parts    map[topicPartition]*partitionTracker
 
-	stopOnce sync.Once
-	stopped  chan struct{} // closed by Close: the engine reads and acks no more
-	loopDone chan struct{}
+	stopOnce  sync.Once
+	stopped   chan struct{} // closed by Close: the engine reads and acks no more
+	loopDone  chan struct{}
+	stopWatch context.CancelFunc // ends watchTopics; nil when it does not run
+	watchDone chan struct{}
+}
+
+// watchTopics looks for consumed topics that do not exist, at once and
+// then every interval, until ctx ends, and calls missing for each: the
+// client waits for them silently, so a typo or a topic not yet created
+// would otherwise look like a quiet topic.
+func (r *reader) watchTopics(ctx context.Context, topics []string, every time.Duration, missing func(topic string)) {
+	defer close(r.watchDone)
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		checkCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		errs, err := topicErrors(checkCtx, r.cl, topics, false)
+		cancel()
+		if err == nil {
+			for _, topic := range topics {
+				if errors.Is(errs[topic], errTopicMissing) {
+					missing(topic)
+				}
+			}
+		}
+		t.Reset(every)
+	}
 }
 
 // Read polls up to max records (max <= 0: whatever is buffered).
@@ -354,6 +384,10 @@ func (r *reader) retire(parts map[string][]int32) map[topicPartition]*partitionT
 // group (which revokes, committing again if anything moved meanwhile).
 func (r *reader) Close(ctx context.Context) error {
 	r.stopOnce.Do(func() { close(r.stopped) })
+	if r.stopWatch != nil {
+		r.stopWatch()
+		<-r.watchDone
+	}
 	<-r.loopDone
 	var err error
 	if r.transactional {

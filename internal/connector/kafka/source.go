@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,11 @@ type Source struct {
 	mu    sync.Mutex
 	cfg   config.KafkaSource
 	props config.ConsumerProperties
+
+	// missingEvery is how often readers look for topics that do not
+	// exist, and how often the source warns about each at most.
+	missingEvery  time.Duration
+	missingWarned map[string]time.Time // guarded by mu
 }
 
 // SourceOptions are what the source needs besides its config.
@@ -50,7 +56,8 @@ func NewSource(cfg config.KafkaSource, o SourceOptions) (*Source, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Source{pipeline: o.Pipeline, log: o.Logger, offsets: o.Offsets, txn: o.Transactional, cfg: cfg, props: props}, nil
+	return &Source{pipeline: o.Pipeline, log: o.Logger, offsets: o.Offsets, txn: o.Transactional, cfg: cfg, props: props,
+		missingEvery: time.Minute, missingWarned: map[string]time.Time{}}, nil
 }
 
 // Properties returns the consumer properties in force.
@@ -135,6 +142,11 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 	if interval <= 0 {
 		interval = time.Second
 	}
+	if len(cfg.Topics) > 0 { // a regex matches whatever exists
+		watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+		r.stopWatch, r.watchDone = stopWatch, make(chan struct{})
+		go r.watchTopics(watchCtx, cfg.Topics, s.missingEvery, s.warnMissing)
+	}
 	r.loopDone = make(chan struct{})
 	if s.txn {
 		close(r.loopDone) // offsets are committed in the sink's transactions
@@ -142,6 +154,22 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 		go r.commitLoop(interval)
 	}
 	return r, nil
+}
+
+// warnMissing logs that topic does not exist, at most once per
+// missingEvery whichever reader noticed.
+func (s *Source) warnMissing(topic string) {
+	s.mu.Lock()
+	last, warned := s.missingWarned[topic]
+	if warned && time.Since(last) < s.missingEvery {
+		s.mu.Unlock()
+		return
+	}
+	s.missingWarned[topic] = time.Now()
+	brokers := s.cfg.Brokers
+	s.mu.Unlock()
+	s.log.Warn("source topic does not exist; nothing is read from it until it is created",
+		"topic", topic, "brokers", strings.Join(brokers, ","))
 }
 
 // InstanceID is the group.instance.id (static membership) of the reader
