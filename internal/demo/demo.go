@@ -43,7 +43,8 @@ const (
 
 // pipelinesYAML is the demo's pipeline file; it is written to OutDir so a
 // user can read it and run it again with `sluice run`.
-const pipelinesYAML = `# Written by sluice demo. Run again with: sluice run %[1]s/pipelines.yaml
+const pipelinesYAML = `# Written by sluice demo. Run again against sluice dev --auto-create-topics (the
+# sinks' topics are created on first use) with: sluice run %[1]s/pipelines.yaml
 pipelines:
   - name: events-to-kafka
     source:

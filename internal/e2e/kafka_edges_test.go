@@ -3,11 +3,15 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/devstack"
 	"github.com/sluice-dev/sluice/internal/pipeline"
 )
 
@@ -129,5 +133,58 @@ shutdown_timeout: 5s
 	}
 	if st := second.Pipeline.Status(); st.State != pipeline.StateRunning {
 		t.Fatalf("the second process is %s (%s)", st.State, st.Error)
+	}
+}
+
+// readmeFirstPipeline returns the first YAML block of the README's "A
+// pipeline" section.
+func readmeFirstPipeline(t *testing.T) string {
+	t.Helper()
+	_, self, _, _ := runtime.Caller(0)
+	data, err := os.ReadFile(filepath.Join(filepath.Dir(self), "..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	i := strings.Index(text, "## A pipeline")
+	if i < 0 {
+		t.Fatal(`README.md has no "## A pipeline" section`)
+	}
+	text = text[i:]
+	start := strings.Index(text, "```yaml\n")
+	end := strings.Index(text[start+8:], "```")
+	if start < 0 || end < 0 {
+		t.Fatal("no YAML block in the README's pipeline section")
+	}
+	return text[start+8 : start+8+end]
+}
+
+// TestREADMEFirstPipelineRunsAgainstAFreshDevStack: the README's first
+// example writes to copy-{{.Topic}}, which a fresh `sluice dev` does not
+// have: the sink retried UNKNOWN_TOPIC_OR_PARTITION forever. Against
+// `sluice dev --auto-create-topics` it now runs as written.
+func TestREADMEFirstPipelineRunsAgainstAFreshDevStack(t *testing.T) {
+	stack, err := devstack.Start(context.Background(), devstack.Options{AutoCreateTopics: true, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stack.Close)
+	brokers := stack.Brokers
+	yaml := readmeFirstPipeline(t)
+	if !strings.Contains(yaml, "localhost:9092") || !strings.Contains(yaml, "copy-{{.Topic}}") {
+		t.Fatalf("the README's first pipeline changed; update this test:\n%s", yaml)
+	}
+	yaml = strings.ReplaceAll(yaml, "localhost:9092", brokers[0])
+	// The input, as `sluice loadtest --topic orders --create-topic` makes it.
+	createTopic(t, brokers, "orders", 3)
+	const n = 500
+	produceN(t, brokers, "orders", 0, n)
+	b, stop := runPipeline(t, yaml)
+	got := consumeAll(t, brokers, "copy-orders", n, 60*time.Second)
+	if len(got) != n {
+		t.Fatalf("copy-orders has %d distinct records, want %d (pipeline: %s %s)", len(got), n, b.Pipeline.Status().State, b.Pipeline.Status().Error)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("pipeline: %v", err)
 	}
 }
