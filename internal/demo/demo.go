@@ -129,6 +129,12 @@ pipelines:
       kafka: {brokers: [%[2]s], topic: "demo.{{.Topic}}"}   # acked to Pub/Sub once Kafka has it
 `
 
+// PipelineFile is the demo's pipeline file for stack, writing its file
+// and SQLite output under outDir.
+func PipelineFile(outDir string, stack *devstack.Stack) string {
+	return fmt.Sprintf(pipelinesYAML, outDir, stack.Brokers[0], stack.RegistryURL, stack.BigQueryAddrs.GRPC, stack.BigQueryAddrs.REST, stack.PubSubAddr)
+}
+
 // Run starts the stack, the generator and the pipelines, and prints a
 // summary every second until ctx is done or Duration passes.
 func Run(ctx context.Context, o Options) error {
@@ -162,7 +168,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	fileText := fmt.Sprintf(pipelinesYAML, outDir, brokers[0], stack.RegistryURL, stack.BigQueryAddrs.GRPC, stack.BigQueryAddrs.REST, stack.PubSubAddr)
+	fileText := PipelineFile(outDir, stack)
 	pipelinesFile := filepath.Join(outDir, "pipelines.yaml")
 	if err := os.WriteFile(pipelinesFile, []byte(fileText), 0o644); err != nil {
 		return fmt.Errorf("writing demo pipeline file: %w", err)
