@@ -240,3 +240,58 @@ func TestDemoPipelineFileRunsAgainstAFreshDevStack(t *testing.T) {
 		t.Fatalf("demo.events.copy has %d distinct committed records, want %d (%s %s)", len(got), n, b.Pipeline.Status().State, b.Pipeline.Status().Error)
 	}
 }
+
+// TestRemovedStaticConsumerLeavesTheGroup: a static member does not leave
+// the group when its client closes, so the partitions of a consumer
+// removed at run time stood still until its session timed out.
+func TestRemovedStaticConsumerLeavesTheGroup(t *testing.T) {
+	c := startBroker(t)
+	brokers := c.ListenAddrs()
+	createTopic(t, brokers, "leave.in", 4)
+	createTopic(t, brokers, "leave.out", 4)
+	// A session far longer than the test's patience: only a real leave
+	// moves the partitions in time.
+	b, stop := runPipeline(t, fmt.Sprintf(`
+name: leave
+source:
+  kafka:
+    brokers: [%[1]s]
+    topics: [leave.in]
+    group: leave
+    consumers: 2
+    properties: {group.instance.id: host-a, session.timeout.ms: 240000}
+sink:
+  kafka: {brokers: [%[1]s], topic: leave.out}
+`, brokers[0]))
+	p := b.Pipeline
+	eventually(t, 60*time.Second, "both consumers owning partitions", func() bool {
+		cs := p.Status().Consumers
+		return len(cs) == 2 && len(cs[0].Assigned) > 0 && len(cs[1].Assigned) > 0
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := p.RemoveConsumer(ctx, "leave-2"); err != nil {
+		t.Fatal(err)
+	}
+	adm := adminClient(t, brokers)
+	eventually(t, 60*time.Second, "the group down to host-a-leave-1 owning every partition", func() bool {
+		groups, err := adm.DescribeGroups(context.Background(), "leave")
+		if err != nil {
+			return false
+		}
+		g := groups["leave"]
+		if g.State != "Stable" || len(g.Members) != 1 || g.Members[0].InstanceID == nil || *g.Members[0].InstanceID != "host-a-leave-1" {
+			return false
+		}
+		ca, ok := g.Members[0].Assigned.AsConsumer()
+		return ok && len(ca.Topics) == 1 && len(ca.Topics[0].Partitions) == 4
+	})
+	const n = 400
+	produceN(t, brokers, "leave.in", 0, n)
+	if got := consumeAll(t, brokers, "leave.out", n, 60*time.Second); len(got) != n {
+		t.Fatalf("leave.out has %d distinct records, want %d", len(got), n)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("pipeline: %v", err)
+	}
+}

@@ -345,6 +345,9 @@ func (p *Pipeline) RemoveConsumer(ctx context.Context, id string) error {
 	if n == 1 {
 		return errors.New("cannot remove the last consumer; pause the pipeline instead")
 	}
+	if l, ok := c.reader.(connector.Leaver); ok {
+		l.LeaveOnClose() // for good: unlike Reconfigure's restarts
+	}
 	c.stop()
 	select {
 	case <-c.done:

@@ -8,10 +8,12 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/connector"
 	"github.com/sluice-dev/sluice/internal/metrics"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -54,6 +56,30 @@ type reader struct {
 	loopDone  chan struct{}
 	stopWatch context.CancelFunc // ends watchTopics; nil when it does not run
 	watchDone chan struct{}
+
+	// leave: removed for good (LeaveOnClose), so a static member leaves
+	// the group on Close, through a client made from connOpts.
+	leave    atomic.Bool
+	connOpts []kgo.Opt
+}
+
+// LeaveOnClose makes Close leave the group even as a static member.
+func (r *reader) LeaveOnClose() { r.leave.Store(true) }
+
+// leaveStatic removes this static member from the group, by its instance
+// id, once its own client is closed (which does not leave, and would
+// rejoin if removed while running).
+func (r *reader) leaveStatic(ctx context.Context) error {
+	cl, err := kgo.NewClient(r.connOpts...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	resp, err := kadm.NewClient(cl).LeaveGroup(ctx, kadm.LeaveGroup(r.group).InstanceIDs(*r.instanceID).Reason("sluice: consumer removed"))
+	if err == nil {
+		err = resp.Error()
+	}
+	return err
 }
 
 // watchTopics looks for consumed topics that do not exist, at once and
@@ -403,6 +429,12 @@ func (r *reader) Close(ctx context.Context) error {
 		err = r.commit(ctx, nil)
 	}
 	r.cl.Close()
+	if r.leave.Load() && r.instanceID != nil {
+		if lerr := r.leaveStatic(ctx); lerr != nil {
+			r.log.Warn("leaving the group as static member; its partitions move when its session times out",
+				"group_instance_id", *r.instanceID, "err", lerr)
+		}
+	}
 	if err != nil {
 		return errors.New("final commit: " + err.Error())
 	}

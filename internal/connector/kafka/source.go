@@ -138,6 +138,9 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 		return nil, fmt.Errorf("connecting to Kafka brokers %v: %w", cfg.Brokers, err)
 	}
 	r.cl = cl
+	if r.instanceID != nil {
+		r.connOpts, _ = ConnOptions(cfg.KafkaConn, s.log) // succeeded in clientOptions
+	}
 	interval := props.AutoCommitInterval
 	if interval <= 0 {
 		interval = time.Second
