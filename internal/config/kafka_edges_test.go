@@ -87,3 +87,16 @@ sink: {kafka: {brokers: [b:9092], topic: out, create_topic: {partitions: -1, rep
 		}
 	}
 }
+
+// TestPubSubConsumersZeroIsAnError: as for Kafka, an explicit 0 silently
+// became 1.
+func TestPubSubConsumersZeroIsAnError(t *testing.T) {
+	_, err := Parse([]byte(`
+name: x
+source: {pubsub: {project: p, subscription: s, consumers: 0}}
+sink: {file: {path: out.jsonl}}
+`), noEnv)
+	if want := "source.pubsub.consumers: must be > 0"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %v, want one containing %q", err, want)
+	}
+}
