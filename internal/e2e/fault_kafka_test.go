@@ -1,0 +1,157 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/faultproxy"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// proxiedBroker is a one-broker kfake cluster that advertises a fault
+// proxy's address: every client that follows the metadata (the pipeline)
+// reaches the broker through the proxy. The test's own clients use
+// direct, which dials the broker itself, so they can produce and check
+// while the pipeline's connections fail.
+type proxiedBroker struct {
+	proxy   *faultproxy.Proxy
+	brokers []string // the advertised (proxied) address
+	direct  kgo.Opt
+}
+
+// advertisedListener is a listener that reports another address.
+type advertisedListener struct {
+	net.Listener
+	addr net.Addr
+}
+
+func (l advertisedListener) Addr() net.Addr { return l.addr }
+
+func startProxiedBroker(t *testing.T) *proxiedBroker {
+	t.Helper()
+	pb := &proxiedBroker{}
+	var real string
+	c := startBroker(t, kfake.ListenFn(func(network, address string) (net.Listener, error) {
+		ln, err := net.Listen(network, address)
+		if err != nil {
+			return nil, err
+		}
+		real = ln.Addr().String()
+		pb.proxy = startFaultProxy(t, real)
+		addr, err := net.ResolveTCPAddr("tcp", pb.proxy.Addr())
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		return advertisedListener{Listener: ln, addr: addr}, nil
+	}))
+	pb.brokers = c.ListenAddrs()
+	proxied := pb.proxy.Addr()
+	pb.direct = kgo.Dialer(func(ctx context.Context, network, host string) (net.Conn, error) {
+		if host == proxied {
+			host = real
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, host)
+	})
+	return pb
+}
+
+// produceDirect produces records from..from+n-1 as produceN does,
+// bypassing the proxy.
+func (pb *proxiedBroker) produceDirect(t *testing.T, topic string, from, n int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(pb.brokers...), pb.direct, kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	recs := make([]*kgo.Record, 0, n)
+	for i := from; i < from+n; i++ {
+		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(fmt.Sprintf("k%d", i)), Value: []byte(fmt.Sprintf(`{"id":%d,"name":"item %d","price":%d.5}`, i, i, i%1000))})
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatalf("producing: %v", err)
+	}
+}
+
+// TestKafkaBrokerUnreachableLosesNothing: the broker stops answering the
+// pipeline (a network partition: connections stay up, nothing comes back)
+// for a few seconds (30 s with SLUICE_LONG=1) while records keep arriving,
+// then answers again. The pipeline recovers by itself; every record
+// reaches the sink, and the group's offsets reach the end of the topic.
+// The Kafka sink's connections go through the same partition.
+func TestKafkaBrokerUnreachableLosesNothing(t *testing.T) {
+	outage := 5 * time.Second
+	if longRun() {
+		outage = 30 * time.Second
+	}
+	for _, sink := range []string{"file", "kafka"} {
+		t.Run(sink, func(t *testing.T) {
+			const n = 10000
+			pb := startProxiedBroker(t)
+			createTopic(t, pb.brokers, "in", 3)
+			createTopic(t, pb.brokers, "out", 3)
+			out := filepath.Join(t.TempDir(), "out.jsonl")
+			sinkYAML := fmt.Sprintf("file: {path: %s}", out)
+			if sink == "kafka" {
+				sinkYAML = fmt.Sprintf("kafka: {brokers: [%s], topic: out}", pb.brokers[0])
+			}
+			b, stop := runSQLPipeline(t, fmt.Sprintf(`
+name: partition-%s
+source:
+  kafka: {brokers: [%s], topics: [in], group: partition-%s, consumers: 2}
+format: {value: json}
+batch: {max_records: 500}
+sink:
+  %s
+`, sink, pb.brokers[0], sink, sinkYAML))
+
+			pb.produceDirect(t, "in", 0, n/2)
+			eventually(t, 30*time.Second, "records flowing", func() bool { return b.Pipeline.Status().RecordsOut > 0 })
+			if err := pb.proxy.BlackHole(); err != nil {
+				t.Fatal(err)
+			}
+			downAt := time.Now()
+			pb.produceDirect(t, "in", n/2, n/2) // the input goes on
+			time.Sleep(outage - time.Since(downAt)) // the outage itself, not a synchronisation
+			during := b.Pipeline.Status().RecordsOut
+			if err := pb.proxy.Pass(); err != nil {
+				t.Fatal(err)
+			}
+			if during > n/2 {
+				t.Fatalf("%d records out by the end of the outage, but only %d were produced before it: the outage did not hit the pipeline", during, n/2)
+			}
+
+			adm := adminClientWith(t, pb.brokers, pb.direct)
+			waitCommittedToEnd(t, adm, "partition-"+sink, "in", 45*time.Second)
+			st := b.Pipeline.Status()
+			if err := stop(); err != nil {
+				t.Fatalf("the pipeline stopped with %v", err)
+			}
+			seen := map[string]int{}
+			if sink == "kafka" {
+				seen = consumeAllWith(t, pb.brokers, "out", int(st.RecordsOut), 30*time.Second, pb.direct)
+			} else {
+				for _, l := range readLines(t, out) {
+					v, _ := l["value"].(map[string]any)
+					seen[fmt.Sprint(v["id"])]++
+				}
+			}
+			total := 0
+			for _, c := range seen {
+				total += c
+			}
+			if len(seen) != n {
+				t.Fatalf("%d distinct records at the %s sink, want %d (records lost)", len(seen), sink, n)
+			}
+			t.Logf("%s sink, broker unreachable for %v: %d records in, %d out (%d distinct, %d duplicates), %d out during the outage, %d retries",
+				sink, outage, n, total, len(seen), total-n, during, st.Retries)
+		})
+	}
+}
