@@ -24,31 +24,18 @@ type proxiedBroker struct {
 	direct  kgo.Opt
 }
 
-// advertisedListener is a listener that reports another address.
-type advertisedListener struct {
-	net.Listener
-	addr net.Addr
-}
-
-func (l advertisedListener) Addr() net.Addr { return l.addr }
-
 func startProxiedBroker(t *testing.T) *proxiedBroker {
 	t.Helper()
 	pb := &proxiedBroker{}
 	var real string
 	c := startBroker(t, kfake.ListenFn(func(network, address string) (net.Listener, error) {
-		ln, err := net.Listen(network, address)
+		ln, p, err := faultproxy.ListenBehind(network, address)
 		if err != nil {
 			return nil, err
 		}
-		real = ln.Addr().String()
-		pb.proxy = startFaultProxy(t, real)
-		addr, err := net.ResolveTCPAddr("tcp", pb.proxy.Addr())
-		if err != nil {
-			ln.Close()
-			return nil, err
-		}
-		return advertisedListener{Listener: ln, addr: addr}, nil
+		t.Cleanup(func() { _ = p.Close() })
+		pb.proxy, real = p, p.Target()
+		return ln, nil
 	}))
 	pb.brokers = c.ListenAddrs()
 	proxied := pb.proxy.Addr()
@@ -118,7 +105,7 @@ sink:
 				t.Fatal(err)
 			}
 			downAt := time.Now()
-			pb.produceDirect(t, "in", n/2, n/2) // the input goes on
+			pb.produceDirect(t, "in", n/2, n/2)     // the input goes on
 			time.Sleep(outage - time.Since(downAt)) // the outage itself, not a synchronisation
 			during := b.Pipeline.Status().RecordsOut
 			if err := pb.proxy.Pass(); err != nil {

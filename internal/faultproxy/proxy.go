@@ -358,3 +358,41 @@ func resetConn(c net.Conn) {
 	}
 	_ = c.Close()
 }
+
+// ListenBehind listens on address for a server and puts a new proxy in
+// front of it. The listener's Addr reports the proxy's address: a server
+// that tells clients where to connect (a Kafka broker's metadata) sends
+// them through the proxy. With kfake:
+//
+//	kfake.ListenFn(func(network, address string) (net.Listener, error) {
+//		ln, p, err := faultproxy.ListenBehind(network, address)
+//		...
+//	})
+//
+// The caller closes the proxy; the server closes the listener.
+func ListenBehind(network, address string) (net.Listener, *Proxy, error) {
+	ln, err := net.Listen(network, address)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := New(ln.Addr().String())
+	if err != nil {
+		ln.Close()
+		return nil, nil, err
+	}
+	addr, err := net.ResolveTCPAddr("tcp", p.Addr())
+	if err != nil {
+		ln.Close()
+		p.Close()
+		return nil, nil, err
+	}
+	return advertisedListener{Listener: ln, addr: addr}, p, nil
+}
+
+// advertisedListener is a listener that reports another address.
+type advertisedListener struct {
+	net.Listener
+	addr net.Addr
+}
+
+func (l advertisedListener) Addr() net.Addr { return l.addr }

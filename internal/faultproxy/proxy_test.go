@@ -382,3 +382,32 @@ func TestCloseStopsEveryGoroutine(t *testing.T) {
 	}
 	eventually(t, "the proxy's goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }
+
+func TestListenBehindAdvertisesTheProxy(t *testing.T) {
+	ln, p, err := ListenBehind("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	if ln.Addr().String() != p.Addr() || p.Target() == p.Addr() {
+		t.Fatalf("listener reports %s, proxy listens on %s and forwards to %s", ln.Addr(), p.Addr(), p.Target())
+	}
+	// A server on the listener is reached through the proxy at the
+	// address it advertises.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = io.Copy(c, c)
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	c := dial(t, ln.Addr().String())
+	roundTrip(t, c, "through")
+	if st := p.Stats(); st.Accepted != 1 || st.BytesUp != 7 {
+		t.Fatalf("stats %+v: the connection did not go through the proxy", st)
+	}
+}
