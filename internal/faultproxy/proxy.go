@@ -48,6 +48,7 @@ package faultproxy
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -396,3 +397,23 @@ type advertisedListener struct {
 }
 
 func (l advertisedListener) Addr() net.Addr { return l.addr }
+
+// KafkaRequest matches a chunk holding a Kafka request with the given API
+// key (kmsg.EndTxn.Int16(), kmsg.Produce.Int16(), ...): requests are
+// size-prefixed frames that start with their key. It looks at the frames
+// whose start is in the chunk.
+func KafkaRequest(apiKey int16) Match {
+	return func(chunk []byte) bool {
+		for len(chunk) >= 6 {
+			if int16(binary.BigEndian.Uint16(chunk[4:6])) == apiKey {
+				return true
+			}
+			size := int64(binary.BigEndian.Uint32(chunk[:4]))
+			if size > int64(len(chunk)-4) {
+				return false
+			}
+			chunk = chunk[4+size:]
+		}
+		return false
+	}
+}

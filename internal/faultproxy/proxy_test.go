@@ -2,6 +2,7 @@ package faultproxy
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -409,5 +410,29 @@ func TestListenBehindAdvertisesTheProxy(t *testing.T) {
 	roundTrip(t, c, "through")
 	if st := p.Stats(); st.Accepted != 1 || st.BytesUp != 7 {
 		t.Fatalf("stats %+v: the connection did not go through the proxy", st)
+	}
+}
+
+func TestKafkaRequestMatchesTheAPIKeyOfAnyFrame(t *testing.T) {
+	frame := func(key int16, body string) []byte {
+		b := binary.BigEndian.AppendUint32(nil, uint32(2+len(body)))
+		b = binary.BigEndian.AppendUint16(b, uint16(key))
+		return append(b, body...)
+	}
+	endTxn := KafkaRequest(26)
+	for _, c := range []struct {
+		name  string
+		chunk []byte
+		want  bool
+	}{
+		{"alone", frame(26, "x"), true},
+		{"second frame", append(frame(0, "produce"), frame(26, "")...), true},
+		{"other keys", append(frame(0, "produce"), frame(3, "metadata")...), false},
+		{"key in a body", frame(0, "\x00\x1a\x00\x1a\x00\x1a"), false},
+		{"truncated", frame(26, "abc")[:5], false},
+	} {
+		if got := endTxn(c.chunk); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
 	}
 }

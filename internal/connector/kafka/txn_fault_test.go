@@ -3,7 +3,6 @@ package kafka
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"net"
@@ -20,22 +19,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 )
-
-// isEndTxn matches a chunk holding an EndTxn request: Kafka requests are
-// size-prefixed frames starting with their API key.
-func isEndTxn(chunk []byte) bool {
-	for len(chunk) >= 6 {
-		if int16(binary.BigEndian.Uint16(chunk[4:6])) == kmsg.EndTxn.Int16() {
-			return true
-		}
-		size := int(binary.BigEndian.Uint32(chunk[:4]))
-		if size < 0 || 4+size > len(chunk) {
-			return false
-		}
-		chunk = chunk[4+size:]
-	}
-	return false
-}
 
 // syncBuffer is a log destination safe for concurrent writes.
 type syncBuffer struct {
@@ -121,7 +104,7 @@ func TestExactlyOnceCommitReportedFailedButCommittedWritesOnce(t *testing.T) {
 
 	// Every EndTxn's answer is dropped on its connection (the client's
 	// retries open new ones: each is armed again) until the write returns.
-	proxy.DropAnswersAfter(isEndTxn, 0, 0)
+	proxy.DropAnswersAfter(faultproxy.KafkaRequest(kmsg.EndTxn.Int16()), 0, 0)
 	written := make(chan error, 1)
 	go func() { written <- sink.Write(ctx, recs) }()
 	var werr error
@@ -131,7 +114,7 @@ func TestExactlyOnceCommitReportedFailedButCommittedWritesOnce(t *testing.T) {
 		case <-time.After(20 * time.Millisecond):
 			if d := proxy.Stats().Drops; d == armed {
 				armed++
-				proxy.DropAnswersAfter(isEndTxn, 0, 0)
+				proxy.DropAnswersAfter(faultproxy.KafkaRequest(kmsg.EndTxn.Int16()), 0, 0)
 			}
 			continue
 		}
