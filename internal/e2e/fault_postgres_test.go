@@ -212,3 +212,34 @@ func TestSQLPostgresMergeCommitAnswerLostMergesOnce(t *testing.T) {
 	}
 	t.Logf("%d records, a merge commit whose answer was lost: merged once (%d merges in the history)", n, len(sqlMerges(f.b)))
 }
+
+// TestSQLPostgresBlackHoledRecoversWithoutHelp: the database stops
+// answering (a network partition: connections stay up, nothing comes
+// back) for a few seconds (30 s with SLUICE_LONG=1) while records keep
+// arriving. Writes and merges wait; when the network heals the pipeline
+// goes on by itself and the final table holds every record once.
+func TestSQLPostgresBlackHoledRecoversWithoutHelp(t *testing.T) {
+	outage := 4 * time.Second
+	if longRun() {
+		outage = 30 * time.Second
+	}
+	const n = 6000
+	f := startPgFaultPipeline(t, config.ExactlyOnce, "continuous", 0, 500)
+	produceN(t, f.brokers, f.topic, 0, n/2)
+	eventually(t, 30*time.Second, "the first rows merged", func() bool { return f.d.count(t, "SELECT count(*) FROM "+f.m.fin) > 0 })
+	if err := f.proxy.BlackHole(); err != nil {
+		t.Fatal(err)
+	}
+	downAt := time.Now()
+	produceN(t, f.brokers, f.topic, n/2, n/2)
+	time.Sleep(outage - time.Since(downAt)) // the outage itself, not a synchronisation
+	during := f.b.Pipeline.Status().RecordsOut
+	if err := f.proxy.Pass(); err != nil {
+		t.Fatal(err)
+	}
+	if during > n/2 {
+		t.Fatalf("%d records written by the end of the outage, only %d were produced before it: the outage did not hit the pipeline", during, n/2)
+	}
+	retries, _ := f.finish(t, config.ExactlyOnce, n)
+	t.Logf("database black-holed for %v: %d records in, %d out exactly once, %d written during the outage, %d retries", outage, n, n, during, retries)
+}
