@@ -11,6 +11,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/faultproxy"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // proxiedBroker is a one-broker kfake cluster that advertises a fault
@@ -141,4 +142,51 @@ sink:
 				sink, outage, n, total, len(seen), total-n, during, st.Retries)
 		})
 	}
+}
+
+// TestKafkaSinkProduceAnswerLostNoDuplicates: the broker appends a batch
+// of the Kafka sink, but the answer is lost and the connection reset,
+// three times. The sink's producer sends the batch again; its producer is
+// idempotent (acks: all), so the broker recognises the retry and the
+// output holds every record once even in at_least_once.
+func TestKafkaSinkProduceAnswerLostNoDuplicates(t *testing.T) {
+	const n, faults = 6000, 3
+	pb := startProxiedBroker(t)
+	createTopic(t, pb.brokers, "in", 3)
+	createTopic(t, pb.brokers, "out", 3)
+	b, stop := runSQLPipeline(t, fmt.Sprintf(`
+name: lost-acks
+source:
+  kafka: {brokers: [%s], topics: [in], group: lost-acks}
+format: {value: json}
+batch: {max_records: 500}
+sink:
+  kafka: {brokers: [%s], topic: out, acks: all}
+`, pb.brokers[0], pb.brokers[0]))
+	for i := 0; i < faults; i++ {
+		pb.proxy.DropAnswersAfter(faultproxy.KafkaRequest(kmsg.Produce.Int16()), 0, 0)
+		pb.produceDirect(t, "in", i*n/faults, n/faults)
+		eventually(t, 30*time.Second, fmt.Sprintf("the answer to produce %d dropped", i+1), func() bool {
+			st := pb.proxy.Stats()
+			return st.Drops == int64(i+1) && st.DroppedBytes > 0
+		})
+		pb.proxy.ResetAll() // rather than wait for the request timeout
+	}
+	adm := adminClientWith(t, pb.brokers, pb.direct)
+	waitCommittedToEnd(t, adm, "lost-acks", "in", 45*time.Second)
+	if err := stop(); err != nil {
+		t.Fatalf("the pipeline stopped with %v", err)
+	}
+	seen := consumeAllWith(t, pb.brokers, "out", n+1, 5*time.Second, pb.direct)
+	total := 0
+	for _, c := range seen {
+		total += c
+	}
+	if len(seen) != n {
+		t.Fatalf("%d distinct records in the output, want %d (records lost)", len(seen), n)
+	}
+	if total != n {
+		t.Fatalf("%d records in the output for %d distinct: the retried produces were appended twice", total, n)
+	}
+	t.Logf("%d produce answers lost: %d records in, %d out, 0 duplicated, %d pipeline retries", faults, n, total, b.Pipeline.Status().Retries)
 }
