@@ -157,7 +157,7 @@ func TestSQLPostgresCommitAnswerLostLosesNothing(t *testing.T) {
 // holds every record once.
 func TestSQLPostgresConnectionCutDuringMergeRecovers(t *testing.T) {
 	const n, cuts = 6000, 2
-	f := startPgFaultPipeline(t, config.ExactlyOnce, "pause", 0.5, 500)
+	f := startPgFaultPipeline(t, config.ExactlyOnce, "pause", 1, 500) // a merge lasts 1 s: the fault lands in it
 	merging := func() bool {
 		return f.d.count(t, fmt.Sprintf("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'CALL %s(%%'", f.m.proc)) > 0
 	}
@@ -185,7 +185,7 @@ func TestSQLPostgresConnectionCutDuringMergeRecovers(t *testing.T) {
 // bookkeeping and does not merge it again.
 func TestSQLPostgresMergeCommitAnswerLostMergesOnce(t *testing.T) {
 	const n = 4000
-	f := startPgFaultPipeline(t, config.ExactlyOnce, "pause", 0.5, 500)
+	f := startPgFaultPipeline(t, config.ExactlyOnce, "pause", 1, 500) // a merge lasts 1 s: the fault lands in it
 	merging := func() bool {
 		return f.d.count(t, fmt.Sprintf("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'CALL %s(%%'", f.m.proc)) > 0
 	}
