@@ -40,7 +40,12 @@
 //
 // A "chunk" is what one read from the socket returned (up to 32 KiB). A
 // request a client writes at once normally arrives as one chunk on
-// loopback, which is what Match functions rely on.
+// loopback, which is what Match functions (Contains, KafkaRequest) rely
+// on.
+//
+// For a server that tells clients where to connect, as a Kafka broker
+// does in its metadata, ListenBehind gives the server a listener that
+// advertises the proxy, so that every client connection goes through it.
 //
 // Close stops every goroutine the proxy started and resets what is open.
 package faultproxy
@@ -152,8 +157,10 @@ func (p *Proxy) Stats() Stats {
 	return s
 }
 
-// Pass forwards everything again (and listens again after Refuse). It
-// keeps the latency; Latency(0) removes it.
+// Pass forwards everything again: it ends BlackHole, Refuse (listening
+// again on the same address) and DropAnswers. It keeps the latency
+// (Latency(0) removes it) and faults armed on a match (Disarm removes
+// them).
 func (p *Proxy) Pass() error { return p.setState(statePass) }
 
 // BlackHole holds every byte, both ways, until the next Pass.
