@@ -75,73 +75,93 @@ func (pb *proxiedBroker) produceDirect(t *testing.T, topic string, from, n int) 
 // reaches the sink, and the group's offsets reach the end of the topic.
 // The Kafka sink's connections go through the same partition.
 func TestKafkaBrokerUnreachableLosesNothing(t *testing.T) {
+	for _, sink := range []string{"file", "kafka"} {
+		t.Run(sink, func(t *testing.T) { brokerOutage(t, sink, false) })
+	}
+}
+
+// TestKafkaBrokerDownLosesNothing: as TestKafkaBrokerUnreachableLosesNothing,
+// but the broker is down: every connection is reset and new ones are
+// refused until it comes back.
+func TestKafkaBrokerDownLosesNothing(t *testing.T) {
+	for _, sink := range []string{"file", "kafka"} {
+		t.Run(sink, func(t *testing.T) { brokerOutage(t, sink, true) })
+	}
+}
+
+// brokerOutage runs a Kafka source into sink ("file" or "kafka") through
+// a broker outage: a black hole, or the broker down.
+func brokerOutage(t *testing.T, sink string, down bool) {
 	outage := 5 * time.Second
 	if longRun() {
 		outage = 30 * time.Second
 	}
-	for _, sink := range []string{"file", "kafka"} {
-		t.Run(sink, func(t *testing.T) {
-			const n = 10000
-			pb := startProxiedBroker(t)
-			createTopic(t, pb.brokers, "in", 3)
-			createTopic(t, pb.brokers, "out", 3)
-			out := filepath.Join(t.TempDir(), "out.jsonl")
-			sinkYAML := fmt.Sprintf("file: {path: %s}", out)
-			if sink == "kafka" {
-				sinkYAML = fmt.Sprintf("kafka: {brokers: [%s], topic: out}", pb.brokers[0])
-			}
-			b, stop := runSQLPipeline(t, fmt.Sprintf(`
-name: partition-%s
+	const n = 10000
+	pb := startProxiedBroker(t)
+	createTopic(t, pb.brokers, "in", 3)
+	createTopic(t, pb.brokers, "out", 3)
+	out := filepath.Join(t.TempDir(), "out.jsonl")
+	sinkYAML := fmt.Sprintf("file: {path: %s}", out)
+	if sink == "kafka" {
+		sinkYAML = fmt.Sprintf("kafka: {brokers: [%s], topic: out}", pb.brokers[0])
+	}
+	b, stop := runSQLPipeline(t, fmt.Sprintf(`
+name: outage-%s
 source:
-  kafka: {brokers: [%s], topics: [in], group: partition-%s, consumers: 2}
+  kafka: {brokers: [%s], topics: [in], group: outage-%s, consumers: 2}
 format: {value: json}
 batch: {max_records: 500}
 sink:
   %s
 `, sink, pb.brokers[0], sink, sinkYAML))
 
-			pb.produceDirect(t, "in", 0, n/2)
-			eventually(t, 30*time.Second, "records flowing", func() bool { return b.Pipeline.Status().RecordsOut > 0 })
-			if err := pb.proxy.BlackHole(); err != nil {
-				t.Fatal(err)
-			}
-			downAt := time.Now()
-			pb.produceDirect(t, "in", n/2, n/2)     // the input goes on
-			time.Sleep(outage - time.Since(downAt)) // the outage itself, not a synchronisation
-			during := b.Pipeline.Status().RecordsOut
-			if err := pb.proxy.Pass(); err != nil {
-				t.Fatal(err)
-			}
-			if during > n/2 {
-				t.Fatalf("%d records out by the end of the outage, but only %d were produced before it: the outage did not hit the pipeline", during, n/2)
-			}
-
-			adm := adminClientWith(t, pb.brokers, pb.direct)
-			waitCommittedToEnd(t, adm, "partition-"+sink, "in", 45*time.Second)
-			st := b.Pipeline.Status()
-			if err := stop(); err != nil {
-				t.Fatalf("the pipeline stopped with %v", err)
-			}
-			seen := map[string]int{}
-			if sink == "kafka" {
-				seen = consumeAllWith(t, pb.brokers, "out", int(st.RecordsOut), 30*time.Second, pb.direct)
-			} else {
-				for _, l := range readLines(t, out) {
-					v, _ := l["value"].(map[string]any)
-					seen[fmt.Sprint(v["id"])]++
-				}
-			}
-			total := 0
-			for _, c := range seen {
-				total += c
-			}
-			if len(seen) != n {
-				t.Fatalf("%d distinct records at the %s sink, want %d (records lost)", len(seen), sink, n)
-			}
-			t.Logf("%s sink, broker unreachable for %v: %d records in, %d out (%d distinct, %d duplicates), %d out during the outage, %d retries",
-				sink, outage, n, total, len(seen), total-n, during, st.Retries)
-		})
+	pb.produceDirect(t, "in", 0, n/2)
+	eventually(t, 30*time.Second, "records flowing", func() bool { return b.Pipeline.Status().RecordsOut > 0 })
+	what := "unreachable"
+	if down {
+		what = "down"
+		if err := pb.proxy.Refuse(); err != nil {
+			t.Fatal(err)
+		}
+		pb.proxy.ResetAll()
+	} else if err := pb.proxy.BlackHole(); err != nil {
+		t.Fatal(err)
 	}
+	downAt := time.Now()
+	pb.produceDirect(t, "in", n/2, n/2)     // the input goes on
+	time.Sleep(outage - time.Since(downAt)) // the outage itself, not a synchronisation
+	during := b.Pipeline.Status().RecordsOut
+	if err := pb.proxy.Pass(); err != nil {
+		t.Fatal(err)
+	}
+	if during > n/2 {
+		t.Fatalf("%d records out by the end of the outage, but only %d were produced before it: the outage did not hit the pipeline", during, n/2)
+	}
+
+	adm := adminClientWith(t, pb.brokers, pb.direct)
+	waitCommittedToEnd(t, adm, "outage-"+sink, "in", 45*time.Second)
+	st := b.Pipeline.Status()
+	if err := stop(); err != nil {
+		t.Fatalf("the pipeline stopped with %v", err)
+	}
+	seen := map[string]int{}
+	if sink == "kafka" {
+		seen = consumeAllWith(t, pb.brokers, "out", int(st.RecordsOut), 30*time.Second, pb.direct)
+	} else {
+		for _, l := range readLines(t, out) {
+			v, _ := l["value"].(map[string]any)
+			seen[fmt.Sprint(v["id"])]++
+		}
+	}
+	total := 0
+	for _, c := range seen {
+		total += c
+	}
+	if len(seen) != n {
+		t.Fatalf("%d distinct records at the %s sink, want %d (records lost)", len(seen), sink, n)
+	}
+	t.Logf("%s sink, broker %s for %v: %d records in, %d out (%d distinct, %d duplicates), %d out during the outage, %d retries, %d errors",
+		sink, what, outage, n, total, len(seen), total-n, during, st.Retries, st.Errors)
 }
 
 // TestKafkaSinkProduceAnswerLostNoDuplicates: the broker appends a batch
