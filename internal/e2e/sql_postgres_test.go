@@ -327,8 +327,8 @@ func TestSQLPostgresDatabaseDownRetriesAndCatchesUp(t *testing.T) {
 	d := openSQL(t, "postgres")
 	pipe := sqlName("down")
 	m := setupPgMerge(t, d, pipe, 0)
-	proxy := startSQLProxy(t, "127.0.0.1:5432")
-	dsn := strings.Replace(d.dsn, "127.0.0.1:5432", proxy.addr, 1)
+	proxy := startFaultProxy(t, "127.0.0.1:5432")
+	dsn := strings.Replace(d.dsn, "127.0.0.1:5432", proxy.Addr(), 1)
 	c := startBroker(t)
 	brokers := c.ListenAddrs()
 	createTopic(t, brokers, "down", 3)
@@ -348,11 +348,18 @@ sink:
 	const n = 8000
 	produceN(t, brokers, "down", 0, n/2)
 	eventually(t, 30*time.Second, "the first rows", func() bool { return d.count(t, "SELECT count(*) FROM "+m.fin) > 0 })
-	proxy.down()
+	// The database goes down: new connections are refused, open ones
+	// break.
+	if err := proxy.Refuse(); err != nil {
+		t.Fatal(err)
+	}
+	proxy.ResetAll()
 	downAt := time.Now()
 	produceN(t, brokers, "down", n/2, n/2)
 	time.Sleep(outage - time.Since(downAt))
-	proxy.up(t)
+	if err := proxy.Pass(); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, 60*time.Second, "every record after the outage", func() bool { return d.count(t, "SELECT count(*) FROM "+m.fin) >= n })
 	retries := b.Pipeline.Status().Retries
 	if err := stop(); err != nil {
