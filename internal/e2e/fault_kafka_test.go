@@ -105,7 +105,7 @@ func brokerOutage(t *testing.T, sink string, down bool) {
 	if sink == "kafka" {
 		sinkYAML = fmt.Sprintf("kafka: {brokers: [%s], topic: out}", pb.brokers[0])
 	}
-	b, stop := runSQLPipeline(t, fmt.Sprintf(`
+	b, stop := runPipeline(t, fmt.Sprintf(`
 name: outage-%s
 source:
   kafka: {brokers: [%s], topics: [in], group: outage-%s, consumers: 2}
@@ -174,7 +174,7 @@ func TestKafkaSinkProduceAnswerLostNoDuplicates(t *testing.T) {
 	pb := startProxiedBroker(t)
 	createTopic(t, pb.brokers, "in", 3)
 	createTopic(t, pb.brokers, "out", 3)
-	b, stop := runSQLPipeline(t, fmt.Sprintf(`
+	b, stop := runPipeline(t, fmt.Sprintf(`
 name: lost-acks
 source:
   kafka: {brokers: [%s], topics: [in], group: lost-acks}

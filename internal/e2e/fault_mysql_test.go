@@ -32,7 +32,7 @@ func TestSQLMySQLConnectionCutOrCommitAnswerLostLosesNothing(t *testing.T) {
 				dsn := strings.Replace(d.dsn, "127.0.0.1:3306", proxy.Addr(), 1)
 				brokers := startBroker(t).ListenAddrs()
 				createTopic(t, brokers, "myfault", 3)
-				b, stop := runSQLPipeline(t, fmt.Sprintf(`
+				b, stop := runPipeline(t, fmt.Sprintf(`
 name: %s
 source:
   kafka: {brokers: [%s], topics: [myfault], group: %s, consumers: 2}

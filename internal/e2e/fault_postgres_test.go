@@ -51,7 +51,7 @@ func startPgFaultPipeline(t *testing.T, delivery, mode string, mergeSleep float6
 	dsn := strings.Replace(f.d.dsn, "127.0.0.1:5432", f.proxy.Addr(), 1)
 	f.brokers = startBroker(t).ListenAddrs()
 	createTopic(t, f.brokers, f.topic, 3)
-	f.b, f.stop = runSQLPipeline(t, fmt.Sprintf(`
+	f.b, f.stop = runPipeline(t, fmt.Sprintf(`
 name: %s
 source:
   kafka: {brokers: [%s], topics: [%s], group: %s, consumers: 2}
