@@ -35,6 +35,14 @@ type reader struct {
 	instanceID *string // group.instance.id, if set
 	maxPoll    int
 
+	// offsets, when set (exactly-once into a database), is where the sink
+	// keeps the positions to resume from; see adjustOffsets.
+	offsets   connector.OffsetStore
+	clientSet chan struct{} // closed once cl is set
+	// fatal is a problem no retry can heal, found by the group callbacks
+	// (offsets outside the log); Read returns it, which stops the pipeline.
+	fatal atomic.Pointer[error]
+
 	// transactional: the Kafka sink commits this member's offsets in its
 	// transactions, through txn, its own transactional producer (txn.go);
 	// the reader commits nothing itself.
@@ -115,6 +123,9 @@ func (r *reader) Read(ctx context.Context, max int) ([]*connector.Record, error)
 	if r.maxPoll > 0 && (max <= 0 || r.maxPoll < max) {
 		max = r.maxPoll
 	}
+	if err := r.fatalErr(); err != nil {
+		return nil, err
+	}
 	var fetches kgo.Fetches
 	if max > 0 {
 		fetches = r.cl.PollRecords(ctx, max)
@@ -139,6 +150,11 @@ func (r *reader) Read(ctx context.Context, max int) ([]*connector.Record, error)
 			firstErr = connector.Permanent(firstErr)
 		}
 	})
+	if err := r.fatalErr(); err != nil {
+		// Delivered by the group session's error; what else the poll
+		// holds comes from offsets we must not resume from.
+		return nil, err
+	}
 	n := fetches.NumRecords()
 	if n == 0 {
 		if firstErr == nil {
