@@ -72,7 +72,7 @@ var (
 		Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 12),
 	}, []string{"pipeline"})
 	Merges = counterVec("sluice_merges_total",
-		"Merges run, by trigger (records, idle, interval, manual) and result (ok, error).", "pipeline", "trigger", "result")
+		"Merge attempts, by trigger (records, idle, max_interval, manual, recovery) and result (ok, error).", "pipeline", "trigger", "result")
 	AdminRequests = counterVec("sluice_admin_requests_total",
 		"Admin API requests by route pattern and status code.", "route", "code")
 )
