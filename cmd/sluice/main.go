@@ -59,6 +59,7 @@ durable, with bounded memory and live control over running pipelines.`,
 		newStatusCommand(),
 		newLoadtestCommand(),
 		newMonitorCommand(),
+		newOffsetsCommand(),
 	)
 	return root
 }
