@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	dbsql "database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/sluice-dev/sluice/internal/assembly"
 	"github.com/sluice-dev/sluice/internal/config"
@@ -219,29 +221,48 @@ sink: {file: {path: %s}}
 	}
 }
 
-// The issue's scenario, end to end: an exactly-once PostgreSQL pipeline
-// stops because the broker restarted empty; show names the problem; a
-// reset makes the pipeline resume exactly where it was told.
+// The issue's scenario, end to end: an exactly-once SQL pipeline stops
+// because the broker restarted empty; show names the problem; a reset
+// makes the pipeline resume exactly where it was told.
 func TestOffsetsResetExactlyOnceSQLResumesWhereTold(t *testing.T) {
-	dsn := os.Getenv("SLUICE_TEST_POSTGRES_DSN")
-	if dsn == "" {
-		dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	for _, kind := range []string{"postgres", "mysql"} {
+		t.Run(kind, func(t *testing.T) { testOffsetsResetExactlyOnceSQL(t, kind) })
 	}
+}
+
+func testOffsetsResetExactlyOnceSQL(t *testing.T, kind string) {
 	ctx := context.Background()
-	db, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connecting to the test postgres: %v", err)
+	var db testSQL
+	dsn := os.Getenv("SLUICE_TEST_POSTGRES_DSN")
+	var err error
+	if kind == "mysql" {
+		if dsn = os.Getenv("SLUICE_TEST_MYSQL_DSN"); dsn == "" {
+			dsn = "root@tcp(127.0.0.1:3306)/test"
+		}
+		if db.std, err = dbsql.Open("mysql", dsn); err == nil {
+			err = db.std.PingContext(ctx)
+			t.Cleanup(func() { db.std.Close() })
+		}
+	} else {
+		if dsn == "" {
+			dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+		}
+		if db.pg, err = pgx.Connect(ctx, dsn); err == nil {
+			t.Cleanup(func() { db.pg.Close(context.Background()) })
+		}
 	}
-	t.Cleanup(func() { db.Close(context.Background()) })
+	if err != nil {
+		t.Fatalf("connecting to the test %s: %v", kind, err)
+	}
 	pipe := fmt.Sprintf("offreset_%d", time.Now().UnixNano()%1e9)
 	table := pipe + "_t"
 	t.Cleanup(func() {
-		db.Exec(context.Background(), "DROP TABLE IF EXISTS "+table)
-		db.Exec(context.Background(), "DELETE FROM sluice_offsets WHERE pipeline = $1", pipe)
+		db.exec("DROP TABLE IF EXISTS " + table)
+		db.exec("DELETE FROM sluice_offsets WHERE pipeline = '" + pipe + "'")
 	})
 	count := func(where string) int64 {
-		var n int64
-		if err := db.QueryRow(ctx, "SELECT count(*) FROM "+table+" "+where).Scan(&n); err != nil {
+		n, err := db.int("SELECT count(*) FROM " + table + " " + where)
+		if err != nil {
 			t.Fatal(err)
 		}
 		return n
@@ -253,8 +274,8 @@ source: {kafka: {brokers: [%s], topics: [films], group: %s}}
 format: {value: json}
 delivery: exactly_once
 sink:
-  postgres: {dsn: %q, table: %s, create_table: true}
-`, pipe, broker, pipe, dsn, table))
+  %s: {dsn: %q, table: %s, create_table: true}
+`, pipe, broker, pipe, kind, dsn, table))
 	}
 	// run runs the pipeline until want rows are in the table (then stops
 	// it), or until it stops by itself; it returns Run's error.
@@ -280,8 +301,7 @@ sink:
 				return err
 			case <-time.After(50 * time.Millisecond):
 			}
-			var n int64
-			if db.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n) == nil && n >= want {
+			if n, err := db.int("SELECT count(*) FROM " + table); err == nil && n >= want {
 				cancel()
 				return <-done
 			}
@@ -322,8 +342,7 @@ sink:
 	if _, _, err := runCLI(t, "offsets", "reset", file, "--to-offset", "50", "--execute"); err != nil {
 		t.Fatal(err)
 	}
-	var stored int64
-	if err := db.QueryRow(ctx, "SELECT next_offset FROM sluice_offsets WHERE pipeline = $1 AND topic = 'films'", pipe).Scan(&stored); err != nil || stored != 50 {
+	if stored, err := db.int("SELECT next_offset FROM sluice_offsets WHERE pipeline = '" + pipe + "' AND topic = 'films'"); err != nil || stored != 50 {
 		t.Fatalf("sluice_offsets holds %d (%v), want 50", stored, err)
 	}
 	if got := committedOffsets(t, adm, pipe, "films"); got[0] != 50 {
@@ -342,4 +361,26 @@ sink:
 	if n := count("WHERE _offset >= 50 AND _offset < 200"); n != 300 {
 		t.Errorf("%d rows at offsets 50..199, want 150 from each broker", n)
 	}
+}
+
+// testSQL is the test's own handle on PostgreSQL (pg) or MariaDB (std).
+type testSQL struct {
+	pg  *pgx.Conn
+	std *dbsql.DB
+}
+
+func (d testSQL) int(q string) (int64, error) {
+	var n int64
+	if d.pg != nil {
+		return n, d.pg.QueryRow(context.Background(), q).Scan(&n)
+	}
+	return n, d.std.QueryRow(q).Scan(&n)
+}
+
+func (d testSQL) exec(q string) {
+	if d.pg != nil {
+		d.pg.Exec(context.Background(), q)
+		return
+	}
+	d.std.Exec(q)
 }
