@@ -126,8 +126,11 @@ func Positions(ctx context.Context, pl Pipeline, f Filter) ([]Position, error) {
 			}
 			found = true
 			start, ok := starts.Lookup(topic, p)
-			if !ok || start.Err != nil {
-				return nil, fmt.Errorf("listing the log start offset of %s/%d: %v", topic, p, start.Err)
+			if !ok {
+				return nil, fmt.Errorf("listing the log start offset of %s/%d: the broker did not answer for it", topic, p)
+			}
+			if start.Err != nil {
+				return nil, fmt.Errorf("listing the log start offset of %s/%d: %w", topic, p, start.Err)
 			}
 			pos := Position{Topic: topic, Partition: p, Group: None, Sink: None, New: None, LogStart: start.Offset, LogEnd: end.Offset}
 			if c, ok := committed.Lookup(topic, p); ok && c.Err == nil && c.At >= 0 {
@@ -234,8 +237,11 @@ func Plan(ctx context.Context, pl Pipeline, ps []Position, t Target) error {
 			p.New = *t.Offset
 		case t.Time != nil:
 			o, ok := byTime.Lookup(p.Topic, p.Partition)
-			if !ok || o.Err != nil {
-				return fmt.Errorf("listing the offset of %s/%d after %s: %v", p.Topic, p.Partition, t.Time.Format(time.RFC3339), o.Err)
+			if !ok {
+				return fmt.Errorf("listing the offset of %s/%d after %s: the broker did not answer for it", p.Topic, p.Partition, t.Time.Format(time.RFC3339))
+			}
+			if o.Err != nil {
+				return fmt.Errorf("listing the offset of %s/%d after %s: %w", p.Topic, p.Partition, t.Time.Format(time.RFC3339), o.Err)
 			}
 			p.New = o.Offset
 			if p.New < 0 || p.New > p.LogEnd {
@@ -257,11 +263,14 @@ func ActiveMembers(ctx context.Context, pl Pipeline) error {
 		return fmt.Errorf("describing group %s: %w", pl.Group, err)
 	}
 	g, ok := gs[pl.Group]
-	if !ok || errors.Is(g.Err, kerr.GroupIDNotFound) || len(g.Members) == 0 {
+	if !ok || errors.Is(g.Err, kerr.GroupIDNotFound) {
 		return nil
 	}
 	if g.Err != nil {
 		return fmt.Errorf("describing group %s: %w", pl.Group, g.Err)
+	}
+	if len(g.Members) == 0 {
+		return nil
 	}
 	var who []string
 	for _, m := range g.Members {
