@@ -40,8 +40,23 @@ func TestDemoMovesEventsEndToEnd(t *testing.T) {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
 	text := out.String()
-	if !strings.Contains(text, "generated") || !regexp.MustCompile(`events-to-kafka\s+in`).MatchString(text) {
+	if !strings.Contains(text, "generated") {
 		t.Fatalf("no live summary in the output:\n%s", text)
+	}
+	// Not a terminal: no cursor movement, and one short line per pipeline
+	// at each interval (a 420-character line per second was the bug).
+	if strings.Contains(text, "\033[") {
+		t.Fatalf("piped output holds terminal escape codes:\n%q", text)
+	}
+	for _, l := range strings.Split(text, "\n") {
+		if len(l) > 160 {
+			t.Fatalf("piped output has a %d-character line:\n%s", len(l), l)
+		}
+	}
+	for _, name := range []string{"events-to-kafka", "events-to-file", "orders-to-sqlite", "purchases-to-bigquery", "alerts-from-pubsub"} {
+		if !regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d ` + name + ` running: in \d+/s, out \d+/s, lag \d+, in flight \d+`).MatchString(text) {
+			t.Fatalf("no live line of its own for %s:\n%s", name, text)
+		}
 	}
 	m := regexp.MustCompile(`events-to-kafka\s+read (\d+), wrote (\d+)`).FindStringSubmatch(text)
 	if m == nil {
