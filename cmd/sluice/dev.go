@@ -27,7 +27,13 @@ func (f *devFlags) register(cmd *cobra.Command, defaultInMemory bool) {
 	cmd.Flags().IntVar(&f.kafkaPort, "kafka-port", 9092, "Kafka broker port (3 brokers use this port and the next two)")
 	cmd.Flags().IntVar(&f.registryPort, "registry-port", 8081, "Schema Registry port")
 	cmd.Flags().IntVar(&f.brokers, "brokers", 1, "number of Kafka brokers: 1 or 3")
-	cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "directory for broker data that survives a restart (default "+devstack.DefaultDataDir()+")")
+	if defaultInMemory {
+		// In memory unless asked: naming a default directory here would
+		// suggest data is kept there.
+		cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "keep broker data in this directory, to survive a restart (default: in memory)")
+	} else {
+		cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "directory for broker data that survives a restart (default "+devstack.DefaultDataDir()+")")
+	}
 	cmd.Flags().BoolVar(&f.inMemory, "in-memory", defaultInMemory, "keep everything in memory (nothing survives a restart)")
 	cmd.Flags().BoolVar(&f.syncWrites, "sync-writes", false, "fsync every produce before acking")
 	cmd.Flags().IntVar(&f.bigQueryRESTPort, "bigquery-rest-port", 9050, "BigQuery emulator REST API port")
