@@ -142,3 +142,10 @@ func TestDemoHelpNamesAllFivePipelines(t *testing.T) {
 		t.Errorf("dev --help should still name its default data directory: %v", err)
 	}
 }
+
+func TestDevRejectsAMalformedPubSubSubscription(t *testing.T) {
+	_, _, err := runCLI(t, "dev", "--in-memory", "--pubsub-subscription", "alerts-sluice")
+	if err == nil || !strings.Contains(err.Error(), "SUBSCRIPTION:TOPIC") {
+		t.Fatalf("err = %v; want the expected form named", err)
+	}
+}

@@ -57,7 +57,7 @@ demo prints the commands that run that file yourself with 'sluice dev' and
 			if err != nil {
 				return err
 			}
-			ctx, stop := signalContext()
+			ctx, stop := signalContext(cmd.Context())
 			defer stop()
 			o := demo.Options{
 				Stack:       f.options(),
@@ -67,6 +67,7 @@ demo prints the commands that run that file yourself with 'sluice dev' and
 				Out:         cmd.OutOrStdout(),
 				Logger:      log,
 				Interactive: term.IsTerminal(int(os.Stdout.Fd())),
+				Admin:       admin,
 			}
 			o.Stack.Logger = log
 			if admin != "" {

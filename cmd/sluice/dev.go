@@ -56,6 +56,7 @@ func (f *devFlags) options() devstack.Options {
 
 func newDevCommand(g *globalFlags) *cobra.Command {
 	f := &devFlags{}
+	ps := &pubSubSetup{}
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the embedded development stack (Kafka broker and emulators)",
@@ -66,17 +67,25 @@ PUBSUB_EMULATOR_HOST to its address for other clients, and use
 "sluice pubsub" to create topics and subscriptions and publish). Data is
 kept on disk under --data-dir so topics, records and committed offsets
 survive a restart (Pub/Sub keeps nothing); --in-memory opts out. Ctrl-C
-stops it.`,
+stops it.
+
+Since the Pub/Sub emulator starts empty, --pubsub-subscription SUB:TOPIC
+(and --pubsub-topic) create what a pipeline file reads before it runs.`,
 		Example: `  sluice dev
   sluice dev --brokers 3 --kafka-port 19092
-  sluice dev --in-memory`,
+  sluice dev --in-memory
+  sluice dev --pubsub-subscription alerts-sluice:alerts   # what sluice-demo/pipelines.yaml reads`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()
 			if err != nil {
 				return err
 			}
-			ctx, stop := signalContext()
+			subs, err := ps.parse()
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext(cmd.Context())
 			defer stop()
 			o := f.options()
 			o.Logger = log
@@ -86,12 +95,16 @@ stops it.`,
 			}
 			defer stack.Close()
 			printStack(cmd.OutOrStdout(), stack, o)
+			if err := ps.apply(ctx, cmd.OutOrStdout(), stack, subs); err != nil {
+				return err
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), "Press Ctrl-C to stop.")
 			<-ctx.Done()
 			return nil
 		},
 	}
 	f.register(cmd, false)
+	ps.register(cmd)
 	return cmd
 }
 

@@ -79,9 +79,13 @@ func (g *globalFlags) logger() (*slog.Logger, error) {
 }
 
 // signalContext is cancelled on the first SIGINT or SIGTERM, which starts
-// a graceful drain; a second signal exits at once.
-func signalContext() (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.Background())
+// a graceful drain, or when parent is (a test running a command); a second
+// signal exits at once.
+func signalContext(parent context.Context) (context.Context, context.CancelFunc) {
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithCancel(parent)
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
 	go func() {

@@ -46,7 +46,7 @@ read again on restart).`,
 			if adminListen != "" {
 				admin = &config.Admin{Listen: adminListen}
 			}
-			ctx, stop := signalContext()
+			ctx, stop := signalContext(cmd.Context())
 			defer stop()
 			return runPipelines(ctx, pipelines, admin, log)
 		},
