@@ -115,7 +115,7 @@ func TestDemoFileRunsAsPrinted(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	out, _, err := runCLI(t, status...)
-	if err != nil || !strings.Contains(out, "purchases-to-bigquery") || !strings.Contains(out, "running") {
+	if err != nil || !strings.Contains(out, "purchases-to-bigquery") || !strings.Contains(out, "running") || !strings.Contains(out, "LAG AGE") {
 		t.Fatalf("sluice %s: %v\n%s", strings.Join(status, " "), err, out)
 	}
 }

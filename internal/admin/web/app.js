@@ -70,6 +70,13 @@ function fmtCompact(n) {
   return (n / 1e6).toFixed(1) + "M";
 }
 
+function fmtSeconds(s) {
+  s = s || 0;
+  if (s < 60) return (s < 10 ? s.toFixed(1) : s.toFixed(0)) + " s";
+  if (s < 3600) return Math.floor(s / 60) + "m " + Math.round(s % 60) + "s";
+  return Math.floor(s / 3600) + "h " + Math.floor((s % 3600) / 60) + "m";
+}
+
 function fmtBytes(n) {
   n = n || 0;
   const units = ["B", "KiB", "MiB", "GiB"];
@@ -337,6 +344,7 @@ function renderDetail() {
   outRate.dataset.value = String(d.records_out_per_sec || 0);
   setText("kpi-out-rate", fmtRate(d.records_out_per_sec));
   setText("kpi-lag", fmtInt(d.lag));
+  setText("kpi-lag-age", fmtSeconds(d.lag_seconds));
   setText("kpi-inflight", fmtInt(d.in_flight_records));
   setText("kpi-in", fmtInt(d.records_in));
   setText("kpi-out", fmtInt(d.records_out));

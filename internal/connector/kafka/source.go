@@ -132,6 +132,7 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 		return nil, fmt.Errorf("connecting to Kafka brokers %v: %w", cfg.Brokers, err)
 	}
 	r.cl = cl
+	r.startLagLoop(s.txn || cfg.Isolation == "read_committed", lagRefreshEvery)
 	interval := props.AutoCommitInterval
 	if interval <= 0 {
 		interval = time.Second
