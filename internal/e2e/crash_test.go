@@ -132,32 +132,36 @@ source:
 sink:
   kafka: {brokers: [%s], topic: reb.out}
 batch: {max_records: 500}
+limits: {max_in_flight_records: 2000}   # bounds what the first has read when it pauses
 `, brokers[0], brokers[0])
 	first, err := assembly.Build(context.Background(), parsePipeline(t, yaml), testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx1, stop1 := context.WithCancel(context.Background())
-	done1 := make(chan error, 1)
-	go func() { done1 <- first.Pipeline.Run(ctx1) }()
-	eventually(t, 30*time.Second, "first member to make progress", func() bool { return first.Pipeline.Status().RecordsOut > n/10 })
+	// Both members stop in the cleanup too: a failure below used to leave
+	// them running against the closed broker, logging for minutes.
+	stop1 := runUntilCleanup(t, first)
+	eventually(t, 2*time.Minute, "first member to make progress", func() bool { return first.Pipeline.Status().RecordsOut > n/10 })
 
+	// The first member pauses so that records are left for the second:
+	// otherwise, on a fast machine, the first wrote everything before the
+	// second joined, and waiting for the second to write never ended.
+	first.Pipeline.PauseOperator()
 	second, err := assembly.Build(context.Background(), parsePipeline(t, yaml), testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx2, stop2 := context.WithCancel(context.Background())
-	done2 := make(chan error, 1)
-	go func() { done2 <- second.Pipeline.Run(ctx2) }()
-	eventually(t, 30*time.Second, "second member to get partitions and write", func() bool { return second.Pipeline.Status().RecordsOut > 0 })
-	stop2() // the second member leaves mid-run
-	if err := <-done2; err != nil {
+	stop2 := runUntilCleanup(t, second)
+	eventually(t, 2*time.Minute, "second member to get partitions and write", func() bool {
+		return second.Pipeline.Status().RecordsOut > 0
+	})
+	first.Pipeline.ResumeOperator() // both consume while the group rebalances again
+	if err := stop2(); err != nil { // the second member leaves mid-run
 		t.Fatal(err)
 	}
-	_ = second.Close(context.Background())
 
 	adm := adminClient(t, brokers)
-	eventually(t, 60*time.Second, "all input committed", func() bool {
+	eventually(t, 2*time.Minute, "all input committed", func() bool {
 		got := committed(t, adm, "reb", "reb.in")
 		for p, end := range endOffsets(t, adm, "reb.in") {
 			if got[p] != end {
@@ -166,11 +170,9 @@ batch: {max_records: 500}
 		}
 		return true
 	})
-	stop1()
-	if err := <-done1; err != nil {
+	if err := stop1(); err != nil {
 		t.Fatal(err)
 	}
-	_ = first.Close(context.Background())
 	seen := consumeAll(t, brokers, "reb.out", n, 60*time.Second)
 	dups := 0
 	for i := 0; i < n; i++ {

@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/assembly"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -198,4 +201,29 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("timed out after %v waiting for %s", d, what)
+}
+
+// runUntilCleanup runs b's pipeline in the background. stop ends it (as
+// Ctrl-C would) and returns Run's error; if the test ends first, failed
+// or not, the cleanup stops and closes it, before the broker (started
+// earlier) is closed, so a failed test leaves nothing retrying.
+func runUntilCleanup(t *testing.T, b *assembly.Built) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Pipeline.Run(ctx) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			err = <-done
+			closeCtx, cancelClose := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancelClose()
+			_ = b.Close(closeCtx)
+		})
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return stop
 }
