@@ -29,13 +29,17 @@ func startAdmin(ctx context.Context, grp *errgroup.Group, cfg *config.Admin, bui
 	for _, b := range built {
 		pipelines = append(pipelines, admin.Pipeline{Pipeline: b.Pipeline, Config: b.Config, Source: b.Source, Sink: b.Sink})
 	}
-	srv, err := admin.New(admin.Options{Pipelines: pipelines, Token: token, Logger: log})
+	srv, err := admin.New(admin.Options{Pipelines: pipelines, Token: token, AllowedHosts: cfg.AllowedHosts, MaxConsumers: cfg.MaxConsumers, Logger: log})
 	if err != nil {
 		return err
 	}
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", listen)
 	if err != nil {
 		return fmt.Errorf("starting the admin API on %s: %w", listen, err)
+	}
+	if err := admin.CheckExposure(ln.Addr(), token); err != nil {
+		_ = ln.Close()
+		return err
 	}
 	log.Info("admin API and dashboard", "url", "http://"+ln.Addr().String()+"/", "token", token != "")
 	grp.Go(func() error { return srv.Serve(ctx, ln) })

@@ -82,7 +82,9 @@ demo prints the commands that run that file yourself with 'sluice dev' and
 			return demo.Run(ctx, o)
 		},
 	}
-	f.register(cmd, true)
+	// Auto-created topics: the pipeline file the demo writes also works
+	// against a fresh `sluice dev --auto-create-topics`.
+	f.register(cmd, true, true)
 	cmd.Flags().StringVar(&outDir, "out-dir", "sluice-demo", "directory for the demo's pipeline file and output")
 	cmd.Flags().IntVar(&rate, "rate", 2000, "sample events per second")
 	cmd.Flags().DurationVar(&duration, "duration", 0, "stop after this long (default: until Ctrl-C)")

@@ -17,12 +17,13 @@ type devFlags struct {
 	dataDir      string
 	inMemory     bool
 	syncWrites   bool
+	autoCreate   bool
 
 	bigQueryRESTPort, bigQueryGRPCPort int
 	pubSubPort                         int
 }
 
-func (f *devFlags) register(cmd *cobra.Command, defaultInMemory bool) {
+func (f *devFlags) register(cmd *cobra.Command, defaultInMemory, defaultAutoCreate bool) {
 	cmd.Flags().StringVar(&f.host, "host", "127.0.0.1", "address to listen on (loopback by default)")
 	cmd.Flags().IntVar(&f.kafkaPort, "kafka-port", 9092, "Kafka broker port (3 brokers use this port and the next two)")
 	cmd.Flags().IntVar(&f.registryPort, "registry-port", 8081, "Schema Registry port")
@@ -36,13 +37,14 @@ func (f *devFlags) register(cmd *cobra.Command, defaultInMemory bool) {
 	}
 	cmd.Flags().BoolVar(&f.inMemory, "in-memory", defaultInMemory, "keep everything in memory (nothing survives a restart)")
 	cmd.Flags().BoolVar(&f.syncWrites, "sync-writes", false, "fsync every produce before acking")
+	cmd.Flags().BoolVar(&f.autoCreate, "auto-create-topics", defaultAutoCreate, "create a topic that does not exist when a producer (such as a pipeline's Kafka sink) asks for it, like Kafka's auto.create.topics.enable")
 	cmd.Flags().IntVar(&f.bigQueryRESTPort, "bigquery-rest-port", 9050, "BigQuery emulator REST API port")
 	cmd.Flags().IntVar(&f.bigQueryGRPCPort, "bigquery-grpc-port", 9060, "BigQuery emulator Storage Write API (gRPC) port")
 	cmd.Flags().IntVar(&f.pubSubPort, "pubsub-port", 8085, "Pub/Sub emulator port (in memory only)")
 }
 
 func (f *devFlags) options() devstack.Options {
-	o := devstack.Options{Host: f.host, KafkaPort: f.kafkaPort, RegistryPort: f.registryPort, Brokers: f.brokers, SyncWrites: f.syncWrites}
+	o := devstack.Options{Host: f.host, KafkaPort: f.kafkaPort, RegistryPort: f.registryPort, Brokers: f.brokers, SyncWrites: f.syncWrites, AutoCreateTopics: f.autoCreate}
 	o.BigQueryRESTPort, o.BigQueryGRPCPort = f.bigQueryRESTPort, f.bigQueryGRPCPort
 	o.PubSubPort = f.pubSubPort
 	if !f.inMemory || f.dataDir != "" {
@@ -67,11 +69,14 @@ PUBSUB_EMULATOR_HOST to its address for other clients, and use
 "sluice pubsub" to create topics and subscriptions and publish). Data is
 kept on disk under --data-dir so topics, records and committed offsets
 survive a restart (Pub/Sub keeps nothing); --in-memory opts out. Ctrl-C
-stops it.
+stops it. With --auto-create-topics, a topic a producer asks for (a
+pipeline's Kafka sink, kcat -P) is created on first use with 6
+partitions, as Kafka's auto.create.topics.enable would.
 
 Since the Pub/Sub emulator starts empty, --pubsub-subscription SUB:TOPIC
 (and --pubsub-topic) create what a pipeline file reads before it runs.`,
 		Example: `  sluice dev
+  sluice dev --auto-create-topics
   sluice dev --brokers 3 --kafka-port 19092
   sluice dev --in-memory
   sluice dev --pubsub-subscription alerts-sluice:alerts   # what sluice-demo/pipelines.yaml reads`,
@@ -103,7 +108,7 @@ Since the Pub/Sub emulator starts empty, --pubsub-subscription SUB:TOPIC
 			return nil
 		},
 	}
-	f.register(cmd, false)
+	f.register(cmd, false, false)
 	ps.register(cmd)
 	return cmd
 }
@@ -112,6 +117,9 @@ func printStack(w io.Writer, s *devstack.Stack, o devstack.Options) {
 	fmt.Fprintf(w, "Kafka broker(s)   %s\n", strings.Join(s.Brokers, ","))
 	for _, e := range s.Endpoints() {
 		fmt.Fprintf(w, "%-17s %s\n", e.Name, e.Addr)
+	}
+	if o.AutoCreateTopics {
+		fmt.Fprintln(w, "Topics            created on first use (--auto-create-topics)")
 	}
 	if o.DataDir != "" {
 		fmt.Fprintf(w, "Data directory    %s\n", o.DataDir)

@@ -43,9 +43,7 @@ read again on restart).`,
 					admin = f.Admin
 				}
 			}
-			if adminListen != "" {
-				admin = &config.Admin{Listen: adminListen}
-			}
+			admin = withAdminListen(admin, adminListen)
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
 			return runPipelines(ctx, pipelines, admin, log)
@@ -53,6 +51,20 @@ read again on restart).`,
 	}
 	cmd.Flags().StringVar(&adminListen, "admin", "", "admin API address (overrides admin.listen; default 127.0.0.1:8080 when the file has an admin section)")
 	return cmd
+}
+
+// withAdminListen applies the --admin flag: it moves the admin API, and
+// the file's token, allowed hosts and limits still apply.
+func withAdminListen(fromFile *config.Admin, listen string) *config.Admin {
+	if listen == "" {
+		return fromFile
+	}
+	a := config.Admin{}
+	if fromFile != nil {
+		a = *fromFile
+	}
+	a.Listen = listen
+	return &a
 }
 
 // runPipelines builds and runs pipelines until ctx is done or one fails.

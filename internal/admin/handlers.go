@@ -35,7 +35,7 @@ func (s *Server) getPipeline(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	series := r.URL.Query().Get("series")
-	writeJSON(w, http.StatusOK, e.detail(series != "0" && series != "false"))
+	writeJSON(w, http.StatusOK, e.detail(series != "0" && series != "false", s.authorized(r)))
 }
 
 var consumerName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
@@ -47,29 +47,36 @@ func (s *Server) addConsumer(w http.ResponseWriter, r *http.Request) {
 	if e == nil {
 		return
 	}
-	var req struct {
-		Name string `json:"name"`
-	}
-	if !readJSON(w, r, &req, true) {
+	body, ok := readBody(w, r)
+	if !ok {
 		return
 	}
-	if req.Name != "" && !consumerName.MatchString(req.Name) {
-		writeError(w, http.StatusBadRequest, "name: must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit")
+	name, err := parseAddConsumer(body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if !s.controllable(w, e) {
 		return
 	}
+	e.adding.Lock()
+	defer e.adding.Unlock()
 	st := e.Pipeline.Pipeline.Status()
 	for _, c := range st.Consumers {
-		if c.ID == req.Name {
-			writeError(w, http.StatusConflict, fmt.Sprintf("pipeline %s already has a consumer %q", st.Name, req.Name))
+		if c.ID == name {
+			writeError(w, http.StatusConflict, fmt.Sprintf("pipeline %s already has a consumer %q", st.Name, name))
 			return
 		}
 	}
+	// Each consumer holds connections and buffers: a cap keeps a script
+	// (or a page that got through) from exhausting the process.
+	if limit := s.maxConsumers(e); len(st.Consumers) >= limit {
+		writeError(w, http.StatusConflict, fmt.Sprintf("pipeline %s already has %d consumers, the most allowed (admin.max_consumers: %d); remove one first or raise the limit", st.Name, len(st.Consumers), limit))
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.ControlTimeout)
 	defer cancel()
-	id, err := e.Pipeline.Pipeline.AddConsumer(ctx, req.Name)
+	id, err := e.Pipeline.Pipeline.AddConsumer(ctx, name)
 	if err != nil {
 		writeError(w, statusFor(err), "adding a consumer to "+st.Name+": "+err.Error())
 		return
@@ -77,6 +84,27 @@ func (s *Server) addConsumer(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("consumer added", "pipeline", st.Name, "consumer", id, "remote", r.RemoteAddr)
 	w.Header().Set("Location", "/v1/pipelines/"+st.Name+"/consumers/"+id)
 	writeJSON(w, http.StatusCreated, map[string]any{"id": id})
+}
+
+// maxConsumers is the cap for e: Options.MaxConsumers, or the configured
+// consumer count when that is larger.
+func (s *Server) maxConsumers(e *entry) int {
+	return max(s.opts.MaxConsumers, e.Config.Source.Consumers())
+}
+
+// parseAddConsumer decodes the optional body of POST .../consumers: empty,
+// or {"name": "..."} with a valid consumer name.
+func parseAddConsumer(body []byte) (string, error) {
+	var req struct {
+		Name string `json:"name"`
+	}
+	if err := decodeJSON(body, &req, true); err != nil {
+		return "", err
+	}
+	if req.Name != "" && !consumerName.MatchString(req.Name) {
+		return "", errors.New("name: must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit")
+	}
+	return req.Name, nil
 }
 
 // removeConsumer: DELETE /v1/pipelines/{name}/consumers/{id}.
@@ -117,29 +145,14 @@ func (s *Server) setProperties(w http.ResponseWriter, r *http.Request) {
 	if e == nil {
 		return
 	}
-	var raw map[string]any
-	if !readJSON(w, r, &raw, false) {
+	body, ok := readBody(w, r)
+	if !ok {
 		return
 	}
-	if len(raw) == 0 {
-		writeError(w, http.StatusBadRequest, `no properties given; send a JSON object such as {"max.poll.records": 1000}`)
+	changes, err := parsePropertyChanges(body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
-	}
-	changes := make(map[string]any, len(raw))
-	for k, v := range raw {
-		switch v := v.(type) {
-		case json.Number:
-			if n, err := v.Int64(); err == nil {
-				changes[k] = n
-			} else {
-				changes[k] = v.String() // the source says why it is bad
-			}
-		case map[string]any, []any:
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("%s: must be a number or a string", k))
-			return
-		default:
-			changes[k] = v
-		}
 	}
 	p := e.Pipeline.Pipeline
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.ControlTimeout)
@@ -156,6 +169,36 @@ func (s *Server) setProperties(w http.ResponseWriter, r *http.Request) {
 	sort.Strings(names)
 	s.log.Info("consumer properties changed", "pipeline", p.Name(), "properties", strings.Join(names, ","), "took", time.Since(start).Round(time.Millisecond), "remote", r.RemoteAddr)
 	writeJSON(w, http.StatusOK, map[string]any{"properties": p.Properties(), "max_poll_records": p.MaxPollRecords()})
+}
+
+// parsePropertyChanges decodes the body of PATCH .../properties: a JSON
+// object of property -> whole number, string, boolean or null (back to the
+// default). Numbers that are not whole stay strings, for the source to say
+// why they are wrong.
+func parsePropertyChanges(body []byte) (map[string]any, error) {
+	var raw map[string]any
+	if err := decodeJSON(body, &raw, false); err != nil {
+		return nil, err
+	}
+	if len(raw) == 0 {
+		return nil, errors.New(`no properties given; send a JSON object such as {"max.poll.records": 1000}`)
+	}
+	changes := make(map[string]any, len(raw))
+	for k, v := range raw {
+		switch v := v.(type) {
+		case json.Number:
+			if n, err := v.Int64(); err == nil {
+				changes[k] = n
+			} else {
+				changes[k] = v.String()
+			}
+		case map[string]any, []any:
+			return nil, fmt.Errorf("%s: must be a number or a string", k)
+		default:
+			changes[k] = v
+		}
+	}
+	return changes, nil
 }
 
 func (s *Server) pause(w http.ResponseWriter, r *http.Request) {
@@ -257,33 +300,36 @@ func statusFor(err error) int {
 	}
 }
 
-// readJSON decodes the body into v, answering 400 for bad JSON, unknown
-// fields or trailing data. An empty body is accepted when optional.
-func readJSON(w http.ResponseWriter, r *http.Request, v any, optional bool) bool {
+// readBody reads a request body of at most maxBody bytes, answering 400
+// when it cannot.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "reading the request body: "+err.Error())
-		return false
+		return nil, false
 	}
+	return body, true
+}
+
+// decodeJSON decodes body into v, refusing bad JSON, unknown fields and
+// trailing data. An empty body is accepted when optional.
+func decodeJSON(body []byte, v any, optional bool) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		if optional {
-			return true
+			return nil
 		}
-		writeError(w, http.StatusBadRequest, "the request body is empty; a JSON object is needed")
-		return false
+		return errors.New("the request body is empty; a JSON object is needed")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, "the request body is not the JSON object expected: "+err.Error())
-		return false
+		return fmt.Errorf("the request body is not the JSON object expected: %w", err)
 	}
-	if dec.More() {
-		writeError(w, http.StatusBadRequest, "the request body has data after the JSON object")
-		return false
+	if len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
+		return errors.New("the request body has data after the JSON object")
 	}
-	return true
+	return nil
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -4,21 +4,24 @@
 //
 // Every response of the /v1 API is JSON; errors are {"error": "..."}.
 // Reads are open; when a token is configured, every mutating request needs
-// "Authorization: Bearer <token>" (401 otherwise). Cross-origin browser
-// requests that mutate are refused, so a web page elsewhere cannot steer a
-// pipeline through the operator's browser.
+// "Authorization: Bearer <token>" (401 otherwise), and a pipeline's
+// configuration is shown only with it. Cross-origin browser requests that
+// mutate are refused, and so is every request whose Host header is not
+// this server's (DNS rebinding), so a web page elsewhere can neither steer
+// a pipeline through the operator's browser nor read its status. Beyond
+// loopback the server does not start without a token.
 package admin
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,9 +47,18 @@ type Pipeline struct {
 type Options struct {
 	Pipelines []Pipeline
 	// Token, when set, is required as a bearer token by every mutating
-	// endpoint.
-	Token  string
-	Logger *slog.Logger
+	// endpoint, and to see a pipeline's configuration. Serve refuses a
+	// non-loopback listener without one.
+	Token string
+	// AllowedHosts are further names the Host header may carry (a proxy's
+	// or the machine's DNS name), besides the listen address and
+	// localhost.
+	AllowedHosts []string
+	// MaxConsumers caps the consumers of one pipeline that adding at run
+	// time can reach (a pipeline configured with more keeps its own
+	// count as its cap); default 64.
+	MaxConsumers int
+	Logger       *slog.Logger
 	// Gatherer is what /metrics serves; default metrics.Registry.
 	Gatherer prometheus.Gatherer
 	// ControlTimeout bounds a control request (add or remove a consumer,
@@ -66,6 +78,8 @@ type Server struct {
 	order   []*entry
 	byName  map[string]*entry
 	handler http.Handler
+	// listenAddr is what Serve listens on, for the Host check.
+	listenAddr atomic.Pointer[string]
 }
 
 // entry is one pipeline with its throughput history.
@@ -73,7 +87,12 @@ type entry struct {
 	Pipeline
 	config  map[string]any // redacted, by YAML key
 	history history
+	// adding serializes adding consumers, so that the cap holds.
+	adding sync.Mutex
 }
+
+// DefaultMaxConsumers is Options.MaxConsumers when unset.
+const DefaultMaxConsumers = 64
 
 // New checks opts and builds the server.
 func New(opts Options) (*Server, error) {
@@ -88,6 +107,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.SampleEvery <= 0 {
 		opts.SampleEvery = time.Second
+	}
+	if opts.MaxConsumers <= 0 {
+		opts.MaxConsumers = DefaultMaxConsumers
 	}
 	s := &Server{opts: opts, log: opts.Logger.With("component", "admin"), byName: map[string]*entry{}}
 	for _, p := range opts.Pipelines {
@@ -115,11 +137,14 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Serve serves on ln until ctx is done, then shuts down gracefully (open
 // requests get 3 seconds). It samples throughput meanwhile. It returns nil
-// after a shutdown caused by ctx.
+// after a shutdown caused by ctx, and ErrTokenRequired at once for a
+// non-loopback ln without a token.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	if s.opts.Token == "" && !isLoopback(ln.Addr()) {
-		s.log.Warn("admin API listens on a non-loopback address without a token: anyone who can reach it can pause pipelines and change consumers; set admin.token or SLUICE_ADMIN_TOKEN", "addr", ln.Addr().String())
+	if err := CheckExposure(ln.Addr(), s.opts.Token); err != nil {
+		return err
 	}
+	addr := ln.Addr().String()
+	s.listenAddr.Store(&addr)
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -206,19 +231,16 @@ func (s *Server) routes() http.Handler {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusForbidden, "cross-origin request refused: control this server from its own dashboard, curl or sluice")
 	}))
-	return countRequests(cop.Handler(mux))
+	return countRequests(s.checkHost(cop.Handler(mux)))
 }
 
 // mutating requires the bearer token, when one is set.
 func (s *Server) mutating(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.opts.Token != "" {
-			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(s.opts.Token)) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
-				writeError(w, http.StatusUnauthorized, "this endpoint needs the admin token: Authorization: Bearer <token>")
-				return
-			}
+		if !s.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
+			writeError(w, http.StatusUnauthorized, "this endpoint needs the admin token: Authorization: Bearer <token>")
+			return
 		}
 		h(w, r)
 	}

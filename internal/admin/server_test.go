@@ -287,6 +287,7 @@ func TestAddConsumer(t *testing.T) {
 	f.expectError(t, "POST", "/v1/pipelines/films/consumers", `{"nmae": "x"}`, 400, `unknown field "nmae"`)
 	f.expectError(t, "POST", "/v1/pipelines/films/consumers", `{"name": "a b"}`, 400, "name: must be")
 	f.expectError(t, "POST", "/v1/pipelines/films/consumers", `{} {}`, 400, "after the JSON object")
+	f.expectError(t, "POST", "/v1/pipelines/films/consumers", `{"name": "x"}]`, 400, "after the JSON object")
 }
 
 func TestRemoveConsumer(t *testing.T) {
@@ -407,7 +408,7 @@ func TestHealthReadyAndMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := httptest.NewRecorder()
-	srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "http://localhost/readyz", nil))
 	if rec.Code != 503 || !strings.Contains(rec.Body.String(), `"idle":"starting"`) {
 		t.Fatalf("readyz with a pipeline not started: %d %s", rec.Code, rec.Body)
 	}

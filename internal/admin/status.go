@@ -46,7 +46,10 @@ type Detail struct {
 	Properties      map[string]any `json:"properties,omitempty"`
 	KnownProperties []string       `json:"known_properties,omitempty"`
 	Merge           *MergeStatus   `json:"merge,omitempty"`
-	Config          map[string]any `json:"config"`
+	// Config is the redacted configuration; when a token is set, only a
+	// caller that sends it sees it, and ConfigHidden says why it is absent.
+	Config       map[string]any `json:"config,omitempty"`
+	ConfigHidden string         `json:"config_hidden,omitempty"`
 	// Series is one sample per second, oldest first (omitted with
 	// ?series=0).
 	Series []Sample `json:"series,omitempty"`
@@ -136,9 +139,14 @@ func (e *entry) summary() Summary {
 	}
 }
 
-func (e *entry) detail(withSeries bool) Detail {
+func (e *entry) detail(withSeries, withConfig bool) Detail {
 	p := e.Pipeline.Pipeline
-	d := Detail{Status: p.Status(), MaxPollRecords: p.MaxPollRecords(), Config: e.config}
+	d := Detail{Status: p.Status(), MaxPollRecords: p.MaxPollRecords()}
+	if withConfig {
+		d.Config = e.config
+	} else {
+		d.ConfigHidden = "the configuration is shown only with the admin token (Authorization: Bearer <token>)"
+	}
 	if d.Consumers == nil {
 		d.Consumers = []pipeline.ConsumerStatus{}
 	}

@@ -38,8 +38,8 @@ const defaultRegistryTimeout = 10 * time.Second
 //	format:
 //	  key: raw            # raw | string | json | avro-confluent
 //	  value: avro-confluent
-//	  schema_registry: {url: http://127.0.0.1:8081, username: u, password: ${P},
-//	                    bearer_token: ${T}, timeout: 10s,
+//	  schema_registry: {url: http://127.0.0.1:8081, username: u, password: "${P}",
+//	                    bearer_token: "${T}", timeout: 10s,
 //	                    tls: {ca_file: ..., cert_file: ..., key_file: ..., insecure_skip_verify: false}}
 //	  reader_schema: '{"type":"record",...}'   # optional, pins the value reader schema
 //	  subject_strategy: topic                    # encoding: topic | record | topic-record

@@ -69,7 +69,7 @@ func (d *RecordDecoder) Decode(ctx context.Context, rec *connector.Record) error
 // decoded, then visited). The key is not decoded. Errors are Decode's: a
 // *connector.RecordError for bad input, anything else is transient.
 func (d *RecordDecoder) VisitFields(ctx context.Context, rec *connector.Record, visit func(name string, value any)) (*connector.Schema, error) {
-	if _, avro := d.value.(*AvroConfluent); d.value == nil || rec.Value == nil || (len(rec.Value) == 0 && !avro) {
+	if d.value == nil || rec.Value == nil {
 		return nil, nil
 	}
 	switch v := d.value.(type) {

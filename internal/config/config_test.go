@@ -135,7 +135,7 @@ source:
     brokers: ["${BROKERS}"]
     topics: [t]
     group: g
-    sasl: {mechanism: PLAIN, username: u, password: ${PASS}}
+    sasl: {mechanism: PLAIN, username: u, password: "${PASS}"}
     tls: {enabled: true}
 sink:
   file: {path: "${OUT:-out.jsonl}"}
@@ -153,21 +153,6 @@ sink:
 	}
 	if k.SASL.Password != "s3cr#t: x" {
 		t.Fatal("redaction modified the original config")
-	}
-}
-
-func TestRedactDSN(t *testing.T) {
-	tests := map[string]string{
-		"postgres://app:hunter2@db:5432/films":  "postgres://app:" + Redacted + "@db:5432/films",
-		"root:hunter2@tcp(127.0.0.1:3306)/test": "root:" + Redacted + "@tcp(127.0.0.1:3306)/test",
-		"host=db user=app password=hunter2":     "host=db user=app password=" + Redacted,
-		"root@tcp(127.0.0.1:3306)/test":         "root@tcp(127.0.0.1:3306)/test",
-		"films.db":                              "films.db",
-	}
-	for in, want := range tests {
-		if got := RedactDSN(in); got != want {
-			t.Errorf("RedactDSN(%q) = %q, want %q", in, got, want)
-		}
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Source is where records come from: exactly one key is set.
@@ -44,6 +46,20 @@ type KafkaSource struct {
 	Properties map[string]any `yaml:"properties"`
 }
 
+// consumersUnset marks source.kafka.consumers as absent from the file
+// between decoding and applyDefaults, so that an explicit 0 is refused by
+// validation like -3 instead of becoming the default.
+const consumersUnset = -1 << 31
+
+// UnmarshalYAML decodes k, remembering whether consumers was given.
+func (k *KafkaSource) UnmarshalYAML(n *yaml.Node) error {
+	type plain KafkaSource // without this method
+	p := plain{Consumers: consumersUnset}
+	err := n.Decode(&p)
+	*k = KafkaSource(p)
+	return err
+}
+
 // TLS configures a TLS client. Files are PEM.
 type TLS struct {
 	Enabled            bool   `yaml:"enabled"`
@@ -63,7 +79,7 @@ type SASL struct {
 
 func (s *Source) applyDefaults() {
 	if k := s.Kafka; k != nil {
-		if k.Consumers == 0 {
+		if k.Consumers == consumersUnset {
 			k.Consumers = 1
 		}
 		if k.StartFrom == "" {

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
-	"sort"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -50,21 +48,25 @@ func LoadFile(path string) (*File, error) {
 	return f, nil
 }
 
-// Parse expands ${ENV} references with lookup, decodes strictly and
-// validates. The returned error is a Problems listing everything wrong.
+// Parse decodes strictly, expands ${ENV} references inside scalar values
+// with lookup (see expandEnvNodes) and validates. The returned error is a
+// Problems listing everything wrong.
 func Parse(data []byte, lookup func(string) (string, bool)) (*File, error) {
 	var probs Problems
-	expanded, missing := expandEnv(data, lookup)
-	for _, m := range missing {
-		probs = append(probs, fmt.Sprintf("${%s}: environment variable is not set (use ${%s:-default} for a default)", m, m))
-	}
 	var root yaml.Node
-	if err := yaml.Unmarshal(expanded, &root); err != nil {
-		return nil, append(probs, fmt.Sprintf("parsing YAML: %v", err))
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		msg := fmt.Sprintf("parsing YAML: %v", err)
+		if bytes.Contains(data, []byte("${")) && strings.Contains(msg, "did not find expected ',' or") {
+			// ${VAR} is expanded after parsing, so in flow style it is
+			// text that YAML reads first.
+			msg += ` (inside [ ] or { }, quote a ${VAR} reference: ["${VAR}"])`
+		}
+		return nil, Problems{msg}
 	}
 	if len(root.Content) == 0 {
-		return nil, append(probs, "file is empty")
+		return nil, Problems{"file is empty"}
 	}
+	probs = append(probs, expandEnvNodes(&root, lookup)...)
 	doc := root.Content[0]
 	f := &File{}
 	if hasKey(doc, "pipelines") {
@@ -112,42 +114,6 @@ func yamlErrors(err error) []string {
 		return te.Errors
 	}
 	return []string{err.Error()}
-}
-
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
-
-// expandEnv replaces ${NAME} and ${NAME:-default}; $$ is not special. It
-// returns the names that were referenced but unset, without a default.
-func expandEnv(data []byte, lookup func(string) (string, bool)) ([]byte, []string) {
-	seen := map[string]bool{}
-	var missing []string
-	out := envRef.ReplaceAllFunc(data, func(m []byte) []byte {
-		sub := envRef.FindSubmatch(m)
-		name := string(sub[1])
-		if v, ok := lookup(name); ok {
-			return []byte(yamlScalar(v))
-		}
-		if len(sub[2]) > 0 {
-			return sub[3]
-		}
-		if !seen[name] {
-			seen[name] = true
-			missing = append(missing, name)
-		}
-		return nil
-	})
-	sort.Strings(missing)
-	return out, missing
-}
-
-// yamlScalar keeps an expanded value a plain string when it would otherwise
-// change the YAML structure (a password with ": " or "#").
-func yamlScalar(v string) string {
-	if v == "" || strings.ContainsAny(v, ":#{}[],&*!|>'\"%@`\n") || strings.TrimSpace(v) != v {
-		b, _ := yaml.Marshal(v)
-		return string(bytes.TrimRight(b, "\n"))
-	}
-	return v
 }
 
 func onlyUnknownKeys(probs Problems) bool {

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -49,7 +50,19 @@ type Limits struct {
 // Admin is the HTTP admin API.
 type Admin struct {
 	Listen string `yaml:"listen"` // default 127.0.0.1:8080
-	Token  string `yaml:"token" secret:"true"`
+	// Token is required by every request that changes something, and to
+	// see a pipeline's configuration; without it the admin API only
+	// listens on loopback. Default: SLUICE_ADMIN_TOKEN.
+	Token string `yaml:"token" secret:"true"`
+	// AllowedHosts are the names, besides the listen address and
+	// localhost, that requests may name in their Host header (a reverse
+	// proxy's, the machine's DNS name); any other is refused, against DNS
+	// rebinding.
+	AllowedHosts []string `yaml:"allowed_hosts"`
+	// MaxConsumers caps the consumers a pipeline can be given at run time
+	// through the admin API; default 64 (a pipeline configured with more
+	// keeps its own count as its cap).
+	MaxConsumers int `yaml:"max_consumers"`
 }
 
 const (
@@ -140,6 +153,22 @@ func (f *File) Validate() Problems {
 			probs = append(probs, fmt.Sprintf("%sname: %q is used by another pipeline in this file", prefix, p.Name))
 		}
 		names[p.Name] = true
+	}
+	if f.Admin != nil {
+		probs = append(probs, f.Admin.validate()...)
+	}
+	return probs
+}
+
+func (a *Admin) validate() []string {
+	var probs []string
+	if a.MaxConsumers < 0 || a.MaxConsumers > 256 {
+		probs = append(probs, "admin.max_consumers: must be between 1 and 256 (0 or unset: 64)")
+	}
+	for i, h := range a.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, "/ \t@") {
+			probs = append(probs, fmt.Sprintf("admin.allowed_hosts[%d]: %q is not a host name (write sluice.example.com or sluice.example.com:8443, without a scheme or path)", i, h))
+		}
 	}
 	return probs
 }

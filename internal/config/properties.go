@@ -23,8 +23,7 @@ type ConsumerProperties struct {
 	AutoCommitInterval     time.Duration // auto.commit.interval.ms; default 1000 (Sluice commits acked offsets this often)
 	AssignmentStrategy     []string      // partition.assignment.strategy; default cooperative-sticky
 	ClientID               string        // client.id; default sluice
-	GroupInstanceID        string        // group.instance.id; static membership
-	MaxBufferedRecords     int           // queued.max.messages.kbytes analogue: franz-go MaxBufferedRecords
+	GroupInstanceID        string        // group.instance.id; static membership (each consumer appends its name)
 	ConnectionsMaxIdle     time.Duration // connections.max.idle.ms
 	RequestTimeoutOverhead time.Duration // request.timeout.ms
 	MetadataMaxAge         time.Duration // metadata.max.age.ms
@@ -49,10 +48,20 @@ var consumerProps = map[string]propSpec{
 	"partition.assignment.strategy": {"list", func(p *ConsumerProperties, v any) { p.AssignmentStrategy = v.([]string) }},
 	"client.id":                     {"string", func(p *ConsumerProperties, v any) { p.ClientID = v.(string) }},
 	"group.instance.id":             {"string", func(p *ConsumerProperties, v any) { p.GroupInstanceID = v.(string) }},
-	"max.buffered.records":          {"int", func(p *ConsumerProperties, v any) { p.MaxBufferedRecords = int(v.(int64)) }},
 	"connections.max.idle.ms":       {"ms", func(p *ConsumerProperties, v any) { p.ConnectionsMaxIdle = v.(time.Duration) }},
 	"request.timeout.ms":            {"ms", func(p *ConsumerProperties, v any) { p.RequestTimeoutOverhead = v.(time.Duration) }},
 	"metadata.max.age.ms":           {"ms", func(p *ConsumerProperties, v any) { p.MetadataMaxAge = v.(time.Duration) }},
+}
+
+// refusedProps are names users reach for that a Sluice consumer cannot
+// honour, each with what to use instead. They are errors rather than
+// unknown-property errors so the message can say why.
+var refusedProps = map[string]string{
+	// franz-go's MaxBufferedRecords bounds the producer's buffer only: it
+	// was once accepted here and silently did nothing.
+	"max.buffered.records": "is a producer setting and has no effect on a consumer; " +
+		"bound the records a pipeline holds with limits.max_in_flight_records (read but not yet written; reading stops when reached) " +
+		"and what one fetch buffers with fetch.max.bytes and max.partition.fetch.bytes",
 }
 
 // AssignmentStrategies maps partition.assignment.strategy values, by their
@@ -102,6 +111,10 @@ func ParseConsumerProperties(props map[string]any) (ConsumerProperties, []Proper
 	sort.Strings(names)
 	for _, name := range names {
 		raw := props[name]
+		if why, refused := refusedProps[name]; refused {
+			probs = append(probs, PropertyProblem{name, why})
+			continue
+		}
 		spec, ok := consumerProps[name]
 		if !ok {
 			probs = append(probs, PropertyProblem{name, "unknown consumer property; known: " + strings.Join(KnownConsumerProperties(), ", ")})

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // PubSubSource reads a Google Pub/Sub subscription (the `pubsub` source
@@ -73,11 +75,21 @@ var (
 	pubsubPath = regexp.MustCompile(`^projects/[a-z][a-z0-9.:-]{0,127}/subscriptions/[A-Za-z][A-Za-z0-9._~+%-]{2,254}$`)
 )
 
+// UnmarshalYAML decodes p, remembering whether consumers was given, so
+// that an explicit 0 is refused like -3 (see consumersUnset).
+func (p *PubSubSource) UnmarshalYAML(n *yaml.Node) error {
+	type plain PubSubSource // without this method
+	v := plain{Consumers: consumersUnset}
+	err := n.Decode(&v)
+	*p = PubSubSource(v)
+	return err
+}
+
 func (p *PubSubSource) applyDefaults() {
 	if p.KeyFrom == "" {
 		p.KeyFrom = KeyFromOrderingKey
 	}
-	if p.Consumers == 0 {
+	if p.Consumers == consumersUnset {
 		p.Consumers = 1
 	}
 	if p.Streams == 0 {

@@ -9,30 +9,44 @@ import (
 // Redacted is what secrets print as.
 const Redacted = "[redacted]"
 
-// Redact returns a deep copy of v (a config struct or pointer to one) with
-// every field tagged secret:"true" replaced by Redacted, and every DSN
-// password masked, for printing and for the admin API.
+// Redact returns a deep copy of v (a config struct or pointer to one) for
+// printing and for the admin API: every field tagged secret:"true" is
+// replaced by Redacted; a field tagged dsn:"true" is masked by RedactDSN
+// for the driver named by the nearest enclosing field tagged
+// driver:"<name>" (redacted whole when there is none); any other string
+// that is a URL has its password masked.
 func Redact[T any](v T) T {
 	out := reflect.New(reflect.TypeOf(v)).Elem()
-	copyRedacted(out, reflect.ValueOf(v), false)
+	copyRedacted(out, reflect.ValueOf(v), redactCtx{})
 	return out.Interface().(T)
 }
 
-func copyRedacted(dst, src reflect.Value, secret bool) {
+// redactCtx is what the walk knows about the value it is copying.
+type redactCtx struct {
+	secret bool   // the field is tagged secret
+	dsn    bool   // the field is tagged dsn
+	driver string // from the nearest enclosing driver tag
+}
+
+func copyRedacted(dst, src reflect.Value, rc redactCtx) {
 	switch src.Kind() {
 	case reflect.Pointer:
 		if src.IsNil() {
 			return
 		}
 		dst.Set(reflect.New(src.Type().Elem()))
-		copyRedacted(dst.Elem(), src.Elem(), secret)
+		copyRedacted(dst.Elem(), src.Elem(), rc)
 	case reflect.Struct:
 		for i := 0; i < src.NumField(); i++ {
 			f := src.Type().Field(i)
 			if !f.IsExported() {
 				continue
 			}
-			copyRedacted(dst.Field(i), src.Field(i), f.Tag.Get("secret") == "true")
+			fc := redactCtx{driver: rc.driver, secret: f.Tag.Get("secret") == "true", dsn: f.Tag.Get("dsn") == "true"}
+			if d, ok := f.Tag.Lookup("driver"); ok {
+				fc.driver = d
+			}
+			copyRedacted(dst.Field(i), src.Field(i), fc)
 		}
 	case reflect.Slice:
 		if src.IsNil() {
@@ -40,7 +54,7 @@ func copyRedacted(dst, src reflect.Value, secret bool) {
 		}
 		dst.Set(reflect.MakeSlice(src.Type(), src.Len(), src.Len()))
 		for i := 0; i < src.Len(); i++ {
-			copyRedacted(dst.Index(i), src.Index(i), secret)
+			copyRedacted(dst.Index(i), src.Index(i), rc)
 		}
 	case reflect.Map:
 		if src.IsNil() {
@@ -49,14 +63,18 @@ func copyRedacted(dst, src reflect.Value, secret bool) {
 		dst.Set(reflect.MakeMap(src.Type()))
 		for _, k := range src.MapKeys() {
 			nv := reflect.New(src.Type().Elem()).Elem()
-			copyRedacted(nv, src.MapIndex(k), secret)
+			copyRedacted(nv, src.MapIndex(k), rc)
 			dst.SetMapIndex(k, nv)
 		}
 	case reflect.String:
-		if secret && src.String() != "" {
+		switch s := src.String(); {
+		case s == "":
+		case rc.secret:
 			dst.SetString(Redacted)
-		} else {
-			dst.SetString(RedactDSN(src.String()))
+		case rc.dsn:
+			dst.SetString(RedactDSN(rc.driver, s))
+		default:
+			dst.SetString(redactURL(s))
 		}
 	default:
 		dst.Set(src)

@@ -10,9 +10,9 @@ import (
 type Sink struct {
 	Kafka    *KafkaSink    `yaml:"kafka"`
 	File     *FileSink     `yaml:"file"`
-	Postgres *SQLSink      `yaml:"postgres"`
-	MySQL    *SQLSink      `yaml:"mysql"`
-	SQLite   *SQLSink      `yaml:"sqlite"`
+	Postgres *SQLSink      `yaml:"postgres" driver:"postgres"`
+	MySQL    *SQLSink      `yaml:"mysql" driver:"mysql"`
+	SQLite   *SQLSink      `yaml:"sqlite" driver:"sqlite"`
 	BigQuery *BigQuerySink `yaml:"bigquery"`
 	PubSub   *PubSubSink   `yaml:"pubsub"`
 }
@@ -39,6 +39,19 @@ type KafkaSink struct {
 	// Format re-encodes values on the way out (e.g. JSON in, Avro out);
 	// unset, the source bytes are written untouched.
 	Format *Format `yaml:"format"`
+	// CreateTopic creates the topic when it does not exist: a static
+	// topic at start, a templated topic's rendered topics on first use.
+	// Unset, a static topic that does not exist (and that the brokers do
+	// not create on demand) stops the pipeline at start, named.
+	CreateTopic *CreateTopic `yaml:"create_topic"`
+}
+
+// CreateTopic is how a sink creates a topic that does not exist. Zero
+// values take the broker's defaults (num.partitions,
+// default.replication.factor).
+type CreateTopic struct {
+	Partitions        int32 `yaml:"partitions"`
+	ReplicationFactor int16 `yaml:"replication_factor"`
 }
 
 // FileSink writes JSON lines; path "-" is stdout.
@@ -150,6 +163,14 @@ func (s *Sink) validate(v *validator, p *Pipeline) {
 			}
 			if k.Idempotent != nil && !*k.Idempotent {
 				kv.add("idempotent", "delivery: exactly_once (Kafka transactions) requires idempotent: true")
+			}
+		}
+		if c := k.CreateTopic; c != nil {
+			if c.Partitions < 0 {
+				kv.add("create_topic.partitions", "must be > 0 (or left out for the broker's default)")
+			}
+			if c.ReplicationFactor < 0 {
+				kv.add("create_topic.replication_factor", "must be > 0 (or left out for the broker's default)")
 			}
 		}
 		if k.TransactionTimeout < 0 || k.TransactionTimeout > 15*time.Minute {

@@ -15,7 +15,7 @@ import (
 type SQLSink struct {
 	// DSN is the connection string (postgres, mysql); printed with its
 	// password masked.
-	DSN string `yaml:"dsn"`
+	DSN string `yaml:"dsn" dsn:"true"`
 	// Path is the database file (sqlite only); created when missing.
 	Path string `yaml:"path"`
 	// StagingTable is the table rows are written to; Table is the same key
@@ -32,6 +32,14 @@ type SQLSink struct {
 	// columns mapping), off otherwise: fields without a column are then
 	// left out, with one warning each.
 	AddColumns *bool `yaml:"add_columns"`
+	// MaxColumns is the most columns create_table and add_columns give the
+	// table, kept under the database's own limit so that a record with
+	// thousands of fields is rejected as bad input (by on_error) instead of
+	// leaving a table the database cannot widen or write. Default:
+	// postgres 1500 (the server's limit is 1600, dropped columns count),
+	// mysql 1000 (InnoDB: 1017, and its row size can stop a table sooner),
+	// sqlite 1900 (2000).
+	MaxColumns int `yaml:"max_columns"`
 	// Columns maps column -> source explicitly: a field of the decoded
 	// value (dots reach into nested records: payload.id) or one of the
 	// metadata names _topic, _partition, _offset, _timestamp, _key. Without
@@ -84,6 +92,13 @@ const (
 	MergePause      = "pause"
 	MergeContinuous = "continuous"
 )
+
+// SQLColumnLimit is the most columns a table can have in each database
+// (MySQL: InnoDB's limit).
+var SQLColumnLimit = map[string]int{"postgres": 1600, "mysql": 1017, "sqlite": 2000}
+
+// SQLDefaultMaxColumns is max_columns when it is not set.
+var SQLDefaultMaxColumns = map[string]int{"postgres": 1500, "mysql": 1000, "sqlite": 1900}
 
 // SQLMetadataColumns are the metadata sources a column can take.
 var SQLMetadataColumns = []string{"_topic", "_partition", "_offset", "_timestamp", "_key"}
@@ -179,6 +194,9 @@ func (s *SQLSink) validate(v *validator, kind string) {
 	}
 	if s.MaxConnections < 1 {
 		v.add("max_connections", "must be > 0")
+	}
+	if limit := SQLColumnLimit[kind]; s.MaxColumns < 0 || (limit > 0 && s.MaxColumns > limit) {
+		v.add("max_columns", fmt.Sprintf("must be between 1 and %d, the most columns a %s table can have (0: the default)", limit, kind))
 	}
 	if s.Merge != nil {
 		s.Merge.validate(v.sub("merge"))

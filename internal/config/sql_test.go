@@ -85,6 +85,10 @@ func TestSQLSinkProblemsHaveTheirPaths(t *testing.T) {
   mysql: {dsn: d, table: t, writers: -1}`, []string{"sink.mysql.writers: must be at least 1"}},
 		{"sqlite writers", `
   sqlite: {path: x.db, table: t, writers: 2}`, []string{"sink.sqlite.writers: sqlite has one writer at a time"}},
+		{"max_columns over the database's limit", `
+  postgres: {dsn: d, table: t, max_columns: 1601}`, []string{"sink.postgres.max_columns: must be between 1 and 1600"}},
+		{"negative max_columns", `
+  sqlite: {path: x.db, table: t, max_columns: -1}`, []string{"sink.sqlite.max_columns: must be between 1 and 2000"}},
 		{"bad template", `
   postgres: {dsn: d, staging_table: s, merge: {statements: ["CALL m({{.HighWaterMark)"], idle: 1s}}`, []string{"sink.postgres.merge.statements[0]: bad template"}},
 	}

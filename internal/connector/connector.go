@@ -40,6 +40,16 @@ type Pauser interface {
 	Resume()
 }
 
+// Leaver is implemented by readers whose Close may keep their place in the
+// group: a Kafka static member (group.instance.id) does not leave on
+// Close, so that a restart gets its partitions back without a rebalance.
+// LeaveOnClose, called before Close when the reader is removed for good,
+// makes Close leave, so the group reassigns its partitions at once
+// instead of after the session timeout.
+type Leaver interface {
+	LeaveOnClose()
+}
+
 // Assignment describes what a Reader currently owns, for status pages.
 type Assignment struct {
 	Topic      string

@@ -77,8 +77,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	addrs := Addrs{Brokers: brokers, RegistryURL: stack.RegistryURL, BigQueryGRPC: stack.BigQueryAddrs.GRPC,
-		BigQueryREST: stack.BigQueryAddrs.REST, PubSub: stack.PubSubAddr, Admin: o.Admin}
+	addrs := addrsOf(stack, o.Admin)
 	pipelinesFile, fileText, err := WriteFiles(ctx, o.OutDir, addrs)
 	if err != nil {
 		return err

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/sluice-dev/sluice/internal/devstack"
 )
 
 // Addrs are the services the demo's pipeline file points at.
@@ -135,13 +137,7 @@ func WriteFiles(ctx context.Context, outDir string, a Addrs) (string, string, er
 		return "", "", err
 	}
 	path := filepath.Join(outDir, "pipelines.yaml")
-	var header strings.Builder
-	header.WriteString(" Run it yourself (sluice demo prints every step at its end):\n")
-	for _, c := range []string{devCommand(a), runCommand(path, a)} {
-		header.WriteString("#   " + c + "\n")
-	}
-	text := fmt.Sprintf(pipelinesYAML, abs, a.Brokers[0], a.RegistryURL, a.BigQueryGRPC, a.BigQueryREST, a.PubSub,
-		strings.TrimSuffix(header.String(), "\n"), a.Admin)
+	text := pipelineText(abs, path, a)
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		return "", "", fmt.Errorf("writing demo pipeline file: %w", err)
 	}
@@ -150,6 +146,31 @@ func WriteFiles(ctx context.Context, outDir string, a Addrs) (string, string, er
 		return "", "", err
 	}
 	return path, text, nil
+}
+
+// pipelineText is the demo's pipeline file for the services at a, with
+// its output under dir (absolute) and path where it is written.
+func pipelineText(dir, path string, a Addrs) string {
+	var header strings.Builder
+	header.WriteString(" Run it yourself (sluice demo prints every step at its end):\n")
+	for _, c := range []string{devCommand(a), runCommand(path, a)} {
+		header.WriteString("#   " + c + "\n")
+	}
+	return fmt.Sprintf(pipelinesYAML, dir, a.Brokers[0], a.RegistryURL, a.BigQueryGRPC, a.BigQueryREST, a.PubSub,
+		strings.TrimSuffix(header.String(), "\n"), a.Admin)
+}
+
+// PipelineFile is the demo's pipeline file for stack, writing its file
+// and SQLite output under outDir, with the admin API on its default
+// address.
+func PipelineFile(outDir string, stack *devstack.Stack) string {
+	return pipelineText(outDir, filepath.Join(outDir, "pipelines.yaml"), addrsOf(stack, defaultAdmin))
+}
+
+// addrsOf are the addresses of stack's services.
+func addrsOf(stack *devstack.Stack, admin string) Addrs {
+	return Addrs{Brokers: stack.Brokers, RegistryURL: stack.RegistryURL, BigQueryGRPC: stack.BigQueryAddrs.GRPC,
+		BigQueryREST: stack.BigQueryAddrs.REST, PubSub: stack.PubSubAddr, Admin: admin}
 }
 
 // devCommand starts a `sluice dev` the file can run against: on the

@@ -33,6 +33,10 @@ type Options struct {
 	// SyncWrites fsyncs every produce before acking (slower, survives a
 	// machine crash, not just a process crash).
 	SyncWrites bool
+	// AutoCreateTopics creates a topic that does not exist when a client
+	// asks for it (Kafka's auto.create.topics.enable): producers, Sluice's
+	// Kafka sink among them, ask; Sluice's consumers do not.
+	AutoCreateTopics bool
 
 	// BigQueryRESTPort and BigQueryGRPCPort are the BigQuery emulator's
 	// REST and Storage Write (gRPC) ports; 0 picks a free one.
@@ -130,6 +134,9 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 			return net.Listen(network, net.JoinHostPort(host, port))
 		}),
 		kfake.DefaultNumPartitions(6),
+	}
+	if o.AutoCreateTopics {
+		kopts = append(kopts, kfake.AllowAutoTopicCreation())
 	}
 	if o.DataDir != "" {
 		dir := filepath.Join(o.DataDir, "kafka")

@@ -69,7 +69,7 @@ func avroEvolution(t *testing.T, create bool) {
 		}
 	}
 	produceValues(t, brokers, "films.evolving", values)
-	b, stop := runSQLPipeline(t, fmt.Sprintf(`
+	b, stop := runPipeline(t, fmt.Sprintf(`
 name: %s
 source: {kafka: {brokers: [%s], topics: [films.evolving], group: %s}}
 format: {value: avro-confluent, schema_registry: {url: %s}}

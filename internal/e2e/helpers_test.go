@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/assembly"
-
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -203,27 +202,30 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Fatalf("timed out after %v waiting for %s", d, what)
 }
 
-// runUntilCleanup runs b's pipeline in the background. stop ends it (as
-// Ctrl-C would) and returns Run's error; if the test ends first, failed
-// or not, the cleanup stops and closes it, before the broker (started
-// earlier) is closed, so a failed test leaves nothing retrying.
-func runUntilCleanup(t *testing.T, b *assembly.Built) (stop func() error) {
+// runPipeline builds and runs yaml; stop cancels and waits for Run, and
+// runs at the end of the test whatever happened (a failed wait included),
+// so no pipeline outlives its test.
+func runPipeline(t *testing.T, yaml string) (b *assembly.Built, stop func() error) {
 	t.Helper()
+	b, err := assembly.Build(context.Background(), parsePipeline(t, yaml), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Pipeline.Run(ctx) }()
 	var once sync.Once
-	var err error
+	var runErr error
 	stop = func() error {
 		once.Do(func() {
 			cancel()
-			err = <-done
-			closeCtx, cancelClose := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancelClose()
-			_ = b.Close(closeCtx)
+			runErr = <-done
+			if err := b.Close(context.Background()); err != nil && runErr == nil {
+				runErr = err
+			}
 		})
-		return err
+		return runErr
 	}
 	t.Cleanup(func() { _ = stop() })
-	return stop
+	return b, stop
 }

@@ -109,6 +109,7 @@ func TestKafkaExactlyOnceUnderKills(t *testing.T) {
 	if longRun() {
 		n, kills = 1000000, 8
 	}
+	kills = killCount(kills)
 	bin := buildSluice(t)
 	c := startBroker(t)
 	// Committing offsets in a transaction takes 40 ms, as it can on a

@@ -16,17 +16,9 @@ import (
 // runToCount runs a pipeline from yaml until it has written want records.
 func runToCount(t *testing.T, yaml string, want int64) {
 	t.Helper()
-	b, err := assembly.Build(context.Background(), parsePipeline(t, yaml), testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close(context.Background())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Pipeline.Run(ctx) }()
+	b, stop := runPipeline(t, yaml)
 	eventually(t, 60*time.Second, fmt.Sprintf("%d records written", want), func() bool { return b.Pipeline.Status().RecordsOut >= want })
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	if got := b.Pipeline.Status().RecordsOut; got != want {

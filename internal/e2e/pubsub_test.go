@@ -117,7 +117,7 @@ func TestPubSubToKafkaPassesMessagesThrough(t *testing.T) {
 	brokers := c.ListenAddrs()
 	createTopic(t, brokers, "alerts", 3)
 	sent := publishAll(t, client, "alerts", 400)
-	_, stop := runSQLPipeline(t, pubsubPipeline("ps-to-kafka", srv.Addr, "alerts-sluice", brokers))
+	_, stop := runPipeline(t, pubsubPipeline("ps-to-kafka", srv.Addr, "alerts-sluice", brokers))
 	got := sqlConsumeRecords(t, brokers, "alerts", len(sent), 60*time.Second)
 	waitAllAcked(t, srv, 20*time.Second)
 	if err := stop(); err != nil {
@@ -209,7 +209,7 @@ func startRefusingKafka(t *testing.T, topic string, n, delivered int) refusingKa
 	fail.Store(true)
 	failProduce(c, fail)
 	sent := publishAll(t, client, topic, n)
-	_, stop := runSQLPipeline(t, pubsubPipeline("ps-"+topic, srv.Addr, topic+"-sluice", brokers))
+	_, stop := runPipeline(t, pubsubPipeline("ps-"+topic, srv.Addr, topic+"-sluice", brokers))
 	eventually(t, 20*time.Second, "messages delivered to Sluice", func() bool {
 		got := 0
 		for _, m := range srv.Messages() {
@@ -254,7 +254,7 @@ func TestPubSubUnackedMessagesAreRedeliveredAfterARestart(t *testing.T) {
 	fail.Store(false)
 	<-done
 	t.Logf("first run stopped in %v", time.Since(start))
-	_, stop2 := runSQLPipeline(t, pubsubPipeline("ps-events", srv.Addr, "events-sluice", brokers))
+	_, stop2 := runPipeline(t, pubsubPipeline("ps-events", srv.Addr, "events-sluice", brokers))
 	// Some messages may arrive twice (at least once): wait for every one.
 	var missing []string
 	eventually(t, 60*time.Second, "every message in Kafka", func() bool {
@@ -293,7 +293,7 @@ func TestKafkaToPubSub(t *testing.T) {
 		}
 		return r
 	})
-	_, stop := runSQLPipeline(t, fmt.Sprintf(`
+	_, stop := runPipeline(t, fmt.Sprintf(`
 name: kafka-to-pubsub
 source:
   kafka: {brokers: [%s], topics: [readings], group: to-pubsub}
@@ -360,7 +360,7 @@ func TestPubSubToPostgresWithMerge(t *testing.T) {
 		}
 	}
 	p.Stop()
-	_, stop := runSQLPipeline(t, fmt.Sprintf(`
+	_, stop := runPipeline(t, fmt.Sprintf(`
 name: %s
 source:
   pubsub: {project: demo, subscription: orders-ps-sluice, emulator_host: %s, streams: 10}

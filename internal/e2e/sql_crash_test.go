@@ -38,6 +38,7 @@ func TestSQLPostgresExactlyOnceUnderKills(t *testing.T) {
 	if longRun() {
 		n, kills = 200000, 8
 	}
+	kills = killCount(kills)
 	d := openSQL(t, "postgres")
 	pipe := sqlName("kill")
 	m := setupPgMerge(t, d, pipe, 0.4) // a merge lasts 0.4s: a kill can land in it

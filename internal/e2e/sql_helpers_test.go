@@ -4,13 +4,10 @@ import (
 	"context"
 	dbsql "database/sql"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -181,124 +178,10 @@ func (d *sqlDB) cleanupSQL(t *testing.T, pipeline string, objects ...string) {
 	})
 }
 
-// runSQLPipeline builds and runs yaml; stop cancels and waits for Run.
-func runSQLPipeline(t *testing.T, yaml string) (b *assembly.Built, stop func() error) {
-	t.Helper()
-	b, err := assembly.Build(context.Background(), parsePipeline(t, yaml), testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Pipeline.Run(ctx) }()
-	var once sync.Once
-	var runErr error
-	stop = func() error {
-		once.Do(func() {
-			cancel()
-			runErr = <-done
-			if err := b.Close(context.Background()); err != nil && runErr == nil {
-				runErr = err
-			}
-		})
-		return runErr
-	}
-	t.Cleanup(func() { _ = stop() })
-	return b, stop
-}
-
 func sqlMerges(b *assembly.Built) []connector.MergeInfo {
 	m, ok := b.Sink.(connector.Merger)
 	if !ok {
 		return nil
 	}
 	return m.Merges()
-}
-
-// sqlProxy forwards to a database and can be taken down and brought back
-// on the same address, to play a database outage.
-type sqlProxy struct {
-	target string
-	addr   string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]bool
-	wg    sync.WaitGroup
-}
-
-func startSQLProxy(t *testing.T, target string) *sqlProxy {
-	t.Helper()
-	p := &sqlProxy{target: target, conns: map[net.Conn]bool{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.addr = ln.Addr().String()
-	p.serve(ln)
-	t.Cleanup(p.down)
-	return p
-}
-
-func (p *sqlProxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns[c], p.conns[up] = true, true
-			p.mu.Unlock()
-			pipe := func(dst, src net.Conn) {
-				_, _ = io.Copy(dst, src)
-				dst.Close()
-				src.Close()
-			}
-			go pipe(up, c)
-			go pipe(c, up)
-		}
-	}()
-}
-
-// down closes the listener and cuts every connection.
-func (p *sqlProxy) down() {
-	p.mu.Lock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		c.Close()
-	}
-	p.conns = map[net.Conn]bool{}
-	p.mu.Unlock()
-	p.wg.Wait()
-}
-
-// up listens again on the same address.
-func (p *sqlProxy) up(t *testing.T) {
-	t.Helper()
-	var ln net.Listener
-	var err error
-	for i := 0; i < 50; i++ {
-		if ln, err = net.Listen("tcp", p.addr); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("proxy listening again on %s: %v", p.addr, err)
-	}
-	p.serve(ln)
 }

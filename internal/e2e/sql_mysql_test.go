@@ -36,7 +36,7 @@ func TestSQLMySQLExactBatchesAndBadInputSkipped(t *testing.T) {
 	c := startBroker(t)
 	brokers := c.ListenAddrs()
 	createTopic(t, brokers, "myexact", 4)
-	b, stop := runSQLPipeline(t, fmt.Sprintf(`
+	b, stop := runPipeline(t, fmt.Sprintf(`
 name: %s
 source:
   kafka: {brokers: [%s], topics: [myexact], group: %s, consumers: 2, properties: {max.poll.records: 43}}
@@ -82,7 +82,7 @@ func TestSQLMySQLContinuousExactlyOnce(t *testing.T) {
 	c := startBroker(t)
 	brokers := c.ListenAddrs()
 	createTopic(t, brokers, "mycont", 6)
-	b, stop := runSQLPipeline(t, fmt.Sprintf(`
+	b, stop := runPipeline(t, fmt.Sprintf(`
 name: %s
 source:
   kafka: {brokers: [%s], topics: [mycont], group: %s, consumers: 3}

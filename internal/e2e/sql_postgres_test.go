@@ -65,7 +65,7 @@ func TestSQLPostgresBurstyTrafficIdleMergesEachTail(t *testing.T) {
 	c := startBroker(t)
 	brokers := c.ListenAddrs()
 	createTopic(t, brokers, "bursty", 6)
-	b, stop := runSQLPipeline(t, fmt.Sprintf(`
+	b, stop := runPipeline(t, fmt.Sprintf(`
 name: %s
 source:
   kafka: {brokers: [%s], topics: [bursty], group: %s, consumers: 2}
@@ -135,7 +135,7 @@ func TestSQLPostgresExactBatchesOfOneHundredWithTwoConsumers(t *testing.T) {
 	c := startBroker(t)
 	brokers := c.ListenAddrs()
 	createTopic(t, brokers, "exact", 4)
-	b, stop := runSQLPipeline(t, fmt.Sprintf(`
+	b, stop := runPipeline(t, fmt.Sprintf(`
 name: %s
 source:
   kafka: {brokers: [%s], topics: [exact], group: %s, consumers: 2, properties: {max.poll.records: 37}}
@@ -183,7 +183,7 @@ func TestSQLPostgresPauseModeNoInsertWhileAMergeRuns(t *testing.T) {
 	c := startBroker(t)
 	brokers := c.ListenAddrs()
 	createTopic(t, brokers, "pause", 6)
-	_, stop := runSQLPipeline(t, fmt.Sprintf(`
+	_, stop := runPipeline(t, fmt.Sprintf(`
 name: %s
 source:
   kafka: {brokers: [%s], topics: [pause], group: %s, consumers: 3}
@@ -239,8 +239,8 @@ sink:
     staging_table: %s
     merge: {call: "CALL %s({{.HighWaterMark}})", every_records: 1000, idle: 300ms}
 `, pipe, brokers[0], pipe, d.dsn, m.stg, m.proc)
-	b1, stop1 := runSQLPipeline(t, yaml)
-	b2, stop2 := runSQLPipeline(t, yaml)
+	b1, stop1 := runPipeline(t, yaml)
+	b2, stop2 := runPipeline(t, yaml)
 	const n = 12000
 	for i := 0; i < n; i += 1000 {
 		produceN(t, brokers, "scale", i, 1000)
@@ -278,7 +278,7 @@ func TestSQLPostgresBadInputGoesToTheDeadLetterTopic(t *testing.T) {
 	produceN(t, brokers, "bad", 0, 50)
 	sqlProduceJSON(t, brokers, "bad", `{"id":"x","name":"wrong type","price":1}`, `{"name":"no id","price":1}`, `{"id":7,"name":"b","price":"abc"}`, `{"id":8,"name":`)
 	produceN(t, brokers, "bad", 50, 50)
-	_, stop := runSQLPipeline(t, fmt.Sprintf(`
+	_, stop := runPipeline(t, fmt.Sprintf(`
 name: %s
 source:
   kafka: {brokers: [%s], topics: [bad], group: %s}
@@ -327,12 +327,12 @@ func TestSQLPostgresDatabaseDownRetriesAndCatchesUp(t *testing.T) {
 	d := openSQL(t, "postgres")
 	pipe := sqlName("down")
 	m := setupPgMerge(t, d, pipe, 0)
-	proxy := startSQLProxy(t, "127.0.0.1:5432")
-	dsn := strings.Replace(d.dsn, "127.0.0.1:5432", proxy.addr, 1)
+	proxy := startFaultProxy(t, "127.0.0.1:5432")
+	dsn := strings.Replace(d.dsn, "127.0.0.1:5432", proxy.Addr(), 1)
 	c := startBroker(t)
 	brokers := c.ListenAddrs()
 	createTopic(t, brokers, "down", 3)
-	b, stop := runSQLPipeline(t, fmt.Sprintf(`
+	b, stop := runPipeline(t, fmt.Sprintf(`
 name: %s
 source:
   kafka: {brokers: [%s], topics: [down], group: %s, consumers: 2}
@@ -348,11 +348,18 @@ sink:
 	const n = 8000
 	produceN(t, brokers, "down", 0, n/2)
 	eventually(t, 30*time.Second, "the first rows", func() bool { return d.count(t, "SELECT count(*) FROM "+m.fin) > 0 })
-	proxy.down()
+	// The database goes down: new connections are refused, open ones
+	// break.
+	if err := proxy.Refuse(); err != nil {
+		t.Fatal(err)
+	}
+	proxy.ResetAll()
 	downAt := time.Now()
 	produceN(t, brokers, "down", n/2, n/2)
 	time.Sleep(outage - time.Since(downAt))
-	proxy.up(t)
+	if err := proxy.Pass(); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, 60*time.Second, "every record after the outage", func() bool { return d.count(t, "SELECT count(*) FROM "+m.fin) >= n })
 	retries := b.Pipeline.Status().Retries
 	if err := stop(); err != nil {

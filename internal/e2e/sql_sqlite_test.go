@@ -25,7 +25,7 @@ func TestSQLSQLiteCreateTableAndIdleMerge(t *testing.T) {
 	c := startBroker(t)
 	brokers := c.ListenAddrs()
 	createTopic(t, brokers, "lite", 3)
-	b, stop := runSQLPipeline(t, fmt.Sprintf(`
+	b, stop := runPipeline(t, fmt.Sprintf(`
 name: %s
 source:
   kafka: {brokers: [%s], topics: [lite], group: %s, consumers: 2}
@@ -76,7 +76,7 @@ func TestSQLSQLiteExactContinuousTwoConsumers(t *testing.T) {
 	c := startBroker(t)
 	brokers := c.ListenAddrs()
 	createTopic(t, brokers, "litex", 4)
-	b, stop := runSQLPipeline(t, fmt.Sprintf(`
+	b, stop := runPipeline(t, fmt.Sprintf(`
 name: %s
 source:
   kafka: {brokers: [%s], topics: [litex], group: %s, consumers: 2, properties: {max.poll.records: 61}}

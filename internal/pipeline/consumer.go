@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -165,14 +166,23 @@ func (c *consumer) readLoop(ctx, writeCtx context.Context) error {
 			max = room
 		}
 		recs, err := c.reader.Read(readCtx, max)
+		// Taken before interrupt() below, which ends readCtx: an error
+		// after our own deadline (linger, pause, stop) is no failure.
+		ended := readCtx.Err() != nil
 		c.mu.Lock()
 		c.interrupt = nil
 		c.mu.Unlock()
 		interrupt()
-		if err != nil && readCtx.Err() == nil {
+		if err != nil && !ended {
+			c.p.stats.errors.Add(1)
+			if connector.IsPermanent(err) {
+				// Waiting cannot heal it (fenced, not authorised): what
+				// was read but not handed on is read again after a
+				// restart, since it is not acked.
+				return fmt.Errorf("reading from the source: %w", err)
+			}
 			// A source error that is not our own deadline: the client
 			// retries internally; back off and read again.
-			c.p.stats.errors.Add(1)
 			c.p.log.Warn("reading from source", "consumer", c.id, "err", err)
 			bo := newBackoff()
 			if bo.wait(ctx) != nil {

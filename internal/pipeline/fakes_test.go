@@ -127,11 +127,17 @@ type memDLQ struct {
 	mu      sync.Mutex
 	records []*connector.Record
 	reasons []error
+	refuse  error // returned by every Send when set
+	tries   int
 }
 
 func (d *memDLQ) Send(_ context.Context, rec *connector.Record, reason error) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.tries++
+	if d.refuse != nil {
+		return d.refuse
+	}
 	d.records = append(d.records, rec)
 	d.reasons = append(d.reasons, reason)
 	return nil

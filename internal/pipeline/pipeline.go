@@ -203,6 +203,15 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		g.Go(func() error {
 			err := c.run(gctx, writeCtx)
 			p.reopenIfRestarting(gctx, c, err, start)
+			if err != nil {
+				err = fmt.Errorf("consumer %s: %w", c.id, err)
+				// One consumer failing stops the pipeline, as a signal
+				// would: the others stop reading and their in-flight
+				// batches drain within ShutdownTimeout. Cancelling only
+				// gctx would leave their writes retrying on writeCtx,
+				// which nothing would ever end.
+				cancel(err)
+			}
 			return err
 		})
 		return nil
@@ -335,6 +344,9 @@ func (p *Pipeline) RemoveConsumer(ctx context.Context, id string) error {
 	}
 	if n == 1 {
 		return errors.New("cannot remove the last consumer; pause the pipeline instead")
+	}
+	if l, ok := c.reader.(connector.Leaver); ok {
+		l.LeaveOnClose() // for good: unlike Reconfigure's restarts
 	}
 	c.stop()
 	select {

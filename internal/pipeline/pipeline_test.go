@@ -216,6 +216,23 @@ func TestBadRecords(t *testing.T) {
 			t.Fatalf("dlq reason %q does not say what was wrong", dlq.reasons[0])
 		}
 	})
+	// Regression: a dead letter refused for good (too large even cut,
+	// not authorized) was retried forever and stalled the partition.
+	t.Run("a dead letter refused for good stops the pipeline", func(t *testing.T) {
+		src := newMemSource(100, value)
+		dlq := &memDLQ{refuse: connector.Permanent(errors.New("producing to dead-letter topic t.dlq: TOPIC_AUTHORIZATION_FAILED"))}
+		p, _ := New(Options{Name: "t", Source: src, Sink: &memSink{}, Decoder: rejectDecoder{}, OnError: OnErrorDLQ, DeadLetter: dlq, Logger: quiet})
+		err := runUntil(t, p, "failure", func() bool { return false })
+		if err == nil || !strings.Contains(err.Error(), "t/0@3") || !strings.Contains(err.Error(), "TOPIC_AUTHORIZATION_FAILED") {
+			t.Fatalf("err = %v; want a failure naming record t/0@3 and the dead-letter error", err)
+		}
+		if dlq.tries != 1 {
+			t.Fatalf("dead letter tried %d times, want 1: a permanent error is not retried", dlq.tries)
+		}
+		if d, _ := src.ackedCount(); d > 3 {
+			t.Fatalf("%d records acked; nothing at or after the bad record may be committed", d)
+		}
+	})
 	t.Run("fail stops with the record named", func(t *testing.T) {
 		src := newMemSource(100, value)
 		p, _ := New(Options{Name: "t", Source: src, Sink: &memSink{}, Decoder: rejectDecoder{}, OnError: OnErrorFail, Logger: quiet})

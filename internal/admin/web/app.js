@@ -357,7 +357,7 @@ function renderDetail() {
   renderBatches(d);
   renderMerges(d);
   renderProps(d);
-  const cfg = JSON.stringify(d.config, null, 2);
+  const cfg = d.config ? JSON.stringify(d.config, null, 2) : d.config_hidden || "";
   if ($("config").textContent !== cfg) $("config").textContent = cfg;
   drawCharts();
 }

@@ -3,14 +3,17 @@ package kafka
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/connector"
 	"github.com/sluice-dev/sluice/internal/metrics"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -48,10 +51,64 @@ type reader struct {
 	mu       sync.Mutex // guards parts and every tracker
 	parts    map[topicPartition]*partitionTracker
 
-	stopOnce sync.Once
-	stopped  chan struct{} // closed by Close: the engine reads and acks no more
-	loopDone chan struct{}
-	lagDone  chan struct{} // closed when the end-offset refresher (lag.go) stops
+	stopOnce  sync.Once
+	stopped   chan struct{} // closed by Close: the engine reads and acks no more
+	loopDone  chan struct{}
+	stopWatch context.CancelFunc // ends watchTopics; nil when it does not run
+	watchDone chan struct{}
+	lagDone   chan struct{} // closed when the end-offset refresher (lag.go) stops
+
+	// leave: removed for good (LeaveOnClose), so a static member leaves
+	// the group on Close, through a client made from connOpts.
+	leave    atomic.Bool
+	connOpts []kgo.Opt
+}
+
+// LeaveOnClose makes Close leave the group even as a static member.
+func (r *reader) LeaveOnClose() { r.leave.Store(true) }
+
+// leaveStatic removes this static member from the group, by its instance
+// id, once its own client is closed (which does not leave, and would
+// rejoin if removed while running).
+func (r *reader) leaveStatic(ctx context.Context) error {
+	cl, err := kgo.NewClient(r.connOpts...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	resp, err := kadm.NewClient(cl).LeaveGroup(ctx, kadm.LeaveGroup(r.group).InstanceIDs(*r.instanceID).Reason("sluice: consumer removed"))
+	if err == nil {
+		err = resp.Error()
+	}
+	return err
+}
+
+// watchTopics looks for consumed topics that do not exist, at once and
+// then every interval, until ctx ends, and calls missing for each: the
+// client waits for them silently, so a typo or a topic not yet created
+// would otherwise look like a quiet topic.
+func (r *reader) watchTopics(ctx context.Context, topics []string, every time.Duration, missing func(topic string)) {
+	defer close(r.watchDone)
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		checkCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		errs, err := topicErrors(checkCtx, r.cl, topics, false)
+		cancel()
+		if err == nil {
+			for _, topic := range topics {
+				if errors.Is(errs[topic], errTopicMissing) {
+					missing(topic)
+				}
+			}
+		}
+		t.Reset(every)
+	}
 }
 
 // Read polls up to max records (max <= 0: whatever is buffered).
@@ -70,8 +127,17 @@ func (r *reader) Read(ctx context.Context, max int) ([]*connector.Record, error)
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrClientClosed) {
 			return
 		}
-		if firstErr == nil {
-			firstErr = errors.New("fetching " + topic + "/" + strconv.Itoa(int(p)) + ": " + err.Error())
+		permanent := isPermanentFetchError(err)
+		if firstErr != nil && (!permanent || connector.IsPermanent(firstErr)) {
+			return
+		}
+		if topic == "" {
+			firstErr = fmt.Errorf("consumer group %s: %w", r.group, err)
+		} else {
+			firstErr = fmt.Errorf("fetching %s/%d: %w", topic, p, err)
+		}
+		if permanent {
+			firstErr = connector.Permanent(firstErr)
 		}
 	})
 	n := fetches.NumRecords()
@@ -117,6 +183,14 @@ func (r *reader) Read(ctx context.Context, max int) ([]*connector.Record, error)
 	})
 	r.mu.Unlock()
 	return out, firstErr
+}
+
+// isPermanentFetchError: what the client reports but waiting cannot heal.
+// A fenced member stays fenced (another member took its
+// group.instance.id); a missing ACL stays missing until an operator acts.
+func isPermanentFetchError(err error) bool {
+	return errors.Is(err, kerr.FencedInstanceID) || errors.Is(err, kerr.GroupAuthorizationFailed) ||
+		errors.Is(err, kerr.TopicAuthorizationFailed) || errors.Is(err, kerr.ClusterAuthorizationFailed)
 }
 
 // Ack marks records done. Acks for retired trackers are refused silently:
@@ -338,6 +412,10 @@ func (r *reader) retire(parts map[string][]int32) map[topicPartition]*partitionT
 // group (which revokes, committing again if anything moved meanwhile).
 func (r *reader) Close(ctx context.Context) error {
 	r.stopOnce.Do(func() { close(r.stopped) })
+	if r.stopWatch != nil {
+		r.stopWatch()
+		<-r.watchDone
+	}
 	<-r.loopDone
 	if r.lagDone != nil {
 		<-r.lagDone
@@ -356,6 +434,12 @@ func (r *reader) Close(ctx context.Context) error {
 		err = r.commit(ctx, nil)
 	}
 	r.cl.Close()
+	if r.leave.Load() && r.instanceID != nil {
+		if lerr := r.leaveStatic(ctx); lerr != nil {
+			r.log.Warn("leaving the group as static member; its partitions move when its session times out",
+				"group_instance_id", *r.instanceID, "err", lerr)
+		}
+	}
 	if err != nil {
 		return errors.New("final commit: " + err.Error())
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +27,13 @@ type Sink struct {
 
 	exactlyOnce bool
 	txn         txnOptions
+
+	brokers []string
+	// create, when set, creates rendered topics that do not exist on
+	// first use; ready remembers the rendered topics known to exist.
+	create  *config.CreateTopic
+	readyMu sync.Mutex
+	ready   map[string]bool
 }
 
 // SinkOptions are what the sink needs besides its config.
@@ -69,7 +77,22 @@ func NewSink(ctx context.Context, cfg config.KafkaSink, o SinkOptions) (*Sink, e
 		cl.Close()
 		return nil, fmt.Errorf("connecting to Kafka brokers %v: %w", cfg.Brokers, err)
 	}
-	return &Sink{cl: cl, topic: topic, manual: cfg.Partitioner == "manual", encoder: enc, exactlyOnce: o.ExactlyOnce, txn: txn}, nil
+	if topic.IsConstant() {
+		// A static topic that does not exist would fail every batch with
+		// UNKNOWN_TOPIC_OR_PARTITION, retried until someone noticed: check
+		// (or create) it now, so the pipeline does not start.
+		name := topic.String()
+		if why := topicNameProblem(name); why != "" {
+			cl.Close()
+			return nil, connector.Permanent(fmt.Errorf("sink.kafka.topic %q %s", name, why))
+		}
+		if err := ensureTopic(pingCtx, cl, cfg.Brokers, name, cfg.CreateTopic); err != nil {
+			cl.Close()
+			return nil, fmt.Errorf("sink.kafka.topic: %w", err)
+		}
+	}
+	return &Sink{cl: cl, topic: topic, manual: cfg.Partitioner == "manual", encoder: enc, exactlyOnce: o.ExactlyOnce, txn: txn,
+		brokers: cfg.Brokers, create: cfg.CreateTopic, ready: map[string]bool{}}, nil
 }
 
 // ProducerOptions maps the sink's settings to franz-go producer options.
@@ -91,6 +114,9 @@ func ProducerOptions(cfg config.KafkaSink, log *slog.Logger) ([]kgo.Opt, error) 
 		// timestamp, which we copy from the source, so old records would
 		// time out at once; the write context bounds a produce instead.
 		kgo.MaxBufferedRecords(100000),
+		// Like a Java producer: a topic that does not exist is created
+		// if the brokers do that on demand (auto.create.topics.enable).
+		kgo.AllowAutoTopicCreation(),
 		// The sink does not know its pipeline: labelled by client.id.
 		kgo.WithHooks(metrics.KafkaClientHooks("", "producer:"+clientID)...),
 	)
@@ -165,6 +191,11 @@ func (s *Sink) produce(ctx context.Context, cl *kgo.Client, recs []*connector.Re
 		}
 		mu.Lock()
 		defer mu.Unlock()
+		if errors.Is(err, kerr.UnknownTopicOrPartition) {
+			err = fmt.Errorf("topic %q does not exist on brokers %s (create it, or set sink.kafka.create_topic): %w", kr.Topic, strings.Join(s.brokers, ","), err)
+		} else {
+			err = fmt.Errorf("topic %q: %w", kr.Topic, err)
+		}
 		if isRecordProblem(err) {
 			bad = append(bad, &connector.RecordError{Record: recs[indexOf(krs, kr)], Reason: "kafka-produce", Err: err})
 			refused = true
@@ -183,6 +214,19 @@ func (s *Sink) produce(ctx context.Context, cl *kgo.Client, recs []*connector.Re
 			bad = append(bad, re)
 			mu.Unlock()
 			continue
+		}
+		if !s.topic.IsConstant() {
+			if why := topicNameProblem(topic); why != "" {
+				// Retrying cannot make the name valid: the record's problem.
+				mu.Lock()
+				bad = append(bad, &connector.RecordError{Record: rec, Reason: "topic", Err: fmt.Errorf("rendered topic %q %s", topic, why)})
+				mu.Unlock()
+				continue
+			}
+			if err := s.ensureRendered(ctx, topic); err != nil {
+				wg.Wait()
+				return nil, false, err
+			}
 		}
 		value := rec.Value
 		if s.encoder != nil {
@@ -226,10 +270,30 @@ func (s *Sink) produce(ctx context.Context, cl *kgo.Client, recs []*connector.Re
 	return bad, refused, nil
 }
 
+// ensureRendered creates a rendered topic on its first use when
+// create_topic is set; without it, the producer's own metadata request
+// asks the brokers to create it.
+func (s *Sink) ensureRendered(ctx context.Context, topic string) error {
+	if s.create == nil {
+		return nil
+	}
+	s.readyMu.Lock()
+	defer s.readyMu.Unlock()
+	if s.ready[topic] {
+		return nil
+	}
+	if err := ensureTopic(ctx, s.cl, s.brokers, topic, s.create); err != nil {
+		return err
+	}
+	s.ready[topic] = true
+	return nil
+}
+
 // isRecordProblem: errors that retrying the same record cannot fix.
 func isRecordProblem(err error) bool {
 	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) ||
-		errors.Is(err, kerr.InvalidRecord) || errors.Is(err, kerr.CorruptMessage)
+		errors.Is(err, kerr.InvalidRecord) || errors.Is(err, kerr.CorruptMessage) ||
+		errors.Is(err, kerr.InvalidTopicException)
 }
 
 // indexOf finds kr in krs; only used on the rare rejected record.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,11 @@ type Source struct {
 	mu    sync.Mutex
 	cfg   config.KafkaSource
 	props config.ConsumerProperties
+
+	// missingEvery is how often readers look for topics that do not
+	// exist, and how often the source warns about each at most.
+	missingEvery  time.Duration
+	missingWarned map[string]time.Time // guarded by mu
 }
 
 // SourceOptions are what the source needs besides its config.
@@ -50,7 +56,8 @@ func NewSource(cfg config.KafkaSource, o SourceOptions) (*Source, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Source{pipeline: o.Pipeline, log: o.Logger, offsets: o.Offsets, txn: o.Transactional, cfg: cfg, props: props}, nil
+	return &Source{pipeline: o.Pipeline, log: o.Logger, offsets: o.Offsets, txn: o.Transactional, cfg: cfg, props: props,
+		missingEvery: time.Minute, missingWarned: map[string]time.Time{}}, nil
 }
 
 // Properties returns the consumer properties in force.
@@ -112,8 +119,7 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 		maxPoll:       props.MaxPollRecords,
 		stopped:       make(chan struct{}),
 	}
-	if props.GroupInstanceID != "" {
-		id := props.GroupInstanceID
+	if id := InstanceID(props.GroupInstanceID, member); id != "" {
 		r.instanceID = &id
 	}
 	opts, err := s.clientOptions(cfg, props, r)
@@ -132,10 +138,18 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 		return nil, fmt.Errorf("connecting to Kafka brokers %v: %w", cfg.Brokers, err)
 	}
 	r.cl = cl
+	if r.instanceID != nil {
+		r.connOpts, _ = ConnOptions(cfg.KafkaConn, s.log) // succeeded in clientOptions
+	}
 	r.startLagLoop(s.txn || cfg.Isolation == "read_committed", lagRefreshEvery)
 	interval := props.AutoCommitInterval
 	if interval <= 0 {
 		interval = time.Second
+	}
+	if len(cfg.Topics) > 0 { // a regex matches whatever exists
+		watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+		r.stopWatch, r.watchDone = stopWatch, make(chan struct{})
+		go r.watchTopics(watchCtx, cfg.Topics, s.missingEvery, s.warnMissing)
 	}
 	r.loopDone = make(chan struct{})
 	if s.txn {
@@ -144,6 +158,37 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 		go r.commitLoop(interval)
 	}
 	return r, nil
+}
+
+// warnMissing logs that topic does not exist, at most once per
+// missingEvery whichever reader noticed.
+func (s *Source) warnMissing(topic string) {
+	s.mu.Lock()
+	last, warned := s.missingWarned[topic]
+	if warned && time.Since(last) < s.missingEvery {
+		s.mu.Unlock()
+		return
+	}
+	s.missingWarned[topic] = time.Now()
+	brokers := s.cfg.Brokers
+	s.mu.Unlock()
+	s.log.Warn("source topic does not exist; nothing is read from it until it is created",
+		"topic", topic, "brokers", strings.Join(brokers, ","))
+}
+
+// InstanceID is the group.instance.id (static membership) of the reader
+// named member: the configured id followed by the member's name, or ""
+// when none is configured. The group fences all but the newest member of
+// an instance id, so every reader of a process needs its own; the name is
+// stable (consumer names are "<pipeline>-1", "-2", ... and a restarted
+// consumer keeps its name), so a restarted process rejoins as the same
+// members without a rebalance. Two processes must still be configured
+// with different ids (e.g. group.instance.id: ${HOSTNAME}).
+func InstanceID(configured, member string) string {
+	if configured == "" {
+		return ""
+	}
+	return configured + "-" + member
 }
 
 func (s *Source) clientOptions(cfg config.KafkaSource, p config.ConsumerProperties, r *reader) ([]kgo.Opt, error) {
@@ -223,11 +268,8 @@ func (s *Source) clientOptions(cfg config.KafkaSource, p config.ConsumerProperti
 	if p.RebalanceTimeout > 0 {
 		opts = append(opts, kgo.RebalanceTimeout(p.RebalanceTimeout))
 	}
-	if p.GroupInstanceID != "" {
-		opts = append(opts, kgo.InstanceID(p.GroupInstanceID))
-	}
-	if p.MaxBufferedRecords > 0 {
-		opts = append(opts, kgo.MaxBufferedRecords(p.MaxBufferedRecords))
+	if r.instanceID != nil {
+		opts = append(opts, kgo.InstanceID(*r.instanceID))
 	}
 	if p.ConnectionsMaxIdle > 0 {
 		opts = append(opts, kgo.ConnIdleTimeout(p.ConnectionsMaxIdle))

@@ -3,11 +3,8 @@ package sql
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
-
-	"github.com/sluice-dev/sluice/internal/connector"
 )
 
 // database is one of PostgreSQL, MySQL/MariaDB or SQLite: its connections,
@@ -27,7 +24,8 @@ type database interface {
 	// adapter returns the final conversion for a column (nil: none).
 	adapter(c *column) func(any) any
 	// classify sorts an error: data (the rows are bad), permanent
-	// (configuration, permissions, missing objects) or transient.
+	// (configuration, permissions, missing objects) or transient; see
+	// errors.go.
 	classify(err error) errorClass
 	// openConnections counts the connections open now, pooled and
 	// dedicated (sluice_sink_connections).
@@ -74,14 +72,6 @@ type rowsIter interface {
 	Close()
 }
 
-type errorClass int
-
-const (
-	errTransient errorClass = iota
-	errData
-	errPermanent
-)
-
 // dialect is how a database spells what the sink's generic SQL needs.
 type dialect struct {
 	name   string
@@ -126,19 +116,6 @@ func (d *dialect) rebind(q string) string {
 // placeholders returns "(?, ?, ?)" for n columns.
 func placeholders(n int) string {
 	return "(" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
-}
-
-// wrap classifies err for the engine: permanent errors stop the pipeline,
-// the rest are retried.
-func wrap(db database, what string, err error) error {
-	if err == nil {
-		return nil
-	}
-	err = fmt.Errorf("%s: %w", what, err)
-	if db.classify(err) == errPermanent {
-		return connector.Permanent(err)
-	}
-	return err
 }
 
 // isContextErr reports a caller's cancellation, which is never the

@@ -172,6 +172,10 @@ type sample struct {
 	rec    *connector.Record
 	v      any
 	schema *connector.Schema // the record's, when its format has one
+	// recs are the records of the batch with a value for the field, in
+	// batch order: add_columns adds a record's new columns together, or
+	// rejects the record when they would pass max_columns.
+	recs []*connector.Record
 }
 
 // newFields collects, with add_columns, the first non-null value of each
@@ -198,13 +202,17 @@ func (nf *newFields) note(k string, v any, rec *connector.Record, schema *connec
 	if !nf.m.evolve || v == nil || nf.m.ignored[k] {
 		return
 	}
-	if _, ok := nf.found[k]; ok {
+	if s, ok := nf.found[k]; ok {
+		if s.recs[len(s.recs)-1] != rec {
+			s.recs = append(s.recs, rec)
+			nf.found[k] = s
+		}
 		return
 	}
 	if nf.found == nil {
 		nf.found = map[string]sample{}
 	}
-	nf.found[k] = sample{rec: rec, v: v, schema: schema}
+	nf.found[k] = sample{rec: rec, v: v, schema: schema, recs: []*connector.Record{rec}}
 }
 
 // gather puts each record's field values in its row of backing at their

@@ -62,6 +62,7 @@ type orchestrator struct {
 	mu     sync.Mutex
 	ctrl   connector.Controller
 	merged chan struct{} // closed (and replaced) after every merge
+	failed error         // a merge that cannot succeed by retrying (connector.Permanent); set once
 }
 
 func newOrchestrator(s *Sink, cfg config.Merge) (*orchestrator, error) {
@@ -109,6 +110,9 @@ func (o *orchestrator) waitForMerge(ctx context.Context) error {
 	o.mu.Lock()
 	ch := o.merged
 	o.mu.Unlock()
+	if err := o.failure(); err != nil {
+		return err
+	}
 	o.wrote(0, true)
 	t := time.NewTimer(200 * time.Millisecond)
 	defer t.Stop()
@@ -190,7 +194,9 @@ func (o *orchestrator) run(ctx context.Context) error {
 			if trig == "" {
 				break
 			}
-			_ = o.mergeRetrying(ctx, trig)
+			if o.mergeRetrying(ctx, trig) != nil {
+				break // shutting down, or failed for good
+			}
 		}
 	}
 }

@@ -13,7 +13,15 @@ import (
 // mergeRetrying runs a merge until it succeeds or ctx ends, with backoff
 // between failed attempts. Every attempt goes to the history; a success
 // is logged at Info, a failure at Warn.
+//
+// A merge that fails for good (a syntax error or a missing procedure in
+// the merge statements) is not retried: the failure is kept, every later merge and write returns
+// it, and the pipeline stops with it; the staged rows stay for a merge
+// after the fix.
 func (o *orchestrator) mergeRetrying(ctx context.Context, trig connector.MergeTrigger) error {
+	if err := o.failure(); err != nil {
+		return err
+	}
 	wait := 500 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		info, err := o.mergeOnce(ctx, trig, attempt)
@@ -45,6 +53,13 @@ func (o *orchestrator) mergeRetrying(ctx context.Context, trig connector.MergeTr
 			}
 			return nil
 		}
+		if fatal := o.fatal(err); fatal != nil {
+			o.log.Error("merging staging table failed for good; the pipeline stops", "trigger", string(trig), "attempt", attempt, "err", fatal)
+			o.mu.Lock()
+			o.failed = fatal
+			o.mu.Unlock()
+			return fatal
+		}
 		o.log.Warn("merging staging table; retrying", "trigger", string(trig), "attempt", attempt, "in", wait, "err", err)
 		t := time.NewTimer(wait)
 		select {
@@ -55,6 +70,29 @@ func (o *orchestrator) mergeRetrying(ctx context.Context, trig connector.MergeTr
 		}
 		wait = min(2*wait, 30*time.Second)
 	}
+}
+
+// failure is the merge failure that stopped merging, or nil.
+func (o *orchestrator) failure() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.failed
+}
+
+// fatal returns err as a permanent error saying what to do when retrying
+// the merge cannot help, or nil when it may. Only the statements' own
+// faults count (a syntax error, a procedure that does not exist) and a
+// template that does not render: a table or a privilege the merge lacks
+// may come back, and is retried.
+func (o *orchestrator) fatal(err error) error {
+	if connector.IsPermanent(err) {
+		return err
+	}
+	if !isStatementError(err) {
+		return nil
+	}
+	_, hint := explainError(err)
+	return connector.Permanent(fmt.Errorf("merging staging table %s: %w (%s)", o.table, err, hint))
 }
 
 // mergeOnce runs one merge. It returns a nil info when there was nothing

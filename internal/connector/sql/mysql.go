@@ -3,7 +3,6 @@ package sql
 import (
 	"context"
 	dbsql "database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -196,16 +195,5 @@ func (m *mysqlDB) adapter(c *column) func(any) any {
 }
 
 func (m *mysqlDB) classify(err error) errorClass {
-	var me *mysql.MySQLError
-	if errors.As(err, &me) {
-		switch me.Number {
-		case 1048, 1062, 1264, 1265, 1292, 1366, 1367, 1406, 1411, 1452, 1690, 3140, 3819, 4025, 4038:
-			return errData
-		case 1044, 1045, 1049, 1054, 1064, 1142, 1143, 1146, 1305, 1370:
-			return errPermanent
-		}
-	}
-	// Everything else (bad connections, lock wait timeouts, deadlocks, a
-	// server going away) is worth retrying.
-	return errTransient
+	return classifyError(err)
 }

@@ -2,7 +2,6 @@ package sql
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
@@ -255,24 +253,5 @@ func pgNumeric(s string) any {
 }
 
 func (p *postgres) classify(err error) errorClass {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		switch {
-		case strings.HasPrefix(pe.Code, "22"), strings.HasPrefix(pe.Code, "23"), pe.Code == "P0001":
-			return errData
-		case pe.Code == "42P01", pe.Code == "42703", pe.Code == "42501", pe.Code == "42601",
-			strings.HasPrefix(pe.Code, "28"), pe.Code == "3D000", pe.Code == "3F000":
-			// undefined table/column, privileges, syntax, authentication,
-			// unknown database or schema
-			return errPermanent
-		}
-		return errTransient
-	}
-	if isContextErr(err) {
-		return errTransient
-	}
-	if strings.Contains(err.Error(), "unable to encode") {
-		return errData
-	}
-	return errTransient
+	return classifyError(err)
 }

@@ -232,8 +232,14 @@ func (s *Sink) useTable(t *table) error {
 }
 
 // ready returns the mapper, creating the table from batch first when
-// create_table is set and it does not exist yet.
+// create_table is set and it does not exist yet. After a merge failed for
+// good it returns that failure (permanent).
 func (s *Sink) ready(ctx context.Context, batch []*connector.Record) (*mapper, error) {
+	if s.merge != nil {
+		if err := s.merge.failure(); err != nil {
+			return nil, err // the staged rows cannot be merged: stop
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.mapper != nil {
@@ -244,9 +250,8 @@ func (s *Sink) ready(ctx context.Context, batch []*connector.Record) (*mapper, e
 		return nil, wrap(s.db, "describing table "+s.table.String(), err)
 	}
 	if t == nil {
-		first := s.shapeRecord(ctx, batch)
-		if err := createTable(ctx, s.db, s.table, first, &s.cfg, s.cfg.Merge != nil, s.log); err != nil {
-			return nil, wrap(s.db, "creating the table", err)
+		if err := s.createFrom(ctx, batch); err != nil {
+			return nil, err
 		}
 		if t, err = s.db.describe(ctx, s.table); err != nil || t == nil {
 			return nil, wrap(s.db, "describing table "+s.table.String(), errors.Join(err, errors.New("not found after creating it")))
@@ -265,32 +270,6 @@ func visitorUnlessMapped(o Options) connector.FieldVisitor {
 		return nil
 	}
 	return o.Fields
-}
-
-// shapeRecord is the record create_table takes the table's shape from: the
-// first with fields (decoded here when the sink visits values itself).
-func (s *Sink) shapeRecord(ctx context.Context, batch []*connector.Record) *connector.Record {
-	for _, r := range batch {
-		if s.visitor == nil {
-			if r.Fields != nil {
-				return r
-			}
-			continue
-		}
-		var fields map[string]any
-		schema, err := s.visitor.VisitFields(ctx, r, func(k string, v any) {
-			if fields == nil {
-				fields = map[string]any{}
-			}
-			fields[k] = v
-		})
-		if err == nil && fields != nil {
-			shaped := *r
-			shaped.Fields, shaped.Schema = fields, schema
-			return &shaped
-		}
-	}
-	return batch[0]
 }
 
 // VisitsFields implements connector.FieldVisitorSink: with a FieldVisitor

@@ -3,14 +3,10 @@ package sql
 import (
 	"context"
 	dbsql "database/sql"
-	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
-
-	"modernc.org/sqlite"
 )
 
 // sqliteDB writes with one prepared INSERT per transaction. SQLite has one
@@ -132,20 +128,5 @@ func (s sqliteDB) adapter(c *column) func(any) any {
 }
 
 func (s sqliteDB) classify(err error) errorClass {
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		switch se.Code() & 0xff {
-		case 19, 20: // SQLITE_CONSTRAINT, SQLITE_MISMATCH
-			return errData
-		case 5, 6, 10, 13: // BUSY, LOCKED, IOERR, FULL
-			return errTransient
-		case 3, 8, 14, 26: // PERM, READONLY, CANTOPEN, NOTADB
-			return errPermanent
-		case 1: // SQLITE_ERROR: no such table/column, syntax
-			if m := err.Error(); strings.Contains(m, "no such") || strings.Contains(m, "syntax error") || strings.Contains(m, "has no column") {
-				return errPermanent
-			}
-		}
-	}
-	return errTransient
+	return classifyError(err)
 }
