@@ -68,11 +68,8 @@ func TestDemoFileRunsAsPrinted(t *testing.T) {
 	if dev == nil || run == nil || len(topics) != 4 || len(others) != 3 {
 		t.Fatalf("the demo prints %q", lines)
 	}
-	if newDevCommand(&globalFlags{}).Flags().Lookup("auto-create-topics") == nil {
-		// Auto-creation comes with the Kafka edges work; until then the
-		// topics commands printed as the alternative do it.
-		dev = slices.DeleteFunc(dev, func(s string) bool { return s == "--auto-create-topics" })
-	}
+	// Both ways are run: the topics commands (the printed alternative)
+	// against a broker that would also create them on first use.
 	// Broker data in the test's directory, not the user's cache.
 	dev = append(dev, "--data-dir", t.TempDir(), "--log-level", "warn")
 	stack := startCLI(t, dev...)
