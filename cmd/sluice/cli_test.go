@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluice-dev/sluice/internal/devstack"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -120,3 +121,31 @@ func TestDevNamesABusyPortAndTheFlag(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestDemoHelpNamesAllFivePipelines: demo --help described two of its five
+// pipelines and showed a --data-dir default although --in-memory is on.
+func TestDemoHelpNamesAllFivePipelines(t *testing.T) {
+	out, _, err := runCLI(t, "demo", "--help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"events-to-kafka", "events-to-file", "orders-to-sqlite", "purchases-to-bigquery", "alerts-from-pubsub"} {
+		if !strings.Contains(out, name) {
+			t.Errorf("demo --help does not mention %s", name)
+		}
+	}
+	if strings.Contains(out, devstack.DefaultDataDir()) {
+		t.Errorf("demo --help shows %s as the data directory, but the demo keeps everything in memory:\n%s", devstack.DefaultDataDir(), out)
+	}
+	devOut, _, err := runCLI(t, "dev", "--help")
+	if err != nil || !strings.Contains(devOut, devstack.DefaultDataDir()) {
+		t.Errorf("dev --help should still name its default data directory: %v", err)
+	}
+}
+
+func TestDevRejectsAMalformedPubSubSubscription(t *testing.T) {
+	_, _, err := runCLI(t, "dev", "--in-memory", "--pubsub-subscription", "alerts-sluice")
+	if err == nil || !strings.Contains(err.Error(), "SUBSCRIPTION:TOPIC") {
+		t.Fatalf("err = %v; want the expected form named", err)
+	}
+}

@@ -28,7 +28,13 @@ func (f *devFlags) register(cmd *cobra.Command, defaultInMemory, defaultAutoCrea
 	cmd.Flags().IntVar(&f.kafkaPort, "kafka-port", 9092, "Kafka broker port (3 brokers use this port and the next two)")
 	cmd.Flags().IntVar(&f.registryPort, "registry-port", 8081, "Schema Registry port")
 	cmd.Flags().IntVar(&f.brokers, "brokers", 1, "number of Kafka brokers: 1 or 3")
-	cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "directory for broker data that survives a restart (default "+devstack.DefaultDataDir()+")")
+	if defaultInMemory {
+		// In memory unless asked: naming a default directory here would
+		// suggest data is kept there.
+		cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "keep broker data in this directory, to survive a restart (default: in memory)")
+	} else {
+		cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "directory for broker data that survives a restart (default "+devstack.DefaultDataDir()+")")
+	}
 	cmd.Flags().BoolVar(&f.inMemory, "in-memory", defaultInMemory, "keep everything in memory (nothing survives a restart)")
 	cmd.Flags().BoolVar(&f.syncWrites, "sync-writes", false, "fsync every produce before acking")
 	cmd.Flags().BoolVar(&f.autoCreate, "auto-create-topics", defaultAutoCreate, "create a topic that does not exist when a producer (such as a pipeline's Kafka sink) asks for it, like Kafka's auto.create.topics.enable")
@@ -52,6 +58,7 @@ func (f *devFlags) options() devstack.Options {
 
 func newDevCommand(g *globalFlags) *cobra.Command {
 	f := &devFlags{}
+	ps := &pubSubSetup{}
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the embedded development stack (Kafka broker and emulators)",
@@ -64,18 +71,26 @@ kept on disk under --data-dir so topics, records and committed offsets
 survive a restart (Pub/Sub keeps nothing); --in-memory opts out. Ctrl-C
 stops it. With --auto-create-topics, a topic a producer asks for (a
 pipeline's Kafka sink, kcat -P) is created on first use with 6
-partitions, as Kafka's auto.create.topics.enable would.`,
+partitions, as Kafka's auto.create.topics.enable would.
+
+Since the Pub/Sub emulator starts empty, --pubsub-subscription SUB:TOPIC
+(and --pubsub-topic) create what a pipeline file reads before it runs.`,
 		Example: `  sluice dev
   sluice dev --auto-create-topics
   sluice dev --brokers 3 --kafka-port 19092
-  sluice dev --in-memory`,
+  sluice dev --in-memory
+  sluice dev --pubsub-subscription alerts-sluice:alerts   # what sluice-demo/pipelines.yaml reads`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()
 			if err != nil {
 				return err
 			}
-			ctx, stop := signalContext()
+			subs, err := ps.parse()
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext(cmd.Context())
 			defer stop()
 			o := f.options()
 			o.Logger = log
@@ -85,12 +100,16 @@ partitions, as Kafka's auto.create.topics.enable would.`,
 			}
 			defer stack.Close()
 			printStack(cmd.OutOrStdout(), stack, o)
+			if err := ps.apply(ctx, cmd.OutOrStdout(), stack, subs); err != nil {
+				return err
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), "Press Ctrl-C to stop.")
 			<-ctx.Done()
 			return nil
 		},
 	}
 	f.register(cmd, false, false)
+	ps.register(cmd)
 	return cmd
 }
 

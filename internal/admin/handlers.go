@@ -24,7 +24,9 @@ func (s *Server) listPipelines(w http.ResponseWriter, _ *http.Request) {
 	for _, e := range s.order {
 		out = append(out, e.summary())
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"pipelines": out})
+	// token_required tells the dashboard whether to offer its token
+	// control; reads stay open either way.
+	writeJSON(w, http.StatusOK, map[string]any{"pipelines": out, "token_required": s.opts.Token != ""})
 }
 
 func (s *Server) getPipeline(w http.ResponseWriter, r *http.Request) {

@@ -57,7 +57,9 @@ var (
 	InFlightBytes = gaugeVec("sluice_in_flight_bytes",
 		"Bytes held by records read but not yet acked: their size as read plus, once decoded, an estimate of their decoded form.", "pipeline")
 	ConsumerLag = gaugeVec("sluice_consumer_lag",
-		"Records between the high watermark and the committed position.", "pipeline", "topic", "partition")
+		"Records between the partition's end offset and the committed position.", "pipeline", "topic", "partition")
+	ConsumerLagSeconds = gaugeVec("sluice_consumer_lag_seconds",
+		"How long the oldest record not yet written has waited, by its timestamp.", "pipeline")
 	Consumers = gaugeVec("sluice_consumers",
 		"Consumers (group members) running in this process.", "pipeline")
 	PipelineState = gaugeVec("sluice_pipeline_state",
@@ -147,7 +149,7 @@ func init() {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		RecordsIn, BytesIn, RecordsOut, BytesOut, RecordsDeadLettered, RecordsSkipped,
 		Errors, Retries, BatchRecords, WriteSeconds, CommitSeconds, KafkaTransactions,
-		InFlightRecords, InFlightBytes, ConsumerLag, Consumers, PipelineState,
+		InFlightRecords, InFlightBytes, ConsumerLag, ConsumerLagSeconds, Consumers, PipelineState,
 		SinkConnections, MergeSeconds, Merges, AdminRequests,
 	)
 }

@@ -144,6 +144,7 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 	if r.instanceID != nil {
 		r.connOpts, _ = ConnOptions(cfg.KafkaConn, s.log) // succeeded in clientOptions
 	}
+	r.startLagLoop(s.txn || cfg.Isolation == "read_committed", lagRefreshEvery)
 	interval := props.AutoCommitInterval
 	if interval <= 0 {
 		interval = time.Second
