@@ -100,6 +100,7 @@ func ParseConsumerProperties(props map[string]any) (ConsumerProperties, []Proper
 		names = append(names, k)
 	}
 	sort.Strings(names)
+	parsed := make(map[string]any, len(props))
 	for _, name := range names {
 		raw := props[name]
 		spec, ok := consumerProps[name]
@@ -113,8 +114,9 @@ func ParseConsumerProperties(props map[string]any) (ConsumerProperties, []Proper
 			continue
 		}
 		spec.set(&out, v)
+		parsed[name] = raw
 	}
-	return out, probs
+	return out, append(probs, checkPropertyRanges(out, parsed)...)
 }
 
 func parseProp(kind string, raw any) (any, error) {
