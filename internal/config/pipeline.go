@@ -1,8 +1,11 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -162,6 +165,11 @@ func (f *File) Validate() Problems {
 
 func (a *Admin) validate() []string {
 	var probs []string
+	if a.Listen != "" {
+		if err := checkListenAddress(a.Listen); err != nil {
+			probs = append(probs, fmt.Sprintf("admin.listen: %q %v (write host:port, such as 127.0.0.1:8080 or :8080)", a.Listen, err))
+		}
+	}
 	if a.MaxConsumers < 0 || a.MaxConsumers > 256 {
 		probs = append(probs, "admin.max_consumers: must be between 1 and 256 (0 or unset: 64)")
 	}
@@ -201,4 +209,20 @@ func (p *Pipeline) validate(v *validator) {
 	p.Source.validate(v.sub("source"))
 	p.Format.validate(v.sub("format"))
 	p.Sink.validate(v.sub("sink"), p)
+}
+
+// checkListenAddress checks host:port syntax, as net.Listen will need it,
+// without listening.
+func checkListenAddress(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("is not an address")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("has no valid port (%q)", port)
+	}
+	if strings.ContainsAny(host, " /\t@") {
+		return fmt.Errorf("has no valid host (%q)", host)
+	}
+	return nil
 }

@@ -57,12 +57,18 @@ func (v *validator) oneOf(field, value string, allowed ...string) {
 	v.add(field, fmt.Sprintf("%q is not one of %s", value, strings.Join(allowed, ", ")))
 }
 
-// template checks that s parses as a record template (topics, table names).
+// template checks that s parses as a record template (topics, table names)
+// and uses only the names a record has.
 func (v *validator) template(field, s string) {
 	if s == "" {
 		return
 	}
-	if _, err := template.New(field).Option("missingkey=error").Parse(s); err != nil {
+	t, err := template.New(field).Option("missingkey=error").Parse(s)
+	if err != nil {
 		v.add(field, fmt.Sprintf("bad template: %v", err))
+		return
+	}
+	if unknown := unknownTemplateNames(t); len(unknown) > 0 {
+		v.add(field, fmt.Sprintf("template uses %s, which a record does not have; known: %s", strings.Join(unknown, ", "), recordTemplateNameList()))
 	}
 }
