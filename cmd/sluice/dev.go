@@ -20,6 +20,7 @@ type devFlags struct {
 
 	bigQueryRESTPort, bigQueryGRPCPort int
 	pubSubPort                         int
+	tls                                bool
 }
 
 func (f *devFlags) register(cmd *cobra.Command, defaultInMemory bool) {
@@ -33,12 +34,14 @@ func (f *devFlags) register(cmd *cobra.Command, defaultInMemory bool) {
 	cmd.Flags().IntVar(&f.bigQueryRESTPort, "bigquery-rest-port", 9050, "BigQuery emulator REST API port")
 	cmd.Flags().IntVar(&f.bigQueryGRPCPort, "bigquery-grpc-port", 9060, "BigQuery emulator Storage Write API (gRPC) port")
 	cmd.Flags().IntVar(&f.pubSubPort, "pubsub-port", 8085, "Pub/Sub emulator port (in memory only)")
+	cmd.Flags().BoolVar(&f.tls, "tls", false, "serve Kafka and the schema registry over TLS, with a CA and server certificate generated at start (the CA file's path is printed)")
 }
 
 func (f *devFlags) options() devstack.Options {
 	o := devstack.Options{Host: f.host, KafkaPort: f.kafkaPort, RegistryPort: f.registryPort, Brokers: f.brokers, SyncWrites: f.syncWrites}
 	o.BigQueryRESTPort, o.BigQueryGRPCPort = f.bigQueryRESTPort, f.bigQueryGRPCPort
 	o.PubSubPort = f.pubSubPort
+	o.TLS = f.tls
 	if !f.inMemory || f.dataDir != "" {
 		o.DataDir = f.dataDir
 		if o.DataDir == "" {
@@ -63,7 +66,8 @@ survive a restart (Pub/Sub keeps nothing); --in-memory opts out. Ctrl-C
 stops it.`,
 		Example: `  sluice dev
   sluice dev --brokers 3 --kafka-port 19092
-  sluice dev --in-memory`,
+  sluice dev --in-memory
+  sluice dev --tls          # Kafka and the registry over TLS; prints the CA file`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()
@@ -93,6 +97,10 @@ func printStack(w io.Writer, s *devstack.Stack, o devstack.Options) {
 	fmt.Fprintf(w, "Kafka broker(s)   %s\n", strings.Join(s.Brokers, ","))
 	for _, e := range s.Endpoints() {
 		fmt.Fprintf(w, "%-17s %s\n", e.Name, e.Addr)
+	}
+	if t := s.TLSFiles; t.CAFile != "" {
+		fmt.Fprintf(w, "TLS CA file       %s  (tls: {enabled: true, ca_file: %s})\n", t.CAFile, t.CAFile)
+		fmt.Fprintf(w, "TLS server cert   %s, key %s  (for the admin API: admin: {cert_file: ..., key_file: ...})\n", t.CertFile, t.KeyFile)
 	}
 	if o.DataDir != "" {
 		fmt.Fprintf(w, "Data directory    %s\n", o.DataDir)

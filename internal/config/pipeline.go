@@ -66,6 +66,9 @@ type Admin struct {
 	// through the admin API; default 64 (a pipeline configured with more
 	// keeps its own count as its cap).
 	MaxConsumers int `yaml:"max_consumers"`
+	// CertFile and KeyFile (PEM) serve the admin API over HTTPS.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 const (
@@ -169,6 +172,9 @@ func (a *Admin) validate() []string {
 		if err := checkListenAddress(a.Listen); err != nil {
 			probs = append(probs, fmt.Sprintf("admin.listen: %q %v (write host:port, such as 127.0.0.1:8080 or :8080)", a.Listen, err))
 		}
+	}
+	if (a.CertFile == "") != (a.KeyFile == "") {
+		probs = append(probs, "admin.cert_file: cert_file and key_file go together")
 	}
 	if a.MaxConsumers < 0 || a.MaxConsumers > 256 {
 		probs = append(probs, "admin.max_consumers: must be between 1 and 256 (0 or unset: 64)")

@@ -5,6 +5,7 @@ package devstack
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,6 +40,12 @@ type Options struct {
 	BigQueryRESTPort, BigQueryGRPCPort int
 	// PubSubPort is the Pub/Sub emulator's port; 0 picks a free one.
 	PubSubPort int
+
+	// TLS serves Kafka and the schema registry over TLS with a CA and
+	// server certificate generated at start, written to TLSDir (default:
+	// DataDir/tls, or a temporary directory when in memory).
+	TLS    bool
+	TLSDir string
 }
 
 // Stack is a running dev stack.
@@ -58,6 +65,10 @@ type Stack struct {
 	// PubSub is the Pub/Sub emulator, at PubSubAddr (host:port).
 	PubSub     *pstest.Server
 	PubSubAddr string
+
+	// TLSFiles are the generated CA and server certificate (Options.TLS).
+	TLSFiles  TLSFiles
+	serverTLS *tls.Config
 }
 
 // DefaultDataDir is where `sluice dev` keeps data by default.
@@ -107,6 +118,11 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		o.Logger = slog.Default()
 	}
 	s := &Stack{opts: o}
+	if o.TLS {
+		if err := s.setUpTLS(); err != nil {
+			return nil, err
+		}
+	}
 	var ports []int
 	for i := 0; i < o.Brokers; i++ {
 		port := 0
@@ -130,6 +146,9 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 			return net.Listen(network, net.JoinHostPort(host, port))
 		}),
 		kfake.DefaultNumPartitions(6),
+	}
+	if s.serverTLS != nil {
+		kopts = append(kopts, kfake.TLS(s.serverTLS))
 	}
 	if o.DataDir != "" {
 		dir := filepath.Join(o.DataDir, "kafka")
@@ -179,3 +198,26 @@ type Endpoint struct {
 
 // Endpoints lists the services beside the broker.
 func (s *Stack) Endpoints() []Endpoint { return s.endpoints }
+
+// setUpTLS generates the CA and server certificate into TLSDir.
+func (s *Stack) setUpTLS() error {
+	dir := s.opts.TLSDir
+	switch {
+	case dir != "":
+	case s.opts.DataDir != "":
+		dir = filepath.Join(s.opts.DataDir, "tls")
+	default:
+		tmp, err := os.MkdirTemp("", "sluice-dev-tls-")
+		if err != nil {
+			return fmt.Errorf("creating a directory for the dev certificates: %w", err)
+		}
+		dir = tmp
+		s.closers = append(s.closers, func() { _ = os.RemoveAll(tmp) })
+	}
+	files, cfg, err := generateTLS(dir, s.opts.Host)
+	if err != nil {
+		return err
+	}
+	s.TLSFiles, s.serverTLS = files, cfg
+	return nil
+}
