@@ -9,6 +9,11 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// devSASLPassword is the dev broker's SASL password unless
+// SLUICE_DEV_SASL_PASSWORD says otherwise: a development default, not a
+// secret.
+const devSASLPassword = "sluice-dev"
+
 type devFlags struct {
 	host         string
 	kafkaPort    int
@@ -21,6 +26,7 @@ type devFlags struct {
 	bigQueryRESTPort, bigQueryGRPCPort int
 	pubSubPort                         int
 	tls                                bool
+	sasl, saslUser                     string
 }
 
 func (f *devFlags) register(cmd *cobra.Command, defaultInMemory bool) {
@@ -34,6 +40,8 @@ func (f *devFlags) register(cmd *cobra.Command, defaultInMemory bool) {
 	cmd.Flags().IntVar(&f.bigQueryRESTPort, "bigquery-rest-port", 9050, "BigQuery emulator REST API port")
 	cmd.Flags().IntVar(&f.bigQueryGRPCPort, "bigquery-grpc-port", 9060, "BigQuery emulator Storage Write API (gRPC) port")
 	cmd.Flags().IntVar(&f.pubSubPort, "pubsub-port", 8085, "Pub/Sub emulator port (in memory only)")
+	cmd.Flags().StringVar(&f.sasl, "sasl", "", "require SASL on the Kafka broker: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (password from env SLUICE_DEV_SASL_PASSWORD, default "+devSASLPassword+")")
+	cmd.Flags().StringVar(&f.saslUser, "sasl-user", "sluice", "the SASL user for PLAIN and SCRAM")
 	cmd.Flags().BoolVar(&f.tls, "tls", false, "serve Kafka and the schema registry over TLS, with a CA and server certificate generated at start (the CA file's path is printed)")
 }
 
@@ -42,6 +50,9 @@ func (f *devFlags) options() devstack.Options {
 	o.BigQueryRESTPort, o.BigQueryGRPCPort = f.bigQueryRESTPort, f.bigQueryGRPCPort
 	o.PubSubPort = f.pubSubPort
 	o.TLS = f.tls
+	if f.sasl != "" {
+		o.SASL = &devstack.SASL{Mechanism: strings.ToUpper(f.sasl), User: f.saslUser, Password: envOr("SLUICE_DEV_SASL_PASSWORD", devSASLPassword)}
+	}
 	if !f.inMemory || f.dataDir != "" {
 		o.DataDir = f.dataDir
 		if o.DataDir == "" {
@@ -67,7 +78,8 @@ stops it.`,
 		Example: `  sluice dev
   sluice dev --brokers 3 --kafka-port 19092
   sluice dev --in-memory
-  sluice dev --tls          # Kafka and the registry over TLS; prints the CA file`,
+  sluice dev --tls          # Kafka and the registry over TLS; prints the CA file
+  sluice dev --sasl SCRAM-SHA-256 --sasl-user films`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()
@@ -97,6 +109,13 @@ func printStack(w io.Writer, s *devstack.Stack, o devstack.Options) {
 	fmt.Fprintf(w, "Kafka broker(s)   %s\n", strings.Join(s.Brokers, ","))
 	for _, e := range s.Endpoints() {
 		fmt.Fprintf(w, "%-17s %s\n", e.Name, e.Addr)
+	}
+	if a := o.SASL; a != nil {
+		if a.Mechanism == "OAUTHBEARER" {
+			fmt.Fprintln(w, "SASL              OAUTHBEARER: Google Managed Kafka tokens and unexpired JWTs (signatures not verified)")
+		} else {
+			fmt.Fprintf(w, "SASL              %s, user %s (password from SLUICE_DEV_SASL_PASSWORD, default %s)\n", a.Mechanism, a.User, devSASLPassword)
+		}
 	}
 	if t := s.TLSFiles; t.CAFile != "" {
 		fmt.Fprintf(w, "TLS CA file       %s  (tls: {enabled: true, ca_file: %s})\n", t.CAFile, t.CAFile)

@@ -200,3 +200,31 @@ admin: {listen: "127.0.0.1:0", cert_file: %q, key_file: %q}
 		t.Fatalf("the file holds %d lines, %d distinct titles; want %d decoded films", lines, len(titles), n)
 	}
 }
+
+// TestDevSASLFlags: `sluice dev --sasl MECH` requires SASL with the user
+// given and the password from the environment, says so, and never prints
+// a password that is not the documented default.
+func TestDevSASLFlags(t *testing.T) {
+	t.Setenv("SLUICE_DEV_SASL_PASSWORD", "pw-from-env")
+	f := &devFlags{sasl: "scram-sha-256", saslUser: "films"}
+	o := f.options()
+	if o.SASL == nil || o.SASL.Mechanism != "SCRAM-SHA-256" || o.SASL.User != "films" || o.SASL.Password != "pw-from-env" {
+		t.Fatalf("dev --sasl scram-sha-256 --sasl-user films gave %+v", o.SASL)
+	}
+	o.Host, o.RegistryPort, o.KafkaPort = "127.0.0.1", 0, 0
+	o.BigQueryGRPCPort, o.BigQueryRESTPort, o.PubSubPort = 0, 0, 0
+	o.DataDir = ""
+	stack, err := devstack.Start(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stack.Close)
+	var out bytes.Buffer
+	printStack(&out, stack, o)
+	if !strings.Contains(out.String(), "SASL              SCRAM-SHA-256, user films") || strings.Contains(out.String(), "pw-from-env") {
+		t.Fatalf("dev output:\n%s", out.String())
+	}
+	if _, err := devstack.Start(context.Background(), devstack.Options{SASL: &devstack.SASL{Mechanism: "GSSAPI"}}); err == nil || !strings.Contains(err.Error(), "is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER") {
+		t.Fatalf("dev --sasl GSSAPI: %v", err)
+	}
+}

@@ -44,3 +44,34 @@ func TestConsumerPropertiesOutsideKafkasRangesAreRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestSASLSettingsAreCheckedTogether(t *testing.T) {
+	for _, tc := range []struct {
+		sasl string
+		want []string // problems expected, "" none
+	}{
+		{`{mechanism: PLAIN, username: u, password: p}`, nil},
+		{`{mechanism: OAUTHBEARER, provider: google}`, nil},
+		{`{mechanism: OAUTHBEARER, provider: google, credentials_file: sa.json}`, nil},
+		{`{mechanism: OAUTHBEARER, provider: oidc, token_url: "https://idp/token", client_id: c, client_secret: s, scopes: [kafka]}`, nil},
+		{`{mechanism: OAUTHBEARER}`, []string{`source.kafka.sasl.provider: "" is not one of google, oidc`}},
+		{`{mechanism: OAUTHBEARER, provider: oidc, token_url: "not a url"}`, []string{"source.kafka.sasl.token_url: \"not a url\" is not an http(s) URL", "source.kafka.sasl.client_id: is required", "source.kafka.sasl.client_secret: is required"}},
+		{`{mechanism: OAUTHBEARER, provider: google, username: u, token_url: "https://x"}`, []string{"source.kafka.sasl.username: OAUTHBEARER takes no username", "source.kafka.sasl.provider: google takes credentials_file"}},
+		{`{mechanism: PLAIN, username: u, password: p, provider: google}`, []string{"source.kafka.sasl.provider: is only for mechanism OAUTHBEARER"}},
+		{`{mechanism: GSSAPI, username: u, password: p}`, []string{`source.kafka.sasl.mechanism: "GSSAPI" is not one of`}},
+	} {
+		_, err := Parse([]byte("name: s\nsource: {kafka: {brokers: [b:1], topics: [t], group: g, sasl: "+tc.sasl+"}}\nsink: {file: {path: x}}\n"), func(string) (string, bool) { return "", false })
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if len(tc.want) == 0 && got != "" {
+			t.Errorf("%s: refused: %s", tc.sasl, got)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s: problems %q lack %q", tc.sasl, got, w)
+			}
+		}
+	}
+}

@@ -6,6 +6,7 @@ package devstack
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -46,6 +47,11 @@ type Options struct {
 	// DataDir/tls, or a temporary directory when in memory).
 	TLS    bool
 	TLSDir string
+
+	// SASL, when set, makes the broker require SASL authentication.
+	SASL *SASL
+	// KafkaOptions are more kfake options (tests: broker configs).
+	KafkaOptions []kfake.Opt
 }
 
 // Stack is a running dev stack.
@@ -69,6 +75,7 @@ type Stack struct {
 	// TLSFiles are the generated CA and server certificate (Options.TLS).
 	TLSFiles  TLSFiles
 	serverTLS *tls.Config
+	clientTLS *tls.Config // trusts TLSFiles.CAFile, for the stack's own clients
 }
 
 // DefaultDataDir is where `sluice dev` keeps data by default.
@@ -150,6 +157,16 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	if s.serverTLS != nil {
 		kopts = append(kopts, kfake.TLS(s.serverTLS))
 	}
+	kopts = append(kopts, o.KafkaOptions...)
+	var gate *saslGate
+	if o.SASL != nil {
+		g, opts, err := newSASLGate(*o.SASL)
+		if err != nil {
+			return nil, err
+		}
+		gate = g
+		kopts = append(kopts, opts...)
+	}
 	if o.DataDir != "" {
 		dir := filepath.Join(o.DataDir, "kafka")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -167,6 +184,12 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	s.Kafka = c
 	s.Brokers = c.ListenAddrs()
 	s.closers = append(s.closers, c.Close)
+	if gate != nil {
+		if err := gate.install(ctx, c, s.clientTLS); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	if err := s.startRegistry(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -219,5 +242,8 @@ func (s *Stack) setUpTLS() error {
 		return err
 	}
 	s.TLSFiles, s.serverTLS = files, cfg
+	pool := x509.NewCertPool()
+	pool.AddCert(cfg.Certificates[0].Leaf)
+	s.clientTLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	return nil
 }

@@ -101,7 +101,8 @@ func generateTLS(dir, host string) (TLSFiles, *tls.Config, error) {
 			return TLSFiles{}, nil, fmt.Errorf("writing %s: %w", f.path, err)
 		}
 	}
-	cert := tls.Certificate{Certificate: [][]byte{der, caDER}, PrivateKey: key, Leaf: nil}
+	// Leaf holds the CA here, for the stack's own clients to trust.
+	cert := tls.Certificate{Certificate: [][]byte{der, caDER}, PrivateKey: key, Leaf: ca}
 	return files, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
