@@ -273,3 +273,45 @@ func TestReconfigureRollsBackWhenAConsumerCannotStartWithTheChange(t *testing.T)
 		t.Fatal(err)
 	}
 }
+
+// TestAConsumerThatCannotBeReopenedIsRetryingThenFails: when the consumer
+// cannot be reopened even with the previous properties (the broker went
+// away), status says degraded and what is retried, and after
+// max_retry_time the pipeline stops with the reason, never "running"
+// with a consumer gone.
+func TestAConsumerThatCannotBeReopenedIsRetryingThenFails(t *testing.T) {
+	src := newPropSource(1000000, map[string]any{"max.poll.records": 10})
+	var down atomic.Bool
+	src.refuse = func(string, config.ConsumerProperties) error {
+		if down.Load() {
+			return errors.New("connecting to Kafka brokers: connection refused")
+		}
+		return nil
+	}
+	sink := &memSink{}
+	p, _ := New(Options{Name: "t", Source: src, Sink: sink, MaxPollRecords: 10, BatchRecords: 100, Linger: time.Millisecond, MaxRetryTime: 2 * time.Second, Logger: quiet})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	waitFor(t, "records written", func() bool { return sink.count() > 100 })
+	down.Store(true)
+	if err := p.Reconfigure(ctx, map[string]any{"max.poll.records": 20}); !errors.Is(err, ErrRolledBack) {
+		t.Fatalf("Reconfigure = %v, want ErrRolledBack", err)
+	}
+	waitFor(t, "status degraded, retrying the reopen", func() bool {
+		st := p.Status()
+		return st.Degraded && len(st.Retrying) == 1 && st.Retrying[0].What == "reopen" && strings.Contains(st.Retrying[0].LastError, "connection refused")
+	})
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "reopening consumer") || !strings.Contains(err.Error(), "max_retry_time") {
+			t.Fatalf("Run = %v, want it stopped reopening the consumer after max_retry_time", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the pipeline kept running without its consumer past max_retry_time")
+	}
+	if st := p.Status(); st.State != StateFailed {
+		t.Fatalf("state %s, want failed", st.State)
+	}
+}
