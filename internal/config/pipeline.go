@@ -225,7 +225,9 @@ func checkListenAddress(addr string) error {
 		return errors.New("is not an address")
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return fmt.Errorf("has no valid port (%q)", port)
+		if _, lerr := net.LookupPort("tcp", port); err == nil || lerr != nil { // a service name such as "http" is a port too
+			return fmt.Errorf("has no valid port (%q)", port)
+		}
 	}
 	if strings.ContainsAny(host, " /\t@") {
 		return fmt.Errorf("has no valid host (%q)", host)

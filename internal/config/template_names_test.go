@@ -34,3 +34,15 @@ func TestTemplatesNamingWhatARecordLacksAreRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestAdminListenMustBeAnAddress(t *testing.T) {
+	for addr, ok := range map[string]bool{
+		"127.0.0.1:8080": true, ":8080": true, "[::1]:8080": true, "localhost:0": true,
+		"not an address": false, "127.0.0.1": false, "127.0.0.1:99999": false, "a b:80": false, "host:port": false,
+	} {
+		err := checkListenAddress(addr)
+		if (err == nil) != ok {
+			t.Errorf("%q: %v, want ok=%v", addr, err, ok)
+		}
+	}
+}
