@@ -201,6 +201,9 @@ func (p *Pipeline) validate(v *validator) {
 	if p.OnError == OnErrorDLQ && p.Source.Kafka == nil && len(p.DLQ.Brokers) == 0 {
 		v.add("dlq.brokers", "is required with on_error: dlq when the source is not Kafka")
 	}
+	if p.Format.Value == "avro-confluent" && p.Format.ReaderSchema != "" {
+		v.root().valueFields = readerSchemaFields(p.Format.ReaderSchema)
+	}
 	v.template("dlq.topic", p.DLQ.Topic)
 	v.positive("batch.max_records", p.Batch.MaxRecords)
 	v.positive("batch.max_bytes", p.Batch.MaxBytes)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"sort"
 	"strings"
 	"text/template"
@@ -18,12 +19,15 @@ var recordTemplateNames = map[string]bool{
 // does not have ({{.Nope}}): such a template fails for every record at run
 // time, so validate says so first. Inside range and with, dot is something
 // else and is not checked.
-func unknownTemplateNames(t *template.Template) []string {
+func unknownTemplateNames(t *template.Template, valueFields map[string]bool) []string {
 	found := map[string]bool{}
 	var walk func(n parse.Node)
 	check := func(ident []string) {
 		if len(ident) > 0 && !recordTemplateNames[ident[0]] {
 			found[ident[0]] = true
+		}
+		if len(ident) > 1 && ident[0] == "Value" && valueFields != nil && !valueFields[ident[1]] {
+			found["Value."+ident[1]] = true
 		}
 	}
 	var walkPipe func(p *parse.PipeNode)
@@ -87,4 +91,24 @@ func recordTemplateNameList() string {
 	}
 	sort.Strings(names)
 	return strings.Join(names, " ")
+}
+
+// readerSchemaFields are the top-level field names of an Avro record
+// schema (format.reader_schema), or nil when it is not one: then
+// templates' .Value fields are not checked.
+func readerSchemaFields(schema string) map[string]bool {
+	var rec struct {
+		Type   any `json:"type"`
+		Fields []struct {
+			Name string `json:"name"`
+		} `json:"fields"`
+	}
+	if json.Unmarshal([]byte(schema), &rec) != nil || rec.Type != "record" || len(rec.Fields) == 0 {
+		return nil
+	}
+	out := make(map[string]bool, len(rec.Fields))
+	for _, f := range rec.Fields {
+		out[f.Name] = true
+	}
+	return out
 }

@@ -46,3 +46,28 @@ func TestAdminListenMustBeAnAddress(t *testing.T) {
 		}
 	}
 }
+
+// TestTemplatesNameOnlyTheReaderSchemasFields: with a pinned reader
+// schema the fields of every value are known, so a table template naming
+// one the schema lacks fails every record; validate says so first.
+func TestTemplatesNameOnlyTheReaderSchemasFields(t *testing.T) {
+	file := func(table string) string {
+		return `
+name: s
+source: {kafka: {brokers: [b:1], topics: [t], group: g}}
+format:
+  value: avro-confluent
+  schema_registry: {url: "http://r:8081"}
+  reader_schema: '{"type":"record","name":"Film","fields":[{"name":"id","type":"long"},{"name":"kind","type":"string"}]}'
+sink:
+  kafka: {brokers: [b:1], topic: '` + table + `'}
+`
+	}
+	if _, err := Parse([]byte(file("films-{{.Value.kind}}")), nil); err != nil {
+		t.Fatalf("a template naming a schema field: %v", err)
+	}
+	_, err := Parse([]byte(file("films-{{.Value.knd}}")), nil)
+	if err == nil || !strings.Contains(err.Error(), "sink.kafka.topic: template uses .Value.knd") {
+		t.Fatalf("a template naming a field the schema lacks: %v", err)
+	}
+}

@@ -12,6 +12,9 @@ type validator struct {
 	prefix string
 	probs  []string
 	parent *validator
+	// valueFields, on the root, are the fields records' values have when
+	// known (format.reader_schema): templates may name only those.
+	valueFields map[string]bool
 }
 
 func (v *validator) root() *validator {
@@ -68,7 +71,7 @@ func (v *validator) template(field, s string) {
 		v.add(field, fmt.Sprintf("bad template: %v", err))
 		return
 	}
-	if unknown := unknownTemplateNames(t); len(unknown) > 0 {
-		v.add(field, fmt.Sprintf("template uses %s, which a record does not have; known: %s", strings.Join(unknown, ", "), recordTemplateNameList()))
+	if unknown := unknownTemplateNames(t, v.root().valueFields); len(unknown) > 0 {
+		v.add(field, fmt.Sprintf("template uses %s, which a record does not have; known: %s (and the reader schema's fields under .Value)", strings.Join(unknown, ", "), recordTemplateNameList()))
 	}
 }
