@@ -216,6 +216,9 @@ func (g *saslGate) checkPlain(msg []byte) string {
 		return "Authentication failed: malformed PLAIN message"
 	}
 	user, pass := parts[1], parts[2]
+	if parts[0] != "" && parts[0] != user {
+		return "Authentication failed: the authorization id is not the user name"
+	}
 	if user == g.innerUser && hmac.Equal([]byte(pass), []byte(g.innerPass)) {
 		return ""
 	}
