@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"cloud.google.com/go/auth"
@@ -31,10 +32,15 @@ const earlyRefresh = 5 * time.Minute
 // and the Google OAuth 2.0 access token itself in place of a signature.
 // Access tokens come from Application Default Credentials or a
 // credentials file, cached and refreshed before they expire.
+//
+// Token is safe for concurrent use (a client authenticates each broker
+// connection).
 type KafkaTokens struct {
 	creds *auth.Credentials
-	email string
 	now   func() time.Time
+
+	mu    sync.Mutex
+	email string // the principal; looked up once when the file lacks it
 }
 
 // NewKafkaTokens loads credentials: file when set (field names it in
@@ -111,14 +117,18 @@ func (t *KafkaTokens) Token(ctx context.Context) (string, time.Time, error) {
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("getting a Google access token for Managed Kafka: %w", err)
 	}
+	t.mu.Lock()
 	email := t.email
+	t.mu.Unlock()
 	if email == "" {
 		// User credentials (gcloud auth application-default login): the
 		// token's own account.
 		if email, err = tokenEmail(ctx, tok.Value); err != nil {
 			return "", time.Time{}, err
 		}
+		t.mu.Lock()
 		t.email = email
+		t.mu.Unlock()
 	}
 	exp := tok.Expiry
 	if exp.IsZero() {
