@@ -291,6 +291,8 @@ func statusFor(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, pipeline.ErrNotReconfigurable):
 		return http.StatusConflict
+	case errors.Is(err, pipeline.ErrRolledBack):
+		return http.StatusUnprocessableEntity
 	case errors.Is(err, pipeline.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, context.DeadlineExceeded):

@@ -139,7 +139,7 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 	defer cancel()
 	if err := cl.Ping(pingCtx); err != nil {
 		cl.Close()
-		return nil, fmt.Errorf("connecting to Kafka brokers %v: %w", cfg.Brokers, err)
+		return nil, fmt.Errorf("connecting to Kafka brokers %v: %w", cfg.Brokers, ExplainAuth(cl, cfg.KafkaConn, err))
 	}
 	if r.instanceID != nil {
 		r.connOpts, _ = ConnOptions(cfg.KafkaConn, s.log) // succeeded in clientOptions
