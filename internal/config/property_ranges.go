@@ -30,11 +30,12 @@ const (
 // msRange is a duration property's allowed range in milliseconds, as
 // franz-go (which refuses to create a client otherwise) or Kafka needs it.
 var msRange = map[string][2]time.Duration{
-	"fetch.max.wait.ms":       {10 * time.Millisecond, time.Duration(1<<31-1) * time.Millisecond},
-	"session.timeout.ms":      {minSessionTimeout, maxSessionTimeout},
-	"rebalance.timeout.ms":    {100 * time.Millisecond, time.Duration(1<<31-1) * time.Millisecond},
-	"max.poll.interval.ms":    {100 * time.Millisecond, time.Duration(1<<31-1) * time.Millisecond},
-	"auto.commit.interval.ms": {100 * time.Millisecond, time.Duration(1<<31-1) * time.Millisecond},
+	"fetch.max.wait.ms":    {10 * time.Millisecond, time.Duration(1<<31-1) * time.Millisecond},
+	"session.timeout.ms":   {minSessionTimeout, maxSessionTimeout},
+	"rebalance.timeout.ms": {100 * time.Millisecond, time.Duration(1<<31-1) * time.Millisecond},
+	"max.poll.interval.ms": {100 * time.Millisecond, time.Duration(1<<31-1) * time.Millisecond},
+	// Sluice's own commit loop takes any positive interval (Kafka: >= 0).
+	"auto.commit.interval.ms": {time.Millisecond, time.Duration(1<<31-1) * time.Millisecond},
 	"connections.max.idle.ms": {100 * time.Millisecond, 15 * time.Minute},
 	"request.timeout.ms":      {100 * time.Millisecond, 15 * time.Minute},
 	"metadata.max.age.ms":     {5 * time.Second, time.Hour},
