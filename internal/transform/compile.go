@@ -35,7 +35,7 @@ type step struct {
 	kind    stepKind
 	program cel.Program // filter, key
 	exprs   []namedProgram
-	fields  []fieldPath   // drop
+	fields  []fieldPath    // drop
 	renames [][2]fieldPath // rename: old, new
 	masks   []maskedField
 }

@@ -91,9 +91,9 @@ func TestFieldStepsReshapeTheValue(t *testing.T) {
 	want := map[string]any{
 		"kind": "sale", "amount": json.Number("12.5"), "country": "FR",
 		"total_cents": int64(1250), "user_id": json.Number("7"), "email": "***",
-		"card":  map[string]any{"number": hex.EncodeToString(sum[:])},
-		"meta":  map[string]any{"seen": "orders/42"},
-		"tags":  []any{"a", "sale"},
+		"card": map[string]any{"number": hex.EncodeToString(sum[:])},
+		"meta": map[string]any{"seen": "orders/42"},
+		"tags": []any{"a", "sale"},
 	}
 	if !reflect.DeepEqual(r.Fields, want) {
 		t.Errorf("fields:\n got %#v\nwant %#v", r.Fields, want)
