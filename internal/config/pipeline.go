@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/transform"
 )
 
 // Pipeline is one source -> decode -> sink flow.
@@ -17,7 +19,10 @@ type Pipeline struct {
 	DLQ      DLQ    `yaml:"dlq"`
 	Batch    Batch  `yaml:"batch"`
 	Limits   Limits `yaml:"limits"`
-	Sink     Sink   `yaml:"sink"`
+	// Transforms filter and reshape decoded records before the sink, in
+	// order (see package transform).
+	Transforms []transform.Step `yaml:"transforms"`
+	Sink       Sink             `yaml:"sink"`
 	// ShutdownTimeout bounds the graceful drain on SIGINT/SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// MaxRetryTime bounds how long one write, decode or dead-letter send
@@ -201,4 +206,5 @@ func (p *Pipeline) validate(v *validator) {
 	p.Source.validate(v.sub("source"))
 	p.Format.validate(v.sub("format"))
 	p.Sink.validate(v.sub("sink"), p)
+	p.validateTransforms(v)
 }

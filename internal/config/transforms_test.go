@@ -1,0 +1,87 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestTransformsAreCompiledAtValidate(t *testing.T) {
+	src := `
+pipelines:
+- name: ok
+  source: {kafka: {brokers: [b:9092], topics: [t], group: g}}
+  format: {value: json}
+  transforms:
+    - filter: 'value.kind != "test"'
+    - set: {total_cents: 'int(value.amount * 100.0)'}
+    - drop: [note, card.number]
+    - rename: {uid: user_id}
+    - mask: {email: sha256}
+    - key: 'value.user_id'
+    - headers: {source: '"web"'}
+  sink: {file: {path: out.jsonl}}
+- name: bad
+  source: {kafka: {brokers: [b:9092], topics: [t], group: g}}
+  format: {value: json}
+  transforms:
+    - filter: 'value.kind != "test"'
+    - filter: 'value.kind =='
+    - set: {total_cents: '1 + "a"'}
+    - mask: {email: md5}
+    - filtr: 'true'
+  sink: {file: {path: out.jsonl}}
+`
+	_, err := Parse([]byte(src), noEnv)
+	if err == nil {
+		t.Fatal("bad expressions were accepted")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`pipelines[1].transforms[1].filter: Syntax error`,
+		`pipelines[1].transforms[2].set.total_cents: found no matching overload for '_+_' applied to '(int, string)' (at 1:3`,
+		`pipelines[1].transforms[3].mask.email: "md5" is not one of sha256, redact`,
+		`transforms[4].filtr: unknown key`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("problems lack %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "pipelines[0]") {
+		t.Errorf("the good pipeline was reported:\n%s", msg)
+	}
+}
+
+func TestFieldTransformsNeedDecodedValuesAndAnEncodingSink(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"raw value", `
+name: x
+source: {kafka: {brokers: [b:9092], topics: [t], group: g}}
+transforms: [{drop: [a]}]
+sink: {file: {path: out.jsonl}}
+`, "transforms: set, drop, rename and mask change decoded records: set format.value"},
+		{"kafka sink without format", `
+name: x
+source: {kafka: {brokers: [b:9092], topics: [t], group: g}}
+format: {value: json}
+transforms: [{set: {a: '1'}}]
+sink: {kafka: {brokers: [b:9092], topic: o}}
+`, "which the kafka sink only writes with sink.kafka.format.value"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml), noEnv)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	// A filter on a raw value into a raw Kafka sink is fine: nothing is reshaped.
+	ok := `
+name: x
+source: {kafka: {brokers: [b:9092], topics: [t], group: g}}
+transforms: [{filter: 'value.size() > 0'}, {key: '"k"'}]
+sink: {kafka: {brokers: [b:9092], topic: o}}
+`
+	if _, err := Parse([]byte(ok), noEnv); err != nil {
+		t.Fatal(err)
+	}
+}
