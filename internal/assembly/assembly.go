@@ -13,6 +13,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/connector"
 	"github.com/sluice-dev/sluice/internal/pipeline"
+	"github.com/sluice-dev/sluice/internal/transform"
 )
 
 // Built is a pipeline with the connectors it owns.
@@ -64,6 +65,15 @@ func Build(ctx context.Context, p config.Pipeline, log *slog.Logger) (*Built, er
 	if err != nil {
 		return fail(err)
 	}
+	// Compiled once here (validate compiled them too, but kept nothing).
+	chain, err := transform.Compile(p.Transforms)
+	if err != nil {
+		return fail(err)
+	}
+	var transformer connector.Transformer
+	if chain != nil {
+		transformer = chain
+	}
 	for _, build := range sinkBuilders {
 		s, ok, err := build(ctx, &p, log)
 		if err != nil {
@@ -79,6 +89,9 @@ func Build(ctx context.Context, p config.Pipeline, log *slog.Logger) (*Built, er
 		return fail(errors.New("no sink configured"))
 	}
 	if vs, ok := b.Sink.(connector.FieldVisitorSink); ok && vs.VisitsFields() {
+		if transformer != nil {
+			return fail(errors.New("the sink takes values undecoded, which transforms cannot read"))
+		}
 		f := p.Format
 		f.Value = "raw" // the sink decodes values itself, field by field
 		if dec, err = newDecoder(f); err != nil {
@@ -116,6 +129,7 @@ func Build(ctx context.Context, p config.Pipeline, log *slog.Logger) (*Built, er
 		Source:             b.Source,
 		Consumers:          consumers,
 		Decoder:            dec,
+		Transformer:        transformer,
 		Sink:               b.Sink,
 		DeadLetter:         dlq,
 		OnError:            pipeline.OnError(p.OnError),

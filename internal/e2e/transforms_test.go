@@ -1,0 +1,210 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/connector/kafka"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// fileLine is one line of the file sink.
+type fileLine struct {
+	Offset  int64             `json:"offset"`
+	Key     any               `json:"key"`
+	Value   map[string]any    `json:"value"`
+	Headers map[string]string `json:"headers"`
+}
+
+func readFileLines(t *testing.T, path string) []fileLine {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []fileLine
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var l fileLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			continue // a line being written
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// consumeRecords reads want records of topic from the start.
+func consumeRecords(t *testing.T, brokers []string, topic string, want int) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < want && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	}
+	return out
+}
+
+// Every step kind on JSON records from Kafka into a file: test events are
+// filtered out (counted, offsets still committed), the others are
+// reshaped, keyed and tagged, and the one record an expression fails on
+// goes to the dead-letter topic with the step in its error.
+func TestTransformsKafkaToFileEveryStep(t *testing.T) {
+	c := startBroker(t)
+	brokers := c.ListenAddrs()
+	createTopic(t, brokers, "orders", 3)
+	out := filepath.Join(t.TempDir(), "out.jsonl")
+	const n, broken = 300, 7
+	produceAll(t, brokers, nil, 0, n, func(i int) *kgo.Record {
+		kind, amount := "sale", fmt.Sprintf(`,"amount":%d.25`, i)
+		if i%10 == 0 {
+			kind = "test"
+		}
+		if i == broken {
+			amount = "" // set total_cents cannot be computed
+		}
+		return &kgo.Record{Topic: "orders", Key: []byte("old"), Value: []byte(fmt.Sprintf(
+			`{"id":%d,"kind":%q%s,"country":"fr","note":"internal","email":"u%d@example.com","card":{"number":"4111-%04d","brand":"visa"}}`,
+			i, kind, amount, i, i))}
+	})
+	b, stop := runPipeline(t, fmt.Sprintf(`
+name: tf
+source:
+  kafka: {brokers: [%s], topics: [orders], group: tf, consumers: 2}
+format: {value: json}
+on_error: dlq
+transforms:
+  - filter: 'value.kind != "test"'
+  - set: {total_cents: 'int(value.amount * 100.0)', country: 'value.country.upperAscii()'}
+  - drop: [note, card.brand]
+  - rename: {id: order_id}
+  - mask: {card.number: sha256, email: redact}
+  - key: 'string(value.order_id)'
+  - headers: {source: '"web"', via: 'topic + "/" + string(partition)'}
+sink:
+  file: {path: %s}
+`, brokers[0], out))
+	const tests = n / 10
+	const want = n - tests - 1
+	eventually(t, 60*time.Second, "every kept record in the file", func() bool { return len(readFileLines(t, out)) >= want })
+	waitCommittedToEnd(t, adminClient(t, brokers), "tf", "orders", 30*time.Second)
+	st := b.Pipeline.Status()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	lines := readFileLines(t, out)
+	if len(lines) != want {
+		t.Fatalf("%d lines in the file, want %d", len(lines), want)
+	}
+	seen := map[float64]bool{}
+	for _, l := range lines {
+		v := l.Value
+		id, _ := v["order_id"].(float64)
+		if seen[id] {
+			t.Fatalf("order %v written twice", id)
+		}
+		seen[id] = true
+		sum := sha256.Sum256([]byte(fmt.Sprintf("4111-%04d", int(id))))
+		card, _ := v["card"].(map[string]any)
+		switch {
+		case v["kind"] != "sale" || int(id)%10 == 0 || int(id) == broken:
+			t.Fatalf("record %v should not be in the file: %v", id, v)
+		case v["total_cents"] != float64(int(id)*100+25) || v["country"] != "FR":
+			t.Fatalf("set not applied: %v", v)
+		case v["note"] != nil || v["id"] != nil || card["brand"] != nil:
+			t.Fatalf("drop or rename not applied: %v", v)
+		case card["number"] != hex.EncodeToString(sum[:]) || v["email"] != "***":
+			t.Fatalf("mask not applied: %v", v)
+		case l.Key != fmt.Sprint(int(id)):
+			t.Fatalf("key %v, want %v", l.Key, id)
+		case l.Headers["source"] != "web" || !strings.HasPrefix(l.Headers["via"], "orders/"):
+			t.Fatalf("headers %v", l.Headers)
+		}
+	}
+	if st.Filtered != tests || st.DeadLettered != 1 || st.RecordsIn != n {
+		t.Fatalf("status: in %d, filtered %d, dead-lettered %d; want %d, %d, 1", st.RecordsIn, st.Filtered, st.DeadLettered, n, tests)
+	}
+	dl := consumeRecords(t, brokers, "orders.dlq", 1)
+	if len(dl) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dl))
+	}
+	h := map[string]string{}
+	for _, kh := range dl[0].Headers {
+		h[kh.Key] = string(kh.Value)
+	}
+	if h[kafka.HeaderReason] != "transform" || !strings.Contains(h[kafka.HeaderError], "transforms[1].set.total_cents") ||
+		!strings.Contains(string(dl[0].Value), fmt.Sprintf(`"id":%d`, broken)) || string(dl[0].Key) != "old" {
+		t.Fatalf("dead letter %q key %q headers %v", dl[0].Value, dl[0].Key, h)
+	}
+}
+
+// A SQL sink normally visits undecoded values itself; with transforms the
+// engine decodes, and the table gets what the transforms left: here 90% of
+// the records filtered out, a derived column, a dropped one, exactly once.
+func TestTransformsKafkaToSQLiteFilterAndSet(t *testing.T) {
+	d := openSQL(t, "sqlite")
+	pipe := sqlName("litetf")
+	d.exec(t, "CREATE TABLE fin (id INTEGER, price_cents INTEGER)")
+	c := startBroker(t)
+	brokers := c.ListenAddrs()
+	createTopic(t, brokers, "litetf", 3)
+	const n = 1000
+	produceN(t, brokers, "litetf", 0, n)
+	_, stop := runPipeline(t, fmt.Sprintf(`
+name: %s
+source:
+  kafka: {brokers: [%s], topics: [litetf], group: %s, consumers: 2}
+format: {value: json}
+delivery: exactly_once
+transforms:
+  - filter: 'value.id %% 10 == 0'
+  - set: {price_cents: 'int(value.price * 100.0)'}
+  - drop: [name]
+sink:
+  sqlite:
+    path: %s
+    staging_table: stg
+    create_table: true
+    merge:
+      every_records: 50
+      idle: 300ms
+      statements:
+        - "INSERT INTO fin SELECT id, price_cents FROM stg WHERE _sluice_batch <= {{.HighWaterMark}}"
+        - "DELETE FROM stg WHERE _sluice_batch <= {{.HighWaterMark}}"
+`, pipe, brokers[0], pipe, d.path))
+	const want = n / 10
+	eventually(t, 60*time.Second, "the kept records merged", func() bool { return d.count(t, "SELECT count(*) FROM fin") >= want })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.count(t, "SELECT count(DISTINCT id) FROM fin WHERE id % 10 = 0"); got != want {
+		t.Fatalf("%d distinct kept ids in the table, want %d", got, want)
+	}
+	if got := d.count(t, "SELECT count(*) FROM fin"); got != want {
+		t.Fatalf("%d rows, want %d (exactly once)", got, want)
+	}
+	// price is (id %% 1000).5, so price_cents is that times 100.
+	if bad := d.count(t, "SELECT count(*) FROM fin WHERE price_cents != (id % 1000) * 100 + 50"); bad != 0 {
+		t.Fatalf("%d rows with a wrong price_cents", bad)
+	}
+	if got := d.count(t, "SELECT count(*) FROM pragma_table_info('stg') WHERE name IN ('name')"); got != 0 {
+		t.Fatal("the dropped field became a column")
+	}
+}
