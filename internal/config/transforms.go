@@ -20,4 +20,7 @@ func (p *Pipeline) validateTransforms(v *validator) {
 		// bytes, and the changes would be lost without a word.
 		v.add("transforms", "set, drop, rename and mask change decoded records, which the kafka sink only writes with sink.kafka.format.value (json or avro-confluent)")
 	}
+	if p.Sink.PubSub != nil {
+		v.add("transforms", "set, drop, rename and mask change decoded records; the pubsub sink sends the original bytes (filter, key and headers work)")
+	}
 }

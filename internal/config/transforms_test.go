@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -66,6 +67,13 @@ format: {value: json}
 transforms: [{set: {a: '1'}}]
 sink: {kafka: {brokers: [b:9092], topic: o}}
 `, "which the kafka sink only writes with sink.kafka.format.value"},
+		{"pubsub sink", `
+name: x
+source: {kafka: {brokers: [b:9092], topics: [t], group: g}}
+format: {value: json}
+transforms: [{mask: {a: redact}}]
+sink: {pubsub: {project: p, topic: t}}
+`, "the pubsub sink sends the original bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yaml), noEnv)
@@ -83,5 +91,30 @@ sink: {kafka: {brokers: [b:9092], topic: o}}
 `
 	if _, err := Parse([]byte(ok), noEnv); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The README's transforms example must stay valid.
+func TestREADMETransformsExampleIsValid(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(readme), "## Transforms")
+	if !ok {
+		t.Fatal("README has no Transforms section")
+	}
+	_, block, _ := strings.Cut(sec, "```yaml\n")
+	block, _, _ = strings.Cut(block, "```")
+	if !strings.Contains(block, "transforms:") {
+		t.Fatalf("no transforms example in:\n%s", block)
+	}
+	src := "name: x\nsource: {kafka: {brokers: [b:9092], topics: [t], group: g}}\nsink: {file: {path: out.jsonl}}\n" + block
+	f, err := Parse([]byte(src), noEnv)
+	if err != nil {
+		t.Fatalf("README example: %v\n%s", err, src)
+	}
+	if n := len(f.Pipelines[0].Transforms); n != 7 {
+		t.Fatalf("%d steps parsed, want 7", n)
 	}
 }
