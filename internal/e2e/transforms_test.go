@@ -7,12 +7,15 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/codec"
+	"github.com/sluice-dev/sluice/internal/connector"
 	"github.com/sluice-dev/sluice/internal/connector/kafka"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -206,5 +209,90 @@ sink:
 	}
 	if got := d.count(t, "SELECT count(*) FROM pragma_table_info('stg') WHERE name IN ('name')"); got != 0 {
 		t.Fatal("the dropped field became a column")
+	}
+}
+
+const orderSchema = `{"type":"record","name":"Order","namespace":"demo","fields":[
+ {"name":"id","type":"long"},
+ {"name":"title","type":"string"},
+ {"name":"rating","type":["null","double"],"default":null},
+ {"name":"price","type":{"type":"bytes","logicalType":"decimal","precision":9,"scale":2}},
+ {"name":"created","type":{"type":"long","logicalType":"timestamp-millis"}},
+ {"name":"card","type":{"type":"record","name":"Card","fields":[{"name":"number","type":"string"},{"name":"qty","type":"int"}]}}]}`
+
+// Every step kind on Avro records from the registry: the schema name,
+// decimals, timestamps, ints and nested records are usable in
+// expressions, and the reshaped records reach the file.
+func TestTransformsAvroEveryStep(t *testing.T) {
+	c := startBroker(t)
+	brokers := c.ListenAddrs()
+	createTopic(t, brokers, "avro-orders", 2)
+	regURL, _ := startRegistry(t, "127.0.0.1:0", t.TempDir())
+	reg, err := codec.NewRegistry(codec.RegistryOptions{URL: regURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := codec.NewAvroConfluentEncoder(reg, orderSchema, codec.SubjectTopic, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 100
+	created := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	var values [][]byte
+	for i := 0; i < n; i++ {
+		b, err := enc.Encode(context.Background(), "avro-orders", &connector.Record{Fields: map[string]any{
+			"id": int64(i), "title": fmt.Sprintf("order %d", i), "rating": float64(i % 5),
+			"price": big.NewRat(int64(i)*100+25, 100), "created": created,
+			"card": map[string]any{"number": fmt.Sprintf("4111-%04d", i), "qty": int32(i % 3)},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		values = append(values, b)
+	}
+	produceValues(t, brokers, "avro-orders", values)
+	out := filepath.Join(t.TempDir(), "out.jsonl")
+	_, stop := runPipeline(t, fmt.Sprintf(`
+name: tfavro
+source:
+  kafka: {brokers: [%s], topics: [avro-orders], group: tfavro}
+format: {value: avro-confluent, schema_registry: {url: %s}}
+transforms:
+  - filter: 'schema == "demo.Order" && value.id %% 2 == 0 && value.card.qty >= 0'
+  - set: {price_cents: 'int(value.price * 100.0)', year: 'value.created.getFullYear()', item: 'value.title + " x" + string(value.card.qty)'}
+  - drop: [rating]
+  - rename: {title: name}
+  - mask: {card.number: sha256}
+  - key: 'string(value.id)'
+  - headers: {schema: 'schema'}
+sink:
+  file: {path: %s}
+`, brokers[0], regURL, out))
+	const want = n / 2
+	eventually(t, 60*time.Second, "the kept records in the file", func() bool { return len(readFileLines(t, out)) >= want })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	lines := readFileLines(t, out)
+	if len(lines) != want {
+		t.Fatalf("%d lines, want %d", len(lines), want)
+	}
+	for _, l := range lines {
+		v := l.Value
+		id := int(v["id"].(float64))
+		sum := sha256.Sum256([]byte(fmt.Sprintf("4111-%04d", id)))
+		card, _ := v["card"].(map[string]any)
+		switch {
+		case id%2 != 0:
+			t.Fatalf("odd id %d kept", id)
+		case v["price_cents"] != float64(id*100+25) || v["year"] != float64(2026) || v["item"] != fmt.Sprintf("order %d x%d", id, id%3):
+			t.Fatalf("set on Avro values: %v", v)
+		case v["rating"] != nil || v["title"] != nil || v["name"] != fmt.Sprintf("order %d", id):
+			t.Fatalf("drop or rename: %v", v)
+		case card["number"] != hex.EncodeToString(sum[:]) || card["qty"] != float64(id%3):
+			t.Fatalf("mask: %v", v)
+		case l.Key != fmt.Sprint(id) || l.Headers["schema"] != "demo.Order":
+			t.Fatalf("key %v headers %v", l.Key, l.Headers)
+		}
 	}
 }

@@ -3,10 +3,13 @@ package transform
 import (
 	"errors"
 	"fmt"
+	"math/big"
 	"strings"
 	"sync"
 
 	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/ext"
 )
 
@@ -68,7 +71,13 @@ var (
 // misuse on known types (1 + "a") is found at compile time.
 func celEnv() (*cel.Env, error) {
 	envOnce.Do(func() {
+		reg, err := types.NewRegistry()
+		if err != nil {
+			envErr = err
+			return
+		}
 		env, envErr = cel.NewEnv(
+			cel.CustomTypeAdapter(fieldsAdapter{reg}),
 			cel.Variable("value", cel.DynType),
 			cel.Variable("key", cel.DynType),
 			cel.Variable("headers", cel.MapType(cel.StringType, cel.StringType)),
@@ -83,6 +92,27 @@ func celEnv() (*cel.Env, error) {
 		)
 	})
 	return env, envErr
+}
+
+// fieldsAdapter gives expressions what codecs put in Fields: CEL's own
+// conversions, plus Avro decimals (*big.Rat) as doubles. Records and lists
+// are wrapped with this adapter so that nested decimals convert too.
+type fieldsAdapter struct{ base types.Adapter }
+
+func (a fieldsAdapter) NativeToValue(v any) ref.Val {
+	switch v := v.(type) {
+	case map[string]any:
+		return types.NewStringInterfaceMap(a, v)
+	case []any:
+		return types.NewDynamicList(a, v)
+	case *big.Rat:
+		if v == nil {
+			return types.NullValue
+		}
+		f, _ := v.Float64()
+		return types.Double(f)
+	}
+	return a.base.NativeToValue(v)
 }
 
 // Compile compiles every step. It fails with every problem found, each with
