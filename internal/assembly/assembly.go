@@ -12,6 +12,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/codec"
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/connector"
+	"github.com/sluice-dev/sluice/internal/connector/route"
 	"github.com/sluice-dev/sluice/internal/pipeline"
 	"github.com/sluice-dev/sluice/internal/transform"
 )
@@ -74,19 +75,20 @@ func Build(ctx context.Context, p config.Pipeline, log *slog.Logger) (*Built, er
 	if chain != nil {
 		transformer = chain
 	}
-	for _, build := range sinkBuilders {
-		s, ok, err := build(ctx, &p, log)
+	if len(p.Sinks) > 0 {
+		s, err := buildRoutedSinks(ctx, &p, log)
 		if err != nil {
 			return fail(err)
 		}
-		if ok {
-			b.Sink = s
-			b.closers = append(b.closers, s.Close)
-			break
+		b.Sink = s
+		b.closers = append(b.closers, s.Close)
+	} else {
+		s, err := buildSink(ctx, &p, log)
+		if err != nil {
+			return fail(err)
 		}
-	}
-	if b.Sink == nil {
-		return fail(errors.New("no sink configured"))
+		b.Sink = s
+		b.closers = append(b.closers, s.Close)
 	}
 	if vs, ok := b.Sink.(connector.FieldVisitorSink); ok && vs.VisitsFields() {
 		if transformer != nil {
@@ -148,6 +150,54 @@ func Build(ctx context.Context, p config.Pipeline, log *slog.Logger) (*Built, er
 	}
 	b.Pipeline = pl
 	return b, nil
+}
+
+// buildSink builds the one sink p.Sink names.
+func buildSink(ctx context.Context, p *config.Pipeline, log *slog.Logger) (connector.Sink, error) {
+	for _, build := range sinkBuilders {
+		s, ok, err := build(ctx, p, log)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return s, nil
+		}
+	}
+	return nil, errors.New("no sink configured")
+}
+
+// buildRoutedSinks builds every named sink and the route.Sink over them.
+// Each is built as the sink of a pipeline named "<pipeline>.<sink>", so
+// that what a sink keeps per pipeline (SQL bookkeeping, merge locks) is
+// its own.
+func buildRoutedSinks(ctx context.Context, p *config.Pipeline, log *slog.Logger) (connector.Sink, error) {
+	names := map[string]bool{}
+	for name := range p.Sinks {
+		names[name] = true
+	}
+	router, err := transform.CompileRouter(p.Route, names)
+	if err != nil {
+		return nil, err
+	}
+	sinks := map[string]connector.Sink{}
+	closeAll := func() {
+		for _, s := range sinks {
+			_ = s.Close(context.WithoutCancel(ctx))
+		}
+	}
+	for name, cfg := range p.Sinks {
+		q := *p
+		q.Name = p.Name + "." + name
+		q.Sink = cfg
+		q.Sinks = nil
+		s, err := buildSink(ctx, &q, log.With("sink", name))
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("sinks.%s: %w", name, err)
+		}
+		sinks[name] = s
+	}
+	return route.New(router, sinks), nil
 }
 
 // fieldVisitor decodes values field by field for sinks that take them

@@ -23,6 +23,10 @@ type Pipeline struct {
 	// order (see package transform).
 	Transforms []transform.Step `yaml:"transforms"`
 	Sink       Sink             `yaml:"sink"`
+	// Sinks, instead of Sink, are several named sinks; Route says which
+	// one each record goes to (see routes.go).
+	Sinks map[string]Sink   `yaml:"sinks"`
+	Route []transform.Route `yaml:"route"`
 	// ShutdownTimeout bounds the graceful drain on SIGINT/SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// MaxRetryTime bounds how long one write, decode or dead-letter send
@@ -131,6 +135,9 @@ func (f *File) applyDefaults() {
 		p.Source.applyDefaults()
 		p.Format.applyDefaults()
 		p.Sink.applyDefaults()
+		for _, s := range p.Sinks {
+			s.applyDefaults() // its fields are pointers: the map's copy is enough
+		}
 	}
 	if f.Admin != nil && f.Admin.Listen == "" {
 		f.Admin.Listen = "127.0.0.1:8080"
@@ -205,6 +212,10 @@ func (p *Pipeline) validate(v *validator) {
 	v.positiveDuration("max_retry_time", p.MaxRetryTime)
 	p.Source.validate(v.sub("source"))
 	p.Format.validate(v.sub("format"))
-	p.Sink.validate(v.sub("sink"), p)
+	if len(p.Sinks) == 0 && len(p.Route) == 0 {
+		p.Sink.validate(v.sub("sink"), p)
+	} else {
+		p.validateRoutes(v)
+	}
 	p.validateTransforms(v)
 }

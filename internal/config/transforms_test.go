@@ -73,7 +73,7 @@ source: {kafka: {brokers: [b:9092], topics: [t], group: g}}
 format: {value: json}
 transforms: [{mask: {a: redact}}]
 sink: {pubsub: {project: p, topic: t}}
-`, "the pubsub sink sends the original bytes"},
+`, "the pubsub sink (sink) sends the original bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yaml), noEnv)
@@ -116,5 +116,80 @@ func TestREADMETransformsExampleIsValid(t *testing.T) {
 	}
 	if n := len(f.Pipelines[0].Transforms); n != 7 {
 		t.Fatalf("%d steps parsed, want 7", n)
+	}
+}
+
+func TestRoutesAreCheckedAtValidate(t *testing.T) {
+	good := `
+name: r
+source: {kafka: {brokers: [b:9092], topics: [t], group: g}}
+format: {value: json}
+sinks:
+  orders: {sqlite: {path: o.db, staging_table: stg, create_table: true, merge: {every_records: 10, statements: ["DELETE FROM stg"]}}}
+  rest: {file: {path: rest.jsonl}}
+route:
+  - when: 'value.kind == "order"'
+    sink: orders
+  - sink: rest
+`
+	if _, err := Parse([]byte(good), noEnv); err != nil {
+		t.Fatal(err)
+	}
+	bad := `
+name: r
+source: {kafka: {brokers: [b:9092], topics: [t], group: g}}
+format: {value: json}
+delivery: exactly_once
+sink: {file: {path: x.jsonl}}
+sinks:
+  orders: {file: {}}
+  rest: {file: {path: rest.jsonl}}
+  unused: {file: {path: u.jsonl}}
+route:
+  - when: 'value.kind =='
+    sink: orders
+  - sink: nowhere
+  - when: 'true'
+    sink: rest
+`
+	_, err := Parse([]byte(bad), noEnv)
+	if err == nil {
+		t.Fatal("bad routes accepted")
+	}
+	for _, want := range []string{
+		"sink: use either sink or sinks with route, not both",
+		"delivery: exactly_once keeps offsets with one sink's data",
+		"sinks.orders.file.path: is required",
+		"route[0].when: Syntax error",
+		`route[1].sink: "nowhere" is not one of the pipeline's sinks`,
+		"route[1].when: is required on every entry but the last",
+		"route[2].when: the last entry is the default",
+		"sinks.unused: no route sends records to unused",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("problems lack %q:\n%v", want, err)
+		}
+	}
+}
+
+// The README's routing example must stay valid.
+func TestREADMERouteExampleIsValid(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(readme), "### Routing to several sinks")
+	if !ok {
+		t.Fatal("README has no routing section")
+	}
+	_, block, _ := strings.Cut(sec, "```yaml\n")
+	block, _, _ = strings.Cut(block, "```")
+	src := "name: x\nsource: {kafka: {brokers: [b:9092], topics: [t], group: g}}\nformat: {value: json}\n" + block
+	f, err := Parse([]byte(src), func(string) (string, bool) { return "postgres://localhost/test", true })
+	if err != nil {
+		t.Fatalf("README example: %v\n%s", err, src)
+	}
+	if p := f.Pipelines[0]; len(p.Sinks) != 2 || len(p.Route) != 2 {
+		t.Fatalf("sinks %v, route %v", p.Sinks, p.Route)
 	}
 }

@@ -121,6 +121,12 @@ type Transformer interface {
 	Transform(r *Record) (keep bool, err error)
 }
 
+// RouteReporter is implemented by a sink over several named sinks (a
+// pipeline's route): the records each has made durable, for status.
+type RouteReporter interface {
+	Written() map[string]int64
+}
+
 // FieldVisitor hands a record's decoded top-level fields to visit one by
 // one, without building its Fields map, and returns its schema when the
 // format has one (codec.RecordDecoder). Bad input is a *RecordError;

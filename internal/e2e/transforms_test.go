@@ -296,3 +296,100 @@ sink:
 		}
 	}
 }
+
+// One source, two sinks: orders into a SQLite table, everything else into
+// a file, the record whose route cannot be evaluated to the dead-letter
+// topic; every record lands exactly where its route says, and the group's
+// offsets reach the end only with both sinks durable.
+func TestRouteToSQLiteAndFile(t *testing.T) {
+	d := openSQL(t, "sqlite")
+	pipe := sqlName("route")
+	d.exec(t, "CREATE TABLE fin (id INTEGER, amount_cents INTEGER)")
+	c := startBroker(t)
+	brokers := c.ListenAddrs()
+	createTopic(t, brokers, "mixed", 3)
+	const n, broken = 300, 10
+	produceAll(t, brokers, nil, 0, n, func(i int) *kgo.Record {
+		kind := `"kind":"refund",`
+		if i%3 == 0 {
+			kind = `"kind":"order",`
+		}
+		if i == broken {
+			kind = ""
+		}
+		return &kgo.Record{Topic: "mixed", Value: []byte(fmt.Sprintf(`{"id":%d,%s"amount":%d.5}`, i, kind, i))}
+	})
+	rest := filepath.Join(t.TempDir(), "rest.jsonl")
+	b, stop := runPipeline(t, fmt.Sprintf(`
+name: %s
+source:
+  kafka: {brokers: [%s], topics: [mixed], group: %s, consumers: 2}
+format: {value: json}
+on_error: dlq
+transforms:
+  - set: {amount_cents: 'int(value.amount * 100.0)'}
+  - drop: [amount]
+sinks:
+  orders:
+    sqlite:
+      path: %s
+      staging_table: stg
+      create_table: true
+      merge:
+        every_records: 20
+        idle: 300ms
+        statements:
+          - "INSERT INTO fin SELECT id, amount_cents FROM stg WHERE _sluice_batch <= {{.HighWaterMark}}"
+          - "DELETE FROM stg WHERE _sluice_batch <= {{.HighWaterMark}}"
+  rest:
+    file: {path: %s}
+route:
+  - when: 'value.kind == "order"'
+    sink: orders
+  - sink: rest
+`, pipe, brokers[0], pipe, d.path, rest))
+	const orders = n / 3
+	const rests = n - orders - 1
+	eventually(t, 60*time.Second, "orders merged and the rest in the file", func() bool {
+		return d.count(t, "SELECT count(*) FROM fin") >= orders && len(readFileLines(t, rest)) >= rests
+	})
+	waitCommittedToEnd(t, adminClient(t, brokers), pipe, "mixed", 30*time.Second)
+	if got := b.Pipeline.Status().RoutedOut; got["orders"] != orders || got["rest"] != rests {
+		t.Fatalf("status routed_out %v, want orders %d, rest %d", got, orders, rests)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.count(t, "SELECT count(DISTINCT id) FROM fin WHERE id % 3 = 0"); got != orders {
+		t.Fatalf("%d distinct orders in the table, want %d", got, orders)
+	}
+	if got := d.count(t, "SELECT count(*) FROM fin"); got != orders {
+		t.Fatalf("%d rows in the table, want %d", got, orders)
+	}
+	if bad := d.count(t, "SELECT count(*) FROM fin WHERE amount_cents != id * 100 + 50"); bad != 0 {
+		t.Fatalf("%d rows with a wrong amount_cents", bad)
+	}
+	lines := readFileLines(t, rest)
+	seen := map[float64]bool{}
+	for _, l := range lines {
+		id, _ := l.Value["id"].(float64)
+		if l.Value["kind"] != "refund" || seen[id] {
+			t.Fatalf("file line %v: not a refund, or twice", l.Value)
+		}
+		seen[id] = true
+	}
+	if len(lines) != rests {
+		t.Fatalf("%d lines in the file, want %d", len(lines), rests)
+	}
+	dl := consumeRecords(t, brokers, "mixed.dlq", 1)
+	if len(dl) != 1 || !strings.Contains(string(dl[0].Value), fmt.Sprintf(`"id":%d,`, broken)) {
+		t.Fatalf("dead letters %v", dl)
+	}
+	h := map[string]string{}
+	for _, kh := range dl[0].Headers {
+		h[kh.Key] = string(kh.Value)
+	}
+	if h[kafka.HeaderReason] != "transform" || !strings.Contains(h[kafka.HeaderError], "route[0].when") {
+		t.Fatalf("dead letter headers %v", h)
+	}
+}

@@ -88,18 +88,20 @@ type Status struct {
 	State State  `json:"state"`
 	// Degraded: running, but something is being retried (Retrying says
 	// what, since when and why), so records may not be moving.
-	Degraded        bool             `json:"degraded"`
-	Retrying        []RetryStatus    `json:"retrying,omitempty"`
-	Error           string           `json:"error,omitempty"`
-	Since           time.Time        `json:"since"`
-	Consumers       []ConsumerStatus `json:"consumers"`
-	RecordsIn       int64            `json:"records_in"`
-	RecordsOut      int64            `json:"records_out"`
-	BytesIn         int64            `json:"bytes_in"`
-	BytesOut        int64            `json:"bytes_out"`
-	DeadLettered    int64            `json:"dead_lettered"`
-	Skipped         int64            `json:"skipped"`
-	Filtered        int64            `json:"filtered"` // dropped by a transforms filter
+	Degraded     bool             `json:"degraded"`
+	Retrying     []RetryStatus    `json:"retrying,omitempty"`
+	Error        string           `json:"error,omitempty"`
+	Since        time.Time        `json:"since"`
+	Consumers    []ConsumerStatus `json:"consumers"`
+	RecordsIn    int64            `json:"records_in"`
+	RecordsOut   int64            `json:"records_out"`
+	BytesIn      int64            `json:"bytes_in"`
+	BytesOut     int64            `json:"bytes_out"`
+	DeadLettered int64            `json:"dead_lettered"`
+	Skipped      int64            `json:"skipped"`
+	Filtered     int64            `json:"filtered"` // dropped by a transforms filter
+	// RoutedOut is, with several named sinks, the records each made durable.
+	RoutedOut       map[string]int64 `json:"routed_out,omitempty"`
 	Errors          int64            `json:"errors"`
 	Retries         int64            `json:"retries"`
 	Batches         int64            `json:"batches"`
@@ -149,6 +151,9 @@ func (p *Pipeline) Status() Status {
 	st.DeadLettered = p.stats.deadLettered.Load()
 	st.Skipped = p.stats.skipped.Load()
 	st.Filtered = p.stats.filtered.Load()
+	if rr, ok := p.opts.Sink.(connector.RouteReporter); ok {
+		st.RoutedOut = rr.Written()
+	}
 	st.Errors = p.stats.errors.Load()
 	st.Retries = p.stats.retries.Load()
 	st.Batches = p.stats.batches.Load()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/common/types/traits"
@@ -45,15 +46,7 @@ func (s *step) apply(act *activation) (bool, error) {
 	r := act.rec
 	switch s.kind {
 	case kindFilter:
-		out, _, err := s.program.Eval(act)
-		if err != nil {
-			return false, fmt.Errorf("%s.filter: %w", s.path, err)
-		}
-		b, ok := out.(types.Bool)
-		if !ok {
-			return false, fmt.Errorf("%s.filter: gave %s, not a bool", s.path, out.Type().TypeName())
-		}
-		return bool(b), nil
+		return evalBool(s.program, act, s.path+".filter")
 	case kindKey:
 		out, _, err := s.program.Eval(act)
 		if err != nil {
@@ -150,6 +143,19 @@ func (s *step) apply(act *activation) (bool, error) {
 		r.Schema = nil
 	}
 	return true, nil
+}
+
+// evalBool evaluates a filter or a route's when.
+func evalBool(prg cel.Program, act *activation, path string) (bool, error) {
+	out, _, err := prg.Eval(act)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", path, err)
+	}
+	b, ok := out.(types.Bool)
+	if !ok {
+		return false, fmt.Errorf("%s: gave %s, not a bool", path, out.Type().TypeName())
+	}
+	return bool(b), nil
 }
 
 func (s *step) setsHeader(name string) bool {

@@ -120,13 +120,17 @@ func (a fieldsAdapter) NativeToValue(v any) ref.Val {
 func Compile(steps []Step) (*Chain, error) {
 	c, probs := compile(steps)
 	if len(probs) > 0 {
-		msgs := make([]string, len(probs))
-		for i, p := range probs {
-			msgs[i] = p.String()
-		}
-		return nil, errors.New(strings.Join(msgs, "; "))
+		return nil, problemsError(probs)
 	}
 	return c, nil
+}
+
+func problemsError(probs []Problem) error {
+	msgs := make([]string, len(probs))
+	for i, p := range probs {
+		msgs[i] = p.String()
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 func compile(steps []Step) (*Chain, []Problem) {
