@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"math/big"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/connector"
 	"github.com/sluice-dev/sluice/internal/connector/kafka"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/time/rate"
 )
 
 // fileLine is one line of the file sink.
@@ -477,4 +480,93 @@ sink:
 			t.Errorf("record %d written %d times", id, times)
 		}
 	}
+}
+
+// A filter that drops 90% of the records, with `sluice run` killed by
+// SIGKILL three times while records arrive: every record that passes the
+// filter reaches the sink (at least once), and no filtered one does.
+func TestTransformsFilterUnderSIGKILLLosesNothingThatPasses(t *testing.T) {
+	const n = 100000
+	bin := buildSluice(t)
+	c := startBroker(t)
+	brokers := c.ListenAddrs()
+	createTopic(t, brokers, "tfcrash.in", 6)
+	createTopic(t, brokers, "tfcrash.out", 6)
+	file := filepath.Join(t.TempDir(), "p.yaml")
+	if err := os.WriteFile(file, []byte(fmt.Sprintf(`
+name: tfcrash
+source:
+  kafka: {brokers: [%s], topics: [tfcrash.in], group: tfcrash, consumers: 2, properties: {auto.commit.interval.ms: 100, session.timeout.ms: 6000, heartbeat.interval.ms: 500, rebalance.timeout.ms: 5000}}
+format: {value: json}
+transforms:
+  - filter: 'value.id %% 10 == 0'
+sink:
+  kafka: {brokers: [%s], topic: tfcrash.out}
+`, brokers[0], brokers[0])), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Records arrive while the process is killed: 25,000 a second.
+	produced := make(chan error, 1)
+	go func() {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(5*time.Millisecond))
+		if err != nil {
+			produced <- err
+			return
+		}
+		defer cl.Close()
+		lim := rate.NewLimiter(25000, 1000)
+		for i := 0; i < n; i++ {
+			_ = lim.Wait(context.Background())
+			cl.Produce(context.Background(), &kgo.Record{Topic: "tfcrash.in", Value: []byte(fmt.Sprintf(`{"id":%d,"name":"item %d"}`, i, i))}, nil)
+		}
+		produced <- cl.Flush(context.Background())
+	}()
+	adm := adminClient(t, brokers)
+	outCount := func() int64 {
+		var sum int64
+		for _, o := range endOffsets(t, adm, "tfcrash.out") {
+			sum += o
+		}
+		return sum
+	}
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, "run", "--log-level", "warn", file)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		return cmd
+	}
+	const kills = 3
+	for k := 0; k < kills; k++ {
+		cmd := start()
+		target := int64(n/10) * int64(k+1) / int64(kills+2)
+		eventually(t, 120*time.Second, fmt.Sprintf("%d records at the sink before kill %d", target, k+1), func() bool { return outCount() >= target })
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = cmd.Wait()
+	}
+	if err := <-produced; err != nil {
+		t.Fatalf("producing: %v", err)
+	}
+	cmd := start()
+	waitCommittedToEnd(t, adm, "tfcrash", "tfcrash.in", 180*time.Second)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Wait()
+	seen := consumeAll(t, brokers, "tfcrash.out", int(outCount()), 60*time.Second)
+	dups := 0
+	for i := 0; i < n; i++ {
+		v := fmt.Sprintf(`{"id":%d,"name":"item %d"}`, i, i)
+		switch {
+		case i%10 != 0 && seen[v] > 0:
+			t.Fatalf("filtered record %d reached the sink", i)
+		case i%10 == 0 && seen[v] == 0:
+			t.Fatalf("record %d passed the filter and was lost after %d SIGKILLs", i, kills)
+		case seen[v] > 1:
+			dups += seen[v] - 1
+		}
+	}
+	t.Logf("%d records, %d kept, %d SIGKILLs: %d duplicates", n, n/10, kills, dups)
 }
