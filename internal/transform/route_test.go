@@ -18,7 +18,7 @@ func TestRouterPicksTheFirstMatchAndDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	for value, want := range map[string]string{
-		`{"kind":"order","amount":500}`: "orders",
+		`{"kind":"order","amount":500}`:  "orders",
 		`{"kind":"refund","amount":500}`: "big",
 		`{"kind":"refund","amount":5}`:   "rest",
 	} {
