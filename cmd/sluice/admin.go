@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -41,7 +42,17 @@ func startAdmin(ctx context.Context, grp *errgroup.Group, cfg *config.Admin, bui
 		_ = ln.Close()
 		return err
 	}
-	log.Info("admin API and dashboard", "url", "http://"+ln.Addr().String()+"/", "token", token != "")
+	scheme := "http"
+	if cfg.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("loading admin.cert_file/key_file: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		scheme = "https"
+	}
+	log.Info("admin API and dashboard", "url", scheme+"://"+ln.Addr().String()+"/", "token", token != "")
 	grp.Go(func() error { return srv.Serve(ctx, ln) })
 	return nil
 }

@@ -50,7 +50,7 @@ backlog and prints records/s, MB/s, CPU seconds and peak RSS:
 			if scenarios != "" {
 				o.Scenarios = strings.Split(scenarios, ",")
 			}
-			ctx, stop := signalContext()
+			ctx, stop := signalContext(cmd.Context())
 			defer stop()
 			results, err := bench.Run(ctx, o)
 			bench.Print(cmd.OutOrStdout(), o, results)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluice-dev/sluice/internal/devstack"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -120,6 +121,80 @@ func TestDevNamesABusyPortAndTheFlag(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestDemoHelpNamesAllFivePipelines: demo --help described two of its five
+// pipelines and showed a --data-dir default although --in-memory is on.
+func TestDemoHelpNamesAllFivePipelines(t *testing.T) {
+	out, _, err := runCLI(t, "demo", "--help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"events-to-kafka", "events-to-file", "orders-to-sqlite", "purchases-to-bigquery", "alerts-from-pubsub"} {
+		if !strings.Contains(out, name) {
+			t.Errorf("demo --help does not mention %s", name)
+		}
+	}
+	if strings.Contains(out, devstack.DefaultDataDir()) {
+		t.Errorf("demo --help shows %s as the data directory, but the demo keeps everything in memory:\n%s", devstack.DefaultDataDir(), out)
+	}
+	devOut, _, err := runCLI(t, "dev", "--help")
+	if err != nil || !strings.Contains(devOut, devstack.DefaultDataDir()) {
+		t.Errorf("dev --help should still name its default data directory: %v", err)
+	}
+}
+
+func TestDevRejectsAMalformedPubSubSubscription(t *testing.T) {
+	_, _, err := runCLI(t, "dev", "--in-memory", "--pubsub-subscription", "alerts-sluice")
+	if err == nil || !strings.Contains(err.Error(), "SUBSCRIPTION:TOPIC") {
+		t.Fatalf("err = %v; want the expected form named", err)
+	}
+}
+
+// TestValidateCatchesWhatRunRefuses: validate passed files that run then
+// refused or that failed on every record (a registry with basic auth and a
+// bearer token, a template naming a field records do not have, an admin
+// address that is none, a heartbeat longer than the session timeout, Kafka
+// properties out of range). Every one is now reported, with its field path,
+// together, without connecting to anything.
+func TestValidateCatchesWhatRunRefuses(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "hostile.yaml")
+	os.WriteFile(bad, []byte(`
+name: hostile
+source:
+  kafka:
+    brokers: [127.0.0.1:1]
+    topics: [t]
+    group: g
+    properties: {session.timeout.ms: 10000, heartbeat.interval.ms: 20000, max.poll.records: 0, fetch.max.bytes: 0, client.id: "a\nb"}
+format:
+  value: avro-confluent
+  schema_registry: {url: "http://127.0.0.1:1", username: u, password: p, bearer_token: tok}
+dlq: {topic: "{{.Topic}}.{{.Nope}}"}
+on_error: dlq
+sink:
+  kafka: {brokers: [127.0.0.1:1], topic: '{{.Nope}}'}
+admin: {listen: "not an address"}
+`), 0o644)
+	_, errOut, err := runCLI(t, "validate", bad)
+	if err == nil {
+		t.Fatal("validate accepted the file")
+	}
+	for _, want := range []string{
+		"format.schema_registry.bearer_token: set either username/password or bearer_token, not both",
+		"sink.kafka.topic: template uses .Nope, which a record does not have",
+		"dlq.topic: template uses .Nope",
+		`admin.listen: "not an address" is not an address`,
+		"source.kafka.properties.heartbeat.interval.ms: 20000 must be less than session.timeout.ms (10000)",
+		"source.kafka.properties.max.poll.records: must be at least 1",
+		"source.kafka.properties.fetch.max.bytes:",
+		"source.kafka.properties.client.id: must not contain control characters",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("validate output lacks %q:\n%s", want, errOut)
+		}
+	}
+}
 
 func TestValidateReportsTransformExpressionsWithTheirPosition(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.yaml")

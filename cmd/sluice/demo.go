@@ -25,11 +25,24 @@ func newDemoCommand(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the embedded stack with sample data and pipelines, and show them working",
-		Long: `Demo starts the embedded Kafka broker (and emulators), creates topics,
-generates sample shop events, and runs pipelines over them: Kafka -> Kafka and
-Kafka -> a JSON-lines file. It prints a live summary until Ctrl-C or
---duration. The pipeline file it runs is written to --out-dir so you can
-read it and run it yourself with 'sluice run'.`,
+		Long: `Demo starts the embedded stack (Kafka broker, Schema Registry, BigQuery and
+Pub/Sub emulators, in memory), generates sample shop events, Avro purchases
+and device alerts, and runs five pipelines over them:
+
+  events-to-kafka        Kafka -> Kafka, two consumers, exactly once
+                         (a Kafka transaction per batch, offsets inside it)
+  events-to-file         Kafka -> a JSON-lines file
+  orders-to-sqlite       Kafka -> SQLite staging, merged into orders and
+                         page_views_per_page every 2,000 records or 3 s idle
+  purchases-to-bigquery  Avro (Schema Registry) -> BigQuery, a table per
+                         event type over 2 connections
+  alerts-from-pubsub     Pub/Sub -> Kafka, ordering key -> Kafka key
+
+It prints a live summary (redrawn on a terminal; one line per pipeline every
+5 s when piped) until Ctrl-C or --duration, and serves the dashboard on
+--admin. The pipeline file it runs is written to --out-dir; at the end the
+demo prints the commands that run that file yourself with 'sluice dev' and
+'sluice run'.`,
 		Example: `  sluice demo
   sluice demo --duration 30s --rate 5000
   sluice demo --kafka-port 19092 --out-dir /tmp/sluice-demo`,
@@ -44,7 +57,7 @@ read it and run it yourself with 'sluice run'.`,
 			if err != nil {
 				return err
 			}
-			ctx, stop := signalContext()
+			ctx, stop := signalContext(cmd.Context())
 			defer stop()
 			o := demo.Options{
 				Stack:       f.options(),
@@ -54,6 +67,7 @@ read it and run it yourself with 'sluice run'.`,
 				Out:         cmd.OutOrStdout(),
 				Logger:      log,
 				Interactive: term.IsTerminal(int(os.Stdout.Fd())),
+				Admin:       admin,
 			}
 			o.Stack.Logger = log
 			if admin != "" {

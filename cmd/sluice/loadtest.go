@@ -63,7 +63,7 @@ reports. The exit status is 1 if any record was not acked.`,
 					bar.Describe(fmt.Sprintf("%s acked, %s/s", count(s.TotalRecords), count(int64(float64(s.TotalRecords)/s.Elapsed.Seconds()))))
 				}
 			}
-			ctx, stop := signalContext()
+			ctx, stop := signalContext(cmd.Context())
 			defer stop()
 			res, err := loadgen.Produce(ctx, o)
 			if err != nil {

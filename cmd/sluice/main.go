@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,11 +13,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/sluice-dev/sluice/internal/buildinfo"
 	"github.com/spf13/cobra"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
 
 func main() {
 	if err := newRootCommand().Execute(); err != nil {
@@ -59,6 +58,7 @@ durable, with bounded memory and live control over running pipelines.`,
 		newStatusCommand(),
 		newLoadtestCommand(),
 		newMonitorCommand(),
+		newOffsetsCommand(),
 	)
 	return root
 }
@@ -80,9 +80,13 @@ func (g *globalFlags) logger() (*slog.Logger, error) {
 }
 
 // signalContext is cancelled on the first SIGINT or SIGTERM, which starts
-// a graceful drain; a second signal exits at once.
-func signalContext() (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.Background())
+// a graceful drain, or when parent is (a test running a command); a second
+// signal exits at once.
+func signalContext(parent context.Context) (context.Context, context.CancelFunc) {
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithCancel(parent)
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
 	go func() {
@@ -111,15 +115,31 @@ func envOr(key, def string) string {
 }
 
 func newVersionCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:     "version",
-		Short:   "Print the version",
-		Example: "  sluice version",
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "version",
+		Short: "Print the version and the revision it was built from",
+		Long: `Version prints the module version and the git revision, its time and
+whether uncommitted changes were built, as the Go toolchain stamped them
+into the binary (go build or go install from a checkout). Release builds
+set the version with
+  -ldflags "-X github.com/sluice-dev/sluice/internal/buildinfo.Version=v1.2.0".
+A running process answers the same at GET /v1/version.`,
+		Example: "  sluice version\n  sluice version --json",
 		Args:    cobra.NoArgs,
-		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintln(cmd.OutOrStdout(), "sluice", version)
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			info := buildinfo.Get()
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(info)
+			}
+			_, err := fmt.Fprint(cmd.OutOrStdout(), info.String())
+			return err
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (as GET /v1/version)")
+	return cmd
 }
 
 var errUsage = errors.New("usage")

@@ -41,7 +41,7 @@ topic and lag per group over time.`,
 			o.ClientOptions = opts
 			table := &liveTable{w: cmd.OutOrStdout()}
 			o.OnSample = table.print
-			ctx, stop := signalContext()
+			ctx, stop := signalContext(cmd.Context())
 			defer stop()
 			samples, err := loadgen.Monitor(ctx, o)
 			if err != nil {

@@ -44,7 +44,7 @@ read again on restart).`,
 				}
 			}
 			admin = withAdminListen(admin, adminListen)
-			ctx, stop := signalContext()
+			ctx, stop := signalContext(cmd.Context())
 			defer stop()
 			return runPipelines(ctx, pipelines, admin, log)
 		},

@@ -147,10 +147,10 @@ func (c *statusClient) get(ctx context.Context, path string, out any) error {
 
 func printSummaries(w io.Writer, ss []admin.Summary) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PIPELINE\tSTATE\tCONSUMERS\tIN/S\tOUT/S\tLAG\tIN FLIGHT\tRECORDS IN\tRECORDS OUT\tFILTERED\tDLQ\tSKIPPED\tERRORS")
+	fmt.Fprintln(tw, "PIPELINE\tSTATE\tCONSUMERS\tIN/S\tOUT/S\tLAG\tLAG AGE\tIN FLIGHT\tRECORDS IN\tRECORDS OUT\tFILTERED\tDLQ\tSKIPPED\tERRORS")
 	for _, s := range ss {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.State, s.Consumers,
-			rate(s.RecordsInPerSec), rate(s.RecordsOutPerSec), count(s.Lag), count(s.InFlightRecords),
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.State, s.Consumers,
+			rate(s.RecordsInPerSec), rate(s.RecordsOutPerSec), count(s.Lag), age(s.LagSeconds), count(s.InFlightRecords),
 			count(s.RecordsIn), count(s.RecordsOut), count(s.Filtered), count(s.DeadLettered), count(s.Skipped), count(s.Errors))
 	}
 	tw.Flush()
@@ -263,4 +263,13 @@ func rate(r float64) string {
 	default:
 		return count(int64(r + 0.5))
 	}
+}
+
+// age prints a lag in seconds as 0s, 3.2s or 4m10s.
+func age(seconds float64) string {
+	d := time.Duration(seconds * float64(time.Second))
+	if d < time.Minute {
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
 }

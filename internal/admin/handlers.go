@@ -24,7 +24,9 @@ func (s *Server) listPipelines(w http.ResponseWriter, _ *http.Request) {
 	for _, e := range s.order {
 		out = append(out, e.summary())
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"pipelines": out})
+	// token_required tells the dashboard whether to offer its token
+	// control; reads stay open either way.
+	writeJSON(w, http.StatusOK, map[string]any{"pipelines": out, "token_required": s.opts.Token != ""})
 }
 
 func (s *Server) getPipeline(w http.ResponseWriter, r *http.Request) {
@@ -289,6 +291,8 @@ func statusFor(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, pipeline.ErrNotReconfigurable):
 		return http.StatusConflict
+	case errors.Is(err, pipeline.ErrRolledBack):
+		return http.StatusUnprocessableEntity
 	case errors.Is(err, pipeline.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, context.DeadlineExceeded):

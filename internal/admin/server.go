@@ -212,6 +212,7 @@ func isLoopback(a net.Addr) bool {
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/pipelines", s.listPipelines)
+	mux.HandleFunc("GET /v1/version", s.version)
 	mux.HandleFunc("GET /v1/pipelines/{name}", s.getPipeline)
 	mux.HandleFunc("POST /v1/pipelines/{name}/consumers", s.mutating(s.addConsumer))
 	mux.HandleFunc("DELETE /v1/pipelines/{name}/consumers/{id}", s.mutating(s.removeConsumer))

@@ -511,3 +511,34 @@ func TestIsLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestListSaysWhetherATokenIsRequired: the dashboard offered "Admin
+// token" on a server without one; it now asks the list.
+func TestListSaysWhetherATokenIsRequired(t *testing.T) {
+	for _, tc := range []struct {
+		token string
+		want  bool
+	}{{"", false}, {"s3cret", true}} {
+		f := newFixture(t, tc.token)
+		var list struct {
+			TokenRequired *bool `json:"token_required"`
+		}
+		if code := f.do(t, "GET", "/v1/pipelines", "", false, &list); code != 200 || list.TokenRequired == nil || *list.TokenRequired != tc.want {
+			t.Fatalf("token %q: status %d, token_required %v, want %v", tc.token, code, list.TokenRequired, tc.want)
+		}
+	}
+}
+
+func TestVersionEndpoint(t *testing.T) {
+	f := newFixture(t, "s3cret")
+	var v map[string]any
+	if code := f.do(t, "GET", "/v1/version", "", false, &v); code != 200 {
+		t.Fatalf("GET /v1/version without a token: %d", code)
+	}
+	if s, _ := v["version"].(string); s == "" || s == "dev" {
+		t.Fatalf("version %v", v)
+	}
+	if s, _ := v["go_version"].(string); !strings.HasPrefix(s, "go1.") {
+		t.Fatalf("go_version in %v", v)
+	}
+}

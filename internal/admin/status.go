@@ -22,6 +22,7 @@ type Summary struct {
 	RecordsInPerSec  float64        `json:"records_in_per_sec"`
 	RecordsOutPerSec float64        `json:"records_out_per_sec"`
 	Lag              int64          `json:"lag"`
+	LagSeconds       float64        `json:"lag_seconds"`
 	InFlightRecords  int64          `json:"in_flight_records"`
 	DeadLettered     int64          `json:"dead_lettered"`
 	Skipped          int64          `json:"skipped"`
@@ -68,6 +69,7 @@ type Sample struct {
 	RecordsInPerSec  float64 `json:"in"`
 	RecordsOutPerSec float64 `json:"out"`
 	Lag              int64   `json:"lag"`
+	LagSeconds       float64 `json:"lag_s"`
 	InFlightRecords  int64   `json:"in_flight"`
 }
 
@@ -86,7 +88,7 @@ type history struct {
 func (h *history) add(now time.Time, st pipeline.Status) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	s := Sample{Time: now.UnixMilli(), Lag: st.Lag, InFlightRecords: st.InFlightRecords}
+	s := Sample{Time: now.UnixMilli(), Lag: st.Lag, LagSeconds: st.LagSeconds, InFlightRecords: st.InFlightRecords}
 	if !h.last.at.IsZero() {
 		if d := now.Sub(h.last.at).Seconds(); d > 0 {
 			s.RecordsInPerSec = float64(max(st.RecordsIn-h.last.in, 0)) / d
@@ -132,7 +134,7 @@ func (e *entry) summary() Summary {
 	return Summary{
 		Name: st.Name, State: st.State, Error: st.Error, Since: st.Since,
 		Consumers: len(st.Consumers), RecordsIn: st.RecordsIn, RecordsOut: st.RecordsOut,
-		RecordsInPerSec: in, RecordsOutPerSec: out, Lag: st.Lag, InFlightRecords: st.InFlightRecords,
+		RecordsInPerSec: in, RecordsOutPerSec: out, Lag: st.Lag, LagSeconds: st.LagSeconds, InFlightRecords: st.InFlightRecords,
 		DeadLettered: st.DeadLettered, Skipped: st.Skipped, Filtered: st.Filtered, Errors: st.Errors, Retries: st.Retries,
 		Batches: st.Batches, CanMerge: canMerge,
 	}

@@ -45,7 +45,19 @@ func (f *Format) validate(v *validator) {
 	if (f.Key == "avro-confluent" || f.Value == "avro-confluent") && (f.SchemaRegistry == nil || f.SchemaRegistry.URL == "") {
 		v.add("schema_registry.url", "is required for avro-confluent")
 	}
-	if f.SchemaRegistry != nil && f.SchemaRegistry.TLS != nil {
-		f.SchemaRegistry.TLS.validate(v.sub("schema_registry.tls"))
+	if r := f.SchemaRegistry; r != nil {
+		// The same rules the registry client applies when run builds it.
+		if r.Username != "" && r.BearerToken != "" {
+			v.add("schema_registry.bearer_token", "set either username/password or bearer_token, not both")
+		}
+		if r.Password != "" && r.Username == "" {
+			v.add("schema_registry.username", "is required with password")
+		}
+		if r.Timeout < 0 {
+			v.add("schema_registry.timeout", "must not be negative")
+		}
+		if r.TLS != nil {
+			r.TLS.validate(v.sub("schema_registry.tls"))
+		}
 	}
 }

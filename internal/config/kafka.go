@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"regexp"
 	"time"
 
@@ -72,9 +73,20 @@ type TLS struct {
 
 // SASL configures SASL authentication.
 type SASL struct {
-	Mechanism string `yaml:"mechanism"` // PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+	Mechanism string `yaml:"mechanism"` // PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512 | OAUTHBEARER
 	Username  string `yaml:"username"`
 	Password  string `yaml:"password" secret:"true"`
+
+	// OAUTHBEARER: where tokens come from. "google": Google Managed
+	// Kafka's token from Application Default Credentials (or
+	// CredentialsFile). "oidc": an OAuth 2.0 client-credentials grant at
+	// TokenURL. Tokens are fetched again before they expire.
+	Provider        string   `yaml:"provider"`
+	CredentialsFile string   `yaml:"credentials_file"`
+	TokenURL        string   `yaml:"token_url"`
+	ClientID        string   `yaml:"client_id"`
+	ClientSecret    string   `yaml:"client_secret" secret:"true"` // from ${ENV}
+	Scopes          []string `yaml:"scopes"`
 }
 
 func (s *Source) applyDefaults() {
@@ -145,9 +157,7 @@ func (c *KafkaConn) validate(v *validator) {
 		c.TLS.validate(v.sub("tls"))
 	}
 	if s := c.SASL; s != nil {
-		v.oneOf("sasl.mechanism", s.Mechanism, "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-		v.required("sasl.username", s.Username)
-		v.required("sasl.password", s.Password)
+		s.validate(v.sub("sasl"))
 	}
 }
 
@@ -166,3 +176,40 @@ func trimDot(s string) string {
 
 // durationMS is how Kafka properties spell durations.
 func durationMS(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }
+
+func (s *SASL) validate(v *validator) {
+	v.oneOf("mechanism", s.Mechanism, "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+	if s.Mechanism != "OAUTHBEARER" {
+		v.required("username", s.Username)
+		v.required("password", s.Password)
+		for _, f := range []struct{ field, value string }{{"provider", s.Provider}, {"credentials_file", s.CredentialsFile}, {"token_url", s.TokenURL}, {"client_id", s.ClientID}} {
+			if f.value != "" {
+				v.add(f.field, "is only for mechanism OAUTHBEARER")
+			}
+		}
+		return
+	}
+	if s.Username != "" || s.Password != "" {
+		v.add("username", "OAUTHBEARER takes no username or password; set provider (google or oidc)")
+	}
+	switch s.Provider {
+	case "google":
+		if s.TokenURL != "" || s.ClientID != "" || s.ClientSecret != "" {
+			v.add("provider", "google takes credentials_file (or Application Default Credentials), not token_url, client_id or client_secret")
+		}
+	case "oidc":
+		v.required("token_url", s.TokenURL)
+		if s.TokenURL != "" {
+			if u, err := url.Parse(s.TokenURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				v.add("token_url", fmt.Sprintf("%q is not an http(s) URL", s.TokenURL))
+			}
+		}
+		v.required("client_id", s.ClientID)
+		v.required("client_secret", s.ClientSecret)
+		if s.CredentialsFile != "" {
+			v.add("credentials_file", "is only for provider google")
+		}
+	default:
+		v.add("provider", fmt.Sprintf("%q is not one of google, oidc (required with OAUTHBEARER)", s.Provider))
+	}
+}

@@ -1,8 +1,11 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -72,6 +75,9 @@ type Admin struct {
 	// through the admin API; default 64 (a pipeline configured with more
 	// keeps its own count as its cap).
 	MaxConsumers int `yaml:"max_consumers"`
+	// CertFile and KeyFile (PEM) serve the admin API over HTTPS.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 const (
@@ -174,6 +180,14 @@ func (f *File) Validate() Problems {
 
 func (a *Admin) validate() []string {
 	var probs []string
+	if a.Listen != "" {
+		if err := checkListenAddress(a.Listen); err != nil {
+			probs = append(probs, fmt.Sprintf("admin.listen: %q %v (write host:port, such as 127.0.0.1:8080 or :8080)", a.Listen, err))
+		}
+	}
+	if (a.CertFile == "") != (a.KeyFile == "") {
+		probs = append(probs, "admin.cert_file: cert_file and key_file go together")
+	}
 	if a.MaxConsumers < 0 || a.MaxConsumers > 256 {
 		probs = append(probs, "admin.max_consumers: must be between 1 and 256 (0 or unset: 64)")
 	}
@@ -199,6 +213,9 @@ func (p *Pipeline) validate(v *validator) {
 	if p.OnError == OnErrorDLQ && p.Source.Kafka == nil && len(p.DLQ.Brokers) == 0 {
 		v.add("dlq.brokers", "is required with on_error: dlq when the source is not Kafka")
 	}
+	if p.Format.Value == "avro-confluent" && p.Format.ReaderSchema != "" {
+		v.root().valueFields = readerSchemaFields(p.Format.ReaderSchema)
+	}
 	v.template("dlq.topic", p.DLQ.Topic)
 	v.positive("batch.max_records", p.Batch.MaxRecords)
 	v.positive("batch.max_bytes", p.Batch.MaxBytes)
@@ -218,4 +235,22 @@ func (p *Pipeline) validate(v *validator) {
 		p.validateRoutes(v)
 	}
 	p.validateTransforms(v)
+}
+
+// checkListenAddress checks host:port syntax, as net.Listen will need it,
+// without listening.
+func checkListenAddress(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("is not an address")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		if _, lerr := net.LookupPort("tcp", port); err == nil || lerr != nil { // a service name such as "http" is a port too
+			return fmt.Errorf("has no valid port (%q)", port)
+		}
+	}
+	if strings.ContainsAny(host, " /\t@") {
+		return fmt.Errorf("has no valid host (%q)", host)
+	}
+	return nil
 }

@@ -109,6 +109,7 @@ func ParseConsumerProperties(props map[string]any) (ConsumerProperties, []Proper
 		names = append(names, k)
 	}
 	sort.Strings(names)
+	parsed := make(map[string]any, len(props))
 	for _, name := range names {
 		raw := props[name]
 		if why, refused := refusedProps[name]; refused {
@@ -126,8 +127,9 @@ func ParseConsumerProperties(props map[string]any) (ConsumerProperties, []Proper
 			continue
 		}
 		spec.set(&out, v)
+		parsed[name] = raw
 	}
-	return out, probs
+	return out, append(probs, checkPropertyRanges(out, parsed)...)
 }
 
 func parseProp(kind string, raw any) (any, error) {

@@ -12,6 +12,9 @@ type validator struct {
 	prefix string
 	probs  []string
 	parent *validator
+	// valueFields, on the root, are the fields records' values have when
+	// known (format.reader_schema): templates may name only those.
+	valueFields map[string]bool
 }
 
 func (v *validator) root() *validator {
@@ -57,12 +60,18 @@ func (v *validator) oneOf(field, value string, allowed ...string) {
 	v.add(field, fmt.Sprintf("%q is not one of %s", value, strings.Join(allowed, ", ")))
 }
 
-// template checks that s parses as a record template (topics, table names).
+// template checks that s parses as a record template (topics, table names)
+// and uses only the names a record has.
 func (v *validator) template(field, s string) {
 	if s == "" {
 		return
 	}
-	if _, err := template.New(field).Option("missingkey=error").Parse(s); err != nil {
+	t, err := template.New(field).Option("missingkey=error").Parse(s)
+	if err != nil {
 		v.add(field, fmt.Sprintf("bad template: %v", err))
+		return
+	}
+	if unknown := unknownTemplateNames(t, v.root().valueFields); len(unknown) > 0 {
+		v.add(field, fmt.Sprintf("template uses %s, which a record does not have; known: %s (and the reader schema's fields under .Value)", strings.Join(unknown, ", "), recordTemplateNameList()))
 	}
 }

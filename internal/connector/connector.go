@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"time"
 )
 
 // Source produces records. Each Reader it opens is one member of the
@@ -63,6 +64,12 @@ type AssignmentReporter interface {
 // LagReporter is implemented by readers that know their lag per partition.
 type LagReporter interface {
 	Lag() map[string]map[int32]int64
+}
+
+// LagAgeReporter is implemented by readers that know how long their
+// oldest unfinished record has waited (lag in time rather than records).
+type LagAgeReporter interface {
+	LagAge() time.Duration
 }
 
 // Sink writes records durably.

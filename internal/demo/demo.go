@@ -30,6 +30,10 @@ type Options struct {
 	Logger   *slog.Logger
 	// Interactive rewrites the summary line in place (a terminal).
 	Interactive bool
+	// Admin is the admin address written into the pipeline file for
+	// `sluice run` (default 127.0.0.1:8080); the CLI serves the demo's own
+	// admin API there too.
+	Admin string
 	// OnReady is called with the built pipelines once they run (the CLI
 	// starts the admin API here).
 	OnReady func(ctx context.Context, g *errgroup.Group, built []*assembly.Built) error
@@ -40,100 +44,6 @@ const (
 	purchasesTopic = "demo.purchases"
 	copyTopic      = "demo.events.copy"
 )
-
-// pipelinesYAML is the demo's pipeline file; it is written to OutDir so a
-// user can read it and run it again with `sluice run`.
-const pipelinesYAML = `# Written by sluice demo. Run again against sluice dev --auto-create-topics (the
-# sinks' topics are created on first use) with: sluice run %[1]s/pipelines.yaml
-pipelines:
-  - name: events-to-kafka
-    source:
-      kafka:
-        brokers: [%[2]s]
-        topics: [demo.events]
-        group: demo-events-to-kafka
-        consumers: 2
-        properties: {max.poll.records: 5000, fetch.max.wait.ms: 200}
-    format: {value: json}
-    delivery: exactly_once         # a Kafka transaction per batch, with its offsets
-    on_error: dlq
-    sink:
-      kafka: {brokers: [%[2]s], topic: "{{.Topic}}.copy", compression: lz4}
-  - name: events-to-file
-    source:
-      kafka:
-        brokers: [%[2]s]
-        topics: [demo.events]
-        group: demo-events-to-file
-    format: {value: json}
-    on_error: skip
-    sink:
-      file: {path: %[1]s/events.jsonl}
-  - name: orders-to-sqlite
-    source:
-      kafka:
-        brokers: [%[2]s]
-        topics: [demo.events]
-        group: demo-orders-to-sqlite
-    format: {value: json}
-    delivery: exactly_once         # offsets live in the database, with the rows
-    on_error: dlq
-    sink:
-      sqlite:
-        path: %[1]s/shop.db
-        staging_table: events_staging
-        merge:
-          mode: pause              # consumers stop while the merge runs
-          every_records: 2000
-          idle: 3s                 # the topic went quiet: merge what is there
-          max_interval: 10s
-          statements:
-            - >-
-              INSERT INTO orders (id, user_id, product, amount, occurred_at)
-              SELECT id, user_id, product, amount, occurred_at FROM events_staging
-              WHERE _sluice_batch <= {{.HighWaterMark}} AND kind = 'order'
-              ON CONFLICT(id) DO UPDATE SET amount = excluded.amount
-            - >-
-              INSERT INTO page_views_per_page (page, views)
-              SELECT page, count(*) FROM events_staging
-              WHERE _sluice_batch <= {{.HighWaterMark}} AND kind = 'page_view' GROUP BY page
-              ON CONFLICT(page) DO UPDATE SET views = views + excluded.views
-            - DELETE FROM events_staging WHERE _sluice_batch <= {{.HighWaterMark}}
-  - name: purchases-to-bigquery
-    source:
-      kafka:
-        brokers: [%[2]s]
-        topics: [demo.purchases]
-        group: demo-purchases-to-bigquery
-    format: {value: avro-confluent, schema_registry: {url: "%[3]s"}}
-    on_error: dlq
-    sink:
-      bigquery:
-        project: demo
-        dataset: kafka
-        table: "kafka-{{.Value.event_type}}"   # one table per event type
-        create_dataset: true
-        create_tables: true
-        max_connections: 2                     # whatever the number of tables
-        endpoint: %[4]s
-        rest_endpoint: http://%[5]s
-  - name: alerts-from-pubsub
-    source:
-      pubsub:
-        project: demo
-        subscription: alerts-sluice
-        emulator_host: %[6]s
-        key_from: ordering_key                 # the device: one partition per device
-        streams: 8
-    sink:
-      kafka: {brokers: [%[2]s], topic: "demo.{{.Topic}}"}   # acked to Pub/Sub once Kafka has it
-`
-
-// PipelineFile is the demo's pipeline file for stack, writing its file
-// and SQLite output under outDir.
-func PipelineFile(outDir string, stack *devstack.Stack) string {
-	return fmt.Sprintf(pipelinesYAML, outDir, stack.Brokers[0], stack.RegistryURL, stack.BigQueryAddrs.GRPC, stack.BigQueryAddrs.REST, stack.PubSubAddr)
-}
 
 // Run starts the stack, the generator and the pipelines, and prints a
 // summary every second until ctx is done or Duration passes.
@@ -146,10 +56,9 @@ func Run(ctx context.Context, o Options) error {
 		ctx, cancel = context.WithTimeout(ctx, o.Duration)
 		defer cancel()
 	}
-	if err := os.MkdirAll(o.OutDir, 0o755); err != nil {
-		return fmt.Errorf("creating demo output directory: %w", err)
+	if o.Admin == "" {
+		o.Admin = defaultAdmin
 	}
-	outDir, _ := filepath.Abs(o.OutDir)
 	stack, err := devstack.Start(ctx, o.Stack)
 	if err != nil {
 		return err
@@ -168,15 +77,12 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	fileText := PipelineFile(outDir, stack)
-	pipelinesFile := filepath.Join(outDir, "pipelines.yaml")
-	if err := os.WriteFile(pipelinesFile, []byte(fileText), 0o644); err != nil {
-		return fmt.Errorf("writing demo pipeline file: %w", err)
-	}
-	_ = os.Remove(filepath.Join(outDir, "events.jsonl"))
-	if err := prepareShopDB(ctx, filepath.Join(outDir, "shop.db")); err != nil {
+	addrs := addrsOf(stack, o.Admin)
+	pipelinesFile, fileText, err := WriteFiles(ctx, o.OutDir, addrs)
+	if err != nil {
 		return err
 	}
+	outDir, _ := filepath.Abs(o.OutDir)
 	f, err := config.Parse([]byte(fileText), os.LookupEnv)
 	if err != nil {
 		return fmt.Errorf("demo pipeline file: %w", err)
@@ -250,6 +156,17 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintf(o.Out, "BigQuery emulator: %d tables, %d rows, peak %d connections and %d AppendRows streams\n",
 		len(bq.RowsByTable), bq.RowsAppended, bq.PeakConnections, bq.PeakStreams)
 	fmt.Fprintf(o.Out, "Generated %d events, %d purchases and %d Pub/Sub alerts. Output and pipeline file in %s\n", gen.Produced(), purchases.Produced(), alerts.Published(), outDir)
+	if o.Stack.DataDir == "" {
+		// The offsets orders-to-sqlite kept in shop.db point into a broker
+		// that is gone; against a new one they would skip its records.
+		if ferr := forgetOffsets(context.WithoutCancel(ctx), filepath.Join(outDir, "shop.db")); ferr != nil {
+			o.Logger.Warn("clearing the demo's stored offsets", "err", ferr)
+		}
+	}
+	fmt.Fprintf(o.Out, "\nRun %s yourself, without the demo:\n", pipelinesFile)
+	for _, l := range RunCommands(pipelinesFile, addrs) {
+		fmt.Fprintln(o.Out, "  "+l)
+	}
 	return err
 }
 

@@ -40,8 +40,24 @@ func TestDemoMovesEventsEndToEnd(t *testing.T) {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
 	text := out.String()
-	if !strings.Contains(text, "generated") || !regexp.MustCompile(`events-to-kafka\s+in`).MatchString(text) {
+	if !strings.Contains(text, "generated") {
 		t.Fatalf("no live summary in the output:\n%s", text)
+	}
+	// Not a terminal: no cursor movement, and one short line per pipeline
+	// at each interval (a 420-character line per second was the bug).
+	if strings.Contains(text, "\033[") {
+		t.Fatalf("piped output holds terminal escape codes:\n%q", text)
+	}
+	live := regexp.MustCompile(`^\d\d:\d\d:\d\d `)
+	for _, l := range strings.Split(text, "\n") {
+		if live.MatchString(l) && len(l) > 160 {
+			t.Fatalf("piped output has a %d-character line:\n%s", len(l), l)
+		}
+	}
+	for _, name := range []string{"events-to-kafka", "events-to-file", "orders-to-sqlite", "purchases-to-bigquery", "alerts-from-pubsub"} {
+		if !regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d ` + name + ` running: in \d+/s, out \d+/s, lag \d+, in flight \d+`).MatchString(text) {
+			t.Fatalf("no live line of its own for %s:\n%s", name, text)
+		}
 	}
 	m := regexp.MustCompile(`events-to-kafka\s+read (\d+), wrote (\d+)`).FindStringSubmatch(text)
 	if m == nil {
@@ -85,8 +101,19 @@ func TestDemoMovesEventsEndToEnd(t *testing.T) {
 	if err := db.QueryRow("SELECT coalesce(sum(views), 0) FROM page_views_per_page").Scan(&views); err != nil || views == 0 {
 		t.Fatalf("merged page views: %d, %v", views, err)
 	}
+	// The broker was in memory: offsets kept for it would make a run of
+	// the file against a new `sluice dev` skip that many records.
+	var stale int
+	if err := db.QueryRow("SELECT count(*) FROM sluice_offsets").Scan(&stale); err != nil || stale != 0 {
+		t.Fatalf("shop.db keeps %d offsets of the demo's gone broker (%v)", stale, err)
+	}
 	if _, err := os.Stat(filepath.Join(dir, "pipelines.yaml")); err != nil {
 		t.Fatalf("the demo's pipeline file was not written: %v", err)
+	}
+	// The commands that run the file are printed at the end
+	// (cmd/sluice's TestDemoFileRunsAsPrinted runs them).
+	if !strings.Contains(text, "sluice run "+filepath.Join(dir, "pipelines.yaml")+"\n") || !strings.Contains(text, "--pubsub-subscription alerts-sluice:alerts") {
+		t.Fatalf("the demo does not print how to run its file:\n%s", text)
 	}
 	f, err := os.Open(filepath.Join(dir, "events.jsonl"))
 	if err != nil {

@@ -33,3 +33,20 @@ func prepareShopDB(ctx context.Context, path string) error {
 	}
 	return nil
 }
+
+// forgetOffsets deletes the Kafka offsets the exactly-once SQLite sink
+// stored with its rows, when the broker they belong to is gone (the
+// demo's broker lives in memory).
+func forgetOffsets(ctx context.Context, path string) error {
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'sluice_offsets'").Scan(&n); err != nil || n == 0 {
+		return err
+	}
+	_, err = db.ExecContext(ctx, "DELETE FROM sluice_offsets")
+	return err
+}

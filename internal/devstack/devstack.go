@@ -5,6 +5,8 @@ package devstack
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,6 +45,17 @@ type Options struct {
 	BigQueryRESTPort, BigQueryGRPCPort int
 	// PubSubPort is the Pub/Sub emulator's port; 0 picks a free one.
 	PubSubPort int
+
+	// TLS serves Kafka and the schema registry over TLS with a CA and
+	// server certificate generated at start, written to TLSDir (default:
+	// DataDir/tls, or a temporary directory when in memory).
+	TLS    bool
+	TLSDir string
+
+	// SASL, when set, makes the broker require SASL authentication.
+	SASL *SASL
+	// KafkaOptions are more kfake options (tests: broker configs).
+	KafkaOptions []kfake.Opt
 }
 
 // Stack is a running dev stack.
@@ -62,6 +75,11 @@ type Stack struct {
 	// PubSub is the Pub/Sub emulator, at PubSubAddr (host:port).
 	PubSub     *pstest.Server
 	PubSubAddr string
+
+	// TLSFiles are the generated CA and server certificate (Options.TLS).
+	TLSFiles  TLSFiles
+	serverTLS *tls.Config
+	clientTLS *tls.Config // trusts TLSFiles.CAFile, for the stack's own clients
 }
 
 // DefaultDataDir is where `sluice dev` keeps data by default.
@@ -111,6 +129,11 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		o.Logger = slog.Default()
 	}
 	s := &Stack{opts: o}
+	if o.TLS {
+		if err := s.setUpTLS(); err != nil {
+			return nil, err
+		}
+	}
 	var ports []int
 	for i := 0; i < o.Brokers; i++ {
 		port := 0
@@ -138,6 +161,19 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	if o.AutoCreateTopics {
 		kopts = append(kopts, kfake.AllowAutoTopicCreation())
 	}
+	if s.serverTLS != nil {
+		kopts = append(kopts, kfake.TLS(s.serverTLS))
+	}
+	kopts = append(kopts, o.KafkaOptions...)
+	var gate *saslGate
+	if o.SASL != nil {
+		g, opts, err := newSASLGate(*o.SASL)
+		if err != nil {
+			return nil, err
+		}
+		gate = g
+		kopts = append(kopts, opts...)
+	}
 	if o.DataDir != "" {
 		dir := filepath.Join(o.DataDir, "kafka")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -155,6 +191,12 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	s.Kafka = c
 	s.Brokers = c.ListenAddrs()
 	s.closers = append(s.closers, c.Close)
+	if gate != nil {
+		if err := gate.install(ctx, c, s.clientTLS); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	if err := s.startRegistry(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -186,3 +228,29 @@ type Endpoint struct {
 
 // Endpoints lists the services beside the broker.
 func (s *Stack) Endpoints() []Endpoint { return s.endpoints }
+
+// setUpTLS generates the CA and server certificate into TLSDir.
+func (s *Stack) setUpTLS() error {
+	dir := s.opts.TLSDir
+	switch {
+	case dir != "":
+	case s.opts.DataDir != "":
+		dir = filepath.Join(s.opts.DataDir, "tls")
+	default:
+		tmp, err := os.MkdirTemp("", "sluice-dev-tls-")
+		if err != nil {
+			return fmt.Errorf("creating a directory for the dev certificates: %w", err)
+		}
+		dir = tmp
+		s.closers = append(s.closers, func() { _ = os.RemoveAll(tmp) })
+	}
+	files, cfg, err := generateTLS(dir, s.opts.Host)
+	if err != nil {
+		return err
+	}
+	s.TLSFiles, s.serverTLS = files, cfg
+	pool := x509.NewCertPool()
+	pool.AddCert(cfg.Certificates[0].Leaf)
+	s.clientTLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return nil
+}

@@ -2,6 +2,8 @@ package devstack
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -26,17 +28,27 @@ func (s *Stack) startRegistry(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	running, err := srv.Start(rctx, addr)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		cancel()
-		return err
+		return fmt.Errorf("listening for the schema registry: %w", err)
 	}
-	s.RegistryURL = running.URL()
+	s.RegistryURL = "http://" + ln.Addr().String()
+	if s.serverTLS != nil {
+		ln = tls.NewListener(ln, s.serverTLS)
+		s.RegistryURL = "https://" + ln.Addr().String()
+	}
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(rctx, ln); err != nil {
+			s.opts.Logger.Error("schema registry stopped", "err", err)
+		}
+	}()
 	s.endpoints = append(s.endpoints, Endpoint{Name: "Schema Registry", Addr: s.RegistryURL})
 	s.closers = append(s.closers, func() {
 		cancel()
-		_ = running.Wait()
+		<-done
 	})
 	return nil
 }

@@ -152,6 +152,10 @@ sink:
 	}
 	waitJS(t, browser, 30*time.Second, "the pipeline in the list and its detail",
 		`!!document.querySelector('#pipeline-list li[data-name="clicks-to-kafka"]') && document.querySelector('#p-name').textContent === "clicks-to-kafka"`)
+	// No admin.token here: the page must not offer a token control, and
+	// its footer names the build.
+	waitJS(t, browser, 30*time.Second, "no Admin token button without a token, and the version in the footer",
+		`document.querySelector('#btn-token').hidden && /^sluice \S/.test(document.querySelector('#version').textContent)`)
 	waitJS(t, browser, 30*time.Second, "a non-zero throughput",
 		`Number(document.querySelector('#kpi-out-rate').dataset.value) > 0 && Number(document.querySelector('#kpi-in-rate').dataset.value) > 0`)
 	waitJS(t, browser, 30*time.Second, "batches in the history table and two consumers",

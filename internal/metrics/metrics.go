@@ -59,7 +59,9 @@ var (
 	InFlightBytes = gaugeVec("sluice_in_flight_bytes",
 		"Bytes held by records read but not yet acked: their size as read plus, once decoded, an estimate of their decoded form.", "pipeline")
 	ConsumerLag = gaugeVec("sluice_consumer_lag",
-		"Records between the high watermark and the committed position.", "pipeline", "topic", "partition")
+		"Records between the partition's end offset and the committed position.", "pipeline", "topic", "partition")
+	ConsumerLagSeconds = gaugeVec("sluice_consumer_lag_seconds",
+		"How long the oldest record not yet written has waited, by its timestamp.", "pipeline")
 	Consumers = gaugeVec("sluice_consumers",
 		"Consumers (group members) running in this process.", "pipeline")
 	PipelineState = gaugeVec("sluice_pipeline_state",
@@ -74,7 +76,7 @@ var (
 		Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 12),
 	}, []string{"pipeline"})
 	Merges = counterVec("sluice_merges_total",
-		"Merges run, by trigger (records, idle, interval, manual) and result (ok, error).", "pipeline", "trigger", "result")
+		"Merge attempts, by trigger (records, idle, max_interval, manual, recovery) and result (ok, error).", "pipeline", "trigger", "result")
 	AdminRequests = counterVec("sluice_admin_requests_total",
 		"Admin API requests by route pattern and status code.", "route", "code")
 )
@@ -150,7 +152,7 @@ func init() {
 		RecordsIn, BytesIn, RecordsOut, BytesOut, RecordsDeadLettered, RecordsSkipped,
 		RecordsFiltered,
 		Errors, Retries, BatchRecords, WriteSeconds, CommitSeconds, KafkaTransactions,
-		InFlightRecords, InFlightBytes, ConsumerLag, Consumers, PipelineState,
+		InFlightRecords, InFlightBytes, ConsumerLag, ConsumerLagSeconds, Consumers, PipelineState,
 		SinkConnections, MergeSeconds, Merges, AdminRequests,
 	)
 }

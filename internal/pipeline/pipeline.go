@@ -111,8 +111,8 @@ type Pipeline struct {
 	// membership serialises the operator's changes of the consumer set:
 	// AddConsumer, RemoveConsumer and Reconfigure.
 	membership sync.Mutex
-	maxPoll    atomic.Int64                // records per Read; Reconfigure changes it
-	restarts   map[*consumer]chan struct{} // consumers Reconfigure is restarting; guarded by mu
+	maxPoll    atomic.Int64           // records per Read; Reconfigure changes it
+	restarts   map[*consumer]*restart // consumers Reconfigure is restarting; guarded by mu
 
 	mu             sync.Mutex
 	consumers      map[string]*consumer
@@ -205,7 +205,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 		g.Go(func() error {
 			err := c.run(gctx, writeCtx)
-			p.reopenIfRestarting(gctx, c, err, start)
+			if rerr := p.reopenIfRestarting(gctx, c, err, start); rerr != nil {
+				err = rerr
+			}
 			if err != nil {
 				err = fmt.Errorf("consumer %s: %w", c.id, err)
 				// One consumer failing stops the pipeline, as a signal

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,6 +25,11 @@ type propSource struct {
 	parsed  config.ConsumerProperties
 	opened  []string // member ids, in open order
 	lastMax atomic.Int64
+	// refuse, when set, fails OpenReader as a broker refusing the
+	// properties would.
+	refuse func(member string, props config.ConsumerProperties) error
+	// openedWith are the properties each reader was opened with.
+	openedWith []config.ConsumerProperties
 }
 
 func newPropSource(n int, props map[string]any) *propSource {
@@ -36,7 +43,13 @@ func newPropSource(n int, props map[string]any) *propSource {
 func (s *propSource) OpenReader(ctx context.Context, member string) (connector.Reader, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.refuse != nil {
+		if err := s.refuse(member, s.parsed); err != nil {
+			return nil, err
+		}
+	}
 	s.opened = append(s.opened, member)
+	s.openedWith = append(s.openedWith, s.parsed)
 	r, _ := s.memSource.OpenReader(ctx, member)
 	return &propReader{Reader: r, s: s, maxPoll: s.parsed.MaxPollRecords}, nil
 }
@@ -59,7 +72,11 @@ func (s *propSource) SetProperties(changes map[string]any) error {
 		merged[k] = v
 	}
 	for k, v := range changes {
-		merged[k] = v
+		if v == nil {
+			delete(merged, k)
+		} else {
+			merged[k] = v
+		}
 	}
 	parsed, probs := config.ParseConsumerProperties(merged)
 	if len(probs) > 0 {
@@ -199,5 +216,102 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestReconfigureRollsBackWhenAConsumerCannotStartWithTheChange: a
+// property change the broker refused left the consumer gone for good
+// while status said running. Now the change is rolled back, the consumer
+// restarted with the previous properties (also the one already restarted
+// with the new ones), the call says so, and every record still arrives.
+func TestReconfigureRollsBackWhenAConsumerCannotStartWithTheChange(t *testing.T) {
+	const n = 20000
+	src := newPropSource(n, map[string]any{"max.poll.records": 10})
+	var first string
+	src.refuse = func(member string, props config.ConsumerProperties) error {
+		// The second consumer's broker refuses the new fetch.min.bytes.
+		if props.FetchMinBytes == 999 && member != first {
+			return errors.New("broker says INVALID_REQUEST")
+		}
+		return nil
+	}
+	sink := &memSink{onWrite: func() { time.Sleep(time.Millisecond) }}
+	p, err := New(Options{Name: "t", Source: src, Sink: sink, Consumers: 2, MaxPollRecords: 10, BatchRecords: 100, Linger: time.Millisecond, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	waitFor(t, "some records written", func() bool { return sink.count() > 500 })
+	first = p.Status().Consumers[0].ID
+	before := src.Properties()
+
+	err = p.Reconfigure(ctx, map[string]any{"fetch.min.bytes": 999, "max.poll.records": 50})
+	if !errors.Is(err, ErrRolledBack) || !strings.Contains(err.Error(), "INVALID_REQUEST") {
+		t.Fatalf("Reconfigure = %v, want ErrRolledBack with the broker's reason", err)
+	}
+	if got := src.Properties(); !maps.Equal(got, before) || p.MaxPollRecords() != 10 {
+		t.Fatalf("after the roll back: properties %v, max poll %d; want %v and 10", got, p.MaxPollRecords(), before)
+	}
+	waitFor(t, "both consumers back", func() bool { return len(p.Status().Consumers) == 2 })
+	src.mu.Lock()
+	with := slices.Clone(src.openedWith)
+	src.mu.Unlock()
+	// Opened: 2 at start, the first with the change, then both again
+	// with the previous properties.
+	if len(with) != 5 || with[2].FetchMinBytes != 999 || with[3].FetchMinBytes != 0 || with[4].FetchMinBytes != 0 {
+		t.Fatalf("readers opened with %+v; want the last two with the previous properties", with)
+	}
+	if st := p.Status(); st.State != StateRunning || st.Degraded {
+		t.Fatalf("state %s, degraded %v, want running", st.State, st.Degraded)
+	}
+	waitFor(t, "every record acked", func() bool { d, _ := src.ackedCount(); return d == n })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAConsumerThatCannotBeReopenedIsRetryingThenFails: when the consumer
+// cannot be reopened even with the previous properties (the broker went
+// away), status says degraded and what is retried, and after
+// max_retry_time the pipeline stops with the reason, never "running"
+// with a consumer gone.
+func TestAConsumerThatCannotBeReopenedIsRetryingThenFails(t *testing.T) {
+	src := newPropSource(1000000, map[string]any{"max.poll.records": 10})
+	var down atomic.Bool
+	src.refuse = func(string, config.ConsumerProperties) error {
+		if down.Load() {
+			return errors.New("connecting to Kafka brokers: connection refused")
+		}
+		return nil
+	}
+	sink := &memSink{}
+	p, _ := New(Options{Name: "t", Source: src, Sink: sink, MaxPollRecords: 10, BatchRecords: 100, Linger: time.Millisecond, MaxRetryTime: 2 * time.Second, Logger: quiet})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	waitFor(t, "records written", func() bool { return sink.count() > 100 })
+	down.Store(true)
+	if err := p.Reconfigure(ctx, map[string]any{"max.poll.records": 20}); !errors.Is(err, ErrRolledBack) {
+		t.Fatalf("Reconfigure = %v, want ErrRolledBack", err)
+	}
+	waitFor(t, "status degraded, retrying the reopen", func() bool {
+		st := p.Status()
+		return st.Degraded && len(st.Retrying) == 1 && st.Retrying[0].What == "reopen" && strings.Contains(st.Retrying[0].LastError, "connection refused")
+	})
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "reopening consumer") || !strings.Contains(err.Error(), "max_retry_time") {
+			t.Fatalf("Run = %v, want it stopped reopening the consumer after max_retry_time", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the pipeline kept running without its consumer past max_retry_time")
+	}
+	if st := p.Status(); st.State != StateFailed {
+		t.Fatalf("state %s, want failed", st.State)
 	}
 }

@@ -108,7 +108,10 @@ type Status struct {
 	InFlightRecords int64            `json:"in_flight_records"`
 	InFlightBytes   int64            `json:"in_flight_bytes"`
 	Lag             int64            `json:"lag"`
-	RecentBatches   []BatchInfo      `json:"recent_batches"`
+	// LagSeconds is how long the oldest record not yet written has waited
+	// (by its timestamp), over consumers; 0 when caught up or unknown.
+	LagSeconds    float64     `json:"lag_seconds"`
+	RecentBatches []BatchInfo `json:"recent_batches"`
 }
 
 // ConsumerStatus is one consumer's view.
@@ -142,6 +145,9 @@ func (p *Pipeline) Status() Status {
 				}
 			}
 		}
+		if ar, ok := c.reader.(connector.LagAgeReporter); ok {
+			st.LagSeconds = max(st.LagSeconds, ar.LagAge().Seconds())
+		}
 		st.Consumers = append(st.Consumers, cst)
 	}
 	st.RecordsIn = p.stats.recordsIn.Load()
@@ -160,6 +166,7 @@ func (p *Pipeline) Status() Status {
 	st.InFlightRecords, st.InFlightBytes = p.limiter.usage()
 	metrics.InFlightRecords.WithLabelValues(p.opts.Name).Set(float64(st.InFlightRecords))
 	metrics.InFlightBytes.WithLabelValues(p.opts.Name).Set(float64(st.InFlightBytes))
+	metrics.ConsumerLagSeconds.WithLabelValues(p.opts.Name).Set(st.LagSeconds)
 	p.stats.mu.Lock()
 	st.RecentBatches = append([]BatchInfo(nil), p.stats.history...)
 	p.stats.mu.Unlock()

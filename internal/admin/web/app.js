@@ -70,6 +70,13 @@ function fmtCompact(n) {
   return (n / 1e6).toFixed(1) + "M";
 }
 
+function fmtSeconds(s) {
+  s = s || 0;
+  if (s < 60) return (s < 10 ? s.toFixed(1) : s.toFixed(0)) + " s";
+  if (s < 3600) return Math.floor(s / 60) + "m " + Math.round(s % 60) + "s";
+  return Math.floor(s / 3600) + "h " + Math.floor((s % 3600) / 60) + "m";
+}
+
 function fmtBytes(n) {
   n = n || 0;
   const units = ["B", "KiB", "MiB", "GiB"];
@@ -267,8 +274,10 @@ function drawChart(canvas, times, lines) {
     ctx.lineJoin = "round";
     ctx.lineWidth = 2;
     ctx.strokeStyle = color;
+    ctx.setLineDash(l.dash || []);
     pts.forEach(([px, py], i) => (i ? ctx.lineTo(px, py) : ctx.moveTo(px, py)));
     ctx.stroke();
+    ctx.setLineDash([]);
   }
   ctx.restore();
 }
@@ -284,7 +293,9 @@ function drawCharts() {
   ]);
   drawChart($("chart-lag"), times, [
     { values: s.map((p) => p.lag), color: "--lag", fill: true },
-    { values: s.map((p) => p.in_flight), color: "--inflight", fill: false },
+    // Dashed: when the consumer keeps up, lag and in flight are close,
+    // and a solid line would hide the other.
+    { values: s.map((p) => p.in_flight), color: "--inflight", fill: false, dash: [6, 4] },
   ]);
 }
 
@@ -333,6 +344,7 @@ function renderDetail() {
   outRate.dataset.value = String(d.records_out_per_sec || 0);
   setText("kpi-out-rate", fmtRate(d.records_out_per_sec));
   setText("kpi-lag", fmtInt(d.lag));
+  setText("kpi-lag-age", fmtSeconds(d.lag_seconds));
   setText("kpi-inflight", fmtInt(d.in_flight_records));
   setText("kpi-in", fmtInt(d.records_in));
   setText("kpi-out", fmtInt(d.records_out));
@@ -585,6 +597,9 @@ async function load() {
   try {
     const list = await api("GET", "/v1/pipelines");
     state.list = list.pipelines || [];
+    // The token control is only offered when the server asks for one
+    // (or a mutating call was refused with 401, which opens the dialog).
+    $("btn-token").hidden = !list.token_required;
     if (!state.list.some((p) => p.name === state.selected)) {
       state.selected = state.list.length ? state.list[0].name : "";
     }
@@ -605,6 +620,19 @@ async function load() {
   }
 }
 
+// loadVersion fills the footer with the server's build, once.
+async function loadVersion() {
+  try {
+    const v = await api("GET", "/v1/version");
+    let text = "sluice " + v.version;
+    if (v.revision && !v.version.includes(v.revision.slice(0, 12))) text += " (" + v.revision.slice(0, 12) + (v.modified ? ", modified" : "") + ")";
+    setText("version", text);
+    $("version").title = [v.time && "committed " + v.time, v.go_version, v.platform].filter(Boolean).join(" · ");
+  } catch (_) {
+    // An older server without /v1/version: the footer stays generic.
+  }
+}
+
 async function loop() {
   await refresh();
   setTimeout(loop, POLL_MS);
@@ -617,5 +645,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("btn-add-consumer").addEventListener("click", (ev) => action(ev.currentTarget, "POST", "/consumers", {}, (r) => "consumer " + r.id + " added; the group rebalances"));
   $("btn-token").addEventListener("click", () => askToken());
   window.addEventListener("resize", drawCharts);
+  loadVersion();
   loop();
 });

@@ -33,6 +33,7 @@ func ConnOptions(c config.KafkaConn, log *slog.Logger) ([]kgo.Opt, error) {
 		}
 	}
 	if s := c.SASL; s != nil {
+		opts = append(opts, kgo.WithHooks(&saslBrokerHook{}))
 		switch s.Mechanism {
 		case "PLAIN":
 			opts = append(opts, kgo.SASL(plain.Auth{User: s.Username, Pass: s.Password}.AsMechanism()))
@@ -40,6 +41,8 @@ func ConnOptions(c config.KafkaConn, log *slog.Logger) ([]kgo.Opt, error) {
 			opts = append(opts, kgo.SASL(scram.Auth{User: s.Username, Pass: s.Password}.AsSha256Mechanism()))
 		case "SCRAM-SHA-512":
 			opts = append(opts, kgo.SASL(scram.Auth{User: s.Username, Pass: s.Password}.AsSha512Mechanism()))
+		case "OAUTHBEARER":
+			opts = append(opts, kgo.SASL(oauthMechanism(s)))
 		default:
 			return nil, fmt.Errorf("sasl.mechanism %q is not supported", s.Mechanism)
 		}

@@ -35,6 +35,14 @@ type reader struct {
 	instanceID *string // group.instance.id, if set
 	maxPoll    int
 
+	// offsets, when set (exactly-once into a database), is where the sink
+	// keeps the positions to resume from; see adjustOffsets.
+	offsets   connector.OffsetStore
+	clientSet chan struct{} // closed once cl is set
+	// fatal is a problem no retry can heal, found by the group callbacks
+	// (offsets outside the log); Read returns it, which stops the pipeline.
+	fatal atomic.Pointer[error]
+
 	// transactional: the Kafka sink commits this member's offsets in its
 	// transactions, through txn, its own transactional producer (txn.go);
 	// the reader commits nothing itself.
@@ -56,6 +64,7 @@ type reader struct {
 	loopDone  chan struct{}
 	stopWatch context.CancelFunc // ends watchTopics; nil when it does not run
 	watchDone chan struct{}
+	lagDone   chan struct{} // closed when the end-offset refresher (lag.go) stops
 
 	// leave: removed for good (LeaveOnClose), so a static member leaves
 	// the group on Close, through a client made from connOpts.
@@ -115,6 +124,9 @@ func (r *reader) Read(ctx context.Context, max int) ([]*connector.Record, error)
 	if r.maxPoll > 0 && (max <= 0 || r.maxPoll < max) {
 		max = r.maxPoll
 	}
+	if err := r.fatalErr(); err != nil {
+		return nil, err
+	}
 	var fetches kgo.Fetches
 	if max > 0 {
 		fetches = r.cl.PollRecords(ctx, max)
@@ -139,6 +151,11 @@ func (r *reader) Read(ctx context.Context, max int) ([]*connector.Record, error)
 			firstErr = connector.Permanent(firstErr)
 		}
 	})
+	if err := r.fatalErr(); err != nil {
+		// Delivered by the group session's error; what else the poll
+		// holds comes from offsets we must not resume from.
+		return nil, err
+	}
 	n := fetches.NumRecords()
 	if n == 0 {
 		if firstErr == nil {
@@ -161,6 +178,7 @@ func (r *reader) Read(ctx context.Context, max int) ([]*connector.Record, error)
 		t.hwm = fp.HighWatermark
 		recs := fp.Records
 		c := t.add(recs[0].Offset, recs[len(recs)-1].Offset, len(recs))
+		c.firstTimestamp = recs[0].Timestamp
 		for _, kr := range recs {
 			rec := &backing[len(out)]
 			rec.Topic = kr.Topic
@@ -415,6 +433,9 @@ func (r *reader) Close(ctx context.Context) error {
 		<-r.watchDone
 	}
 	<-r.loopDone
+	if r.lagDone != nil {
+		<-r.lagDone
+	}
 	var err error
 	if r.transactional {
 		// Every batch committed its offsets in its transaction; the
@@ -461,23 +482,6 @@ func (r *reader) Assigned() []connector.Assignment {
 		out = append(out, connector.Assignment{Topic: t, Partitions: ps})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Topic < out[j].Topic })
-	return out
-}
-
-// Lag is records between each partition's high watermark and the
-// committable position, as of the last fetch.
-func (r *reader) Lag() map[string]map[int32]int64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := map[string]map[int32]int64{}
-	for tp, t := range r.parts {
-		if out[tp.topic] == nil {
-			out[tp.topic] = map[int32]int64{}
-		}
-		l := t.lag()
-		out[tp.topic][tp.partition] = l
-		metrics.ConsumerLag.WithLabelValues(r.pipeline, tp.topic, strconv.Itoa(int(tp.partition))).Set(float64(l))
-	}
 	return out
 }
 

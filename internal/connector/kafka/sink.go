@@ -75,7 +75,7 @@ func NewSink(ctx context.Context, cfg config.KafkaSink, o SinkOptions) (*Sink, e
 	defer cancel()
 	if err := cl.Ping(pingCtx); err != nil {
 		cl.Close()
-		return nil, fmt.Errorf("connecting to Kafka brokers %v: %w", cfg.Brokers, err)
+		return nil, fmt.Errorf("connecting to Kafka brokers %v: %w", cfg.Brokers, ExplainAuth(cl, cfg.KafkaConn, err))
 	}
 	if topic.IsConstant() {
 		// A static topic that does not exist would fail every batch with

@@ -117,6 +117,8 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 		transactional: s.txn,
 		parts:         map[topicPartition]*partitionTracker{},
 		maxPoll:       props.MaxPollRecords,
+		offsets:       s.offsets,
+		clientSet:     make(chan struct{}),
 		stopped:       make(chan struct{}),
 	}
 	if id := InstanceID(props.GroupInstanceID, member); id != "" {
@@ -131,16 +133,18 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 	if err != nil {
 		return nil, fmt.Errorf("creating Kafka consumer: %w", err)
 	}
+	r.cl = cl
+	close(r.clientSet) // adjustOffsets may run from now on
 	pingCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := cl.Ping(pingCtx); err != nil {
 		cl.Close()
-		return nil, fmt.Errorf("connecting to Kafka brokers %v: %w", cfg.Brokers, err)
+		return nil, fmt.Errorf("connecting to Kafka brokers %v: %w", cfg.Brokers, ExplainAuth(cl, cfg.KafkaConn, err))
 	}
-	r.cl = cl
 	if r.instanceID != nil {
 		r.connOpts, _ = ConnOptions(cfg.KafkaConn, s.log) // succeeded in clientOptions
 	}
+	r.startLagLoop(s.txn || cfg.Isolation == "read_committed", lagRefreshEvery)
 	interval := props.AutoCommitInterval
 	if interval <= 0 {
 		interval = time.Second
@@ -226,9 +230,7 @@ func (s *Source) clientOptions(cfg config.KafkaSource, p config.ConsumerProperti
 	if s.txn {
 		opts = append(opts, kgo.RequireStableFetchOffsets())
 	}
-	if s.offsets != nil {
-		opts = append(opts, kgo.AdjustFetchOffsetsFn(s.adjustOffsets))
-	}
+	opts = append(opts, kgo.AdjustFetchOffsetsFn(r.adjustOffsets))
 	balancers := []kgo.GroupBalancer{kgo.CooperativeStickyBalancer()}
 	if len(p.AssignmentStrategy) > 0 {
 		balancers = balancers[:0]
@@ -280,26 +282,4 @@ func (s *Source) clientOptions(cfg config.KafkaSource, p config.ConsumerProperti
 		opts = append(opts, kgo.MetadataMaxAge(p.MetadataMaxAge))
 	}
 	return opts, nil
-}
-
-// adjustOffsets resumes every newly assigned partition from the offset the
-// sink stored in its own transaction (exactly-once), overriding Kafka's
-// committed offset.
-func (s *Source) adjustOffsets(ctx context.Context, assigned map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
-	for topic, parts := range assigned {
-		ps := make([]int32, 0, len(parts))
-		for p := range parts {
-			ps = append(ps, p)
-		}
-		stored, err := s.offsets.LoadOffsets(ctx, topic, ps)
-		if err != nil {
-			return nil, fmt.Errorf("loading offsets of %s from the sink: %w", topic, err)
-		}
-		for p, off := range stored {
-			if _, ok := parts[p]; ok {
-				parts[p] = kgo.NewOffset().At(off).WithEpoch(-1)
-			}
-		}
-	}
-	return assigned, nil
 }

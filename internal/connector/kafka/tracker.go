@@ -1,5 +1,7 @@
 package kafka
 
+import "time"
+
 // partitionTracker follows the records of one partition from read to ack
 // and knows the highest offset below which everything is acked: the only
 // position that may be committed.
@@ -26,6 +28,10 @@ type partitionTracker struct {
 	committed int64 // last offset committed; -1 none
 	readNext  int64 // offset after the last record read; -1 none
 	hwm       int64 // high watermark seen on the last fetch; -1 unknown
+	end       int64 // end offset listed by the lag refresher (lag.go); -1 unknown
+	// behindSince is when the refresher first saw records waiting in the
+	// log with none of them read; zero otherwise.
+	behindSince time.Time
 }
 
 type chunk struct {
@@ -33,10 +39,12 @@ type chunk struct {
 	first     int64
 	last      int64
 	remaining int
+	// firstTimestamp is the record timestamp of first, for lag in time.
+	firstTimestamp time.Time
 }
 
 func newPartitionTracker(topic string, partition int32) *partitionTracker {
-	return &partitionTracker{topic: topic, partition: partition, next: -1, committed: -1, readNext: -1, hwm: -1}
+	return &partitionTracker{topic: topic, partition: partition, next: -1, committed: -1, readNext: -1, hwm: -1, end: -1}
 }
 
 // add registers n records read from first to last (inclusive).
@@ -77,9 +85,12 @@ func (t *partitionTracker) commitOffset() (int64, bool) {
 // pending is the number of chunks read and not fully acked.
 func (t *partitionTracker) pending() int { return len(t.chunks) - t.head }
 
-// lag is records between the high watermark and the committable position.
+// lag is records between the partition's end (the newer of the listed
+// end offset and the last fetch's high watermark) and the committable
+// position.
 func (t *partitionTracker) lag() int64 {
-	if t.hwm < 0 {
+	end := max(t.hwm, t.end)
+	if end < 0 {
 		return 0
 	}
 	pos := t.next
@@ -92,8 +103,39 @@ func (t *partitionTracker) lag() int64 {
 			return 0
 		}
 	}
-	if l := t.hwm - pos; l > 0 {
+	if l := end - pos; l > 0 {
 		return l
+	}
+	return 0
+}
+
+// setEnd stores an end offset listed at now.
+func (t *partitionTracker) setEnd(end int64, now time.Time) {
+	t.end = max(t.end, end)
+	if t.pending() == 0 && t.lag() > 0 {
+		if t.behindSince.IsZero() {
+			t.behindSince = now
+		}
+	} else {
+		t.behindSince = time.Time{}
+	}
+}
+
+// lagAge is how long the oldest record not yet finished has waited: the
+// age (by its record timestamp) of the first record read and not acked,
+// which is the committable position. When nothing is in flight but
+// records wait in the log unread, their timestamps are unknown without a
+// fetch; the age is then the time since the refresher first saw them
+// waiting, a lower bound. Zero when caught up.
+func (t *partitionTracker) lagAge(now time.Time) time.Duration {
+	if t.head < len(t.chunks) {
+		if ts := t.chunks[t.head].firstTimestamp; !ts.IsZero() {
+			return max(now.Sub(ts), 0)
+		}
+		return 0
+	}
+	if !t.behindSince.IsZero() && t.lag() > 0 {
+		return now.Sub(t.behindSince)
 	}
 	return 0
 }

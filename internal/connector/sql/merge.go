@@ -46,13 +46,14 @@ import (
 // marks the batches merged, so a failure or a crash leaves the rows and
 // the batch for the next attempt, never half of it.
 type orchestrator struct {
-	db      database
-	bk      *bookkeeping
-	cfg     config.Merge
-	stmts   []*template.Template
-	table   string // quoted staging table, for {{.Table}}
-	log     *slog.Logger
-	history *mergeHistory
+	pipeline string // the metrics' label
+	db       database
+	bk       *bookkeeping
+	cfg      config.Merge
+	stmts    []*template.Template
+	table    string // quoted staging table, for {{.Table}}
+	log      *slog.Logger
+	history  *mergeHistory
 
 	pokes  chan struct{}   // a write filled a batch; capacity 1
 	manual chan chan error // MergeNow
@@ -66,7 +67,7 @@ type orchestrator struct {
 }
 
 func newOrchestrator(s *Sink, cfg config.Merge) (*orchestrator, error) {
-	o := &orchestrator{db: s.db, bk: s.bk, cfg: cfg, table: s.db.dialect().q.table(s.table),
+	o := &orchestrator{pipeline: s.pipeline, db: s.db, bk: s.bk, cfg: cfg, table: s.db.dialect().q.table(s.table),
 		log: s.log, history: newMergeHistory(cfg.History),
 		pokes: make(chan struct{}, 1), manual: make(chan chan error), merged: make(chan struct{})}
 	for i, st := range cfg.MergeStatements() {

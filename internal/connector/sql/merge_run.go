@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/connector"
+	"github.com/sluice-dev/sluice/internal/metrics"
 )
 
 // mergeRetrying runs a merge until it succeeds or ctx ends, with backoff
@@ -44,6 +45,7 @@ func (o *orchestrator) mergeRetrying(ctx context.Context, trig connector.MergeTr
 				info.Error = err.Error()
 			}
 			o.history.add(*info)
+			o.count(info, err)
 		}
 		if err == nil {
 			if info != nil {
@@ -272,4 +274,18 @@ func (o *orchestrator) pauseConsumers(ctx context.Context) (func(), error) {
 		return nil, errors.New("the pipeline returned no resume function")
 	}
 	return resume, nil
+}
+
+// count updates sluice_merges_total with every attempt the history shows,
+// and sluice_merge_seconds with the merges that committed: their whole
+// duration, the pause and drain of pause mode included.
+func (o *orchestrator) count(info *connector.MergeInfo, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	metrics.Merges.WithLabelValues(o.pipeline, string(info.Trigger), result).Inc()
+	if err == nil {
+		metrics.MergeSeconds.WithLabelValues(o.pipeline).Observe(max(info.Took, info.Paused).Seconds())
+	}
 }
