@@ -213,7 +213,9 @@ func (p *Pipeline) validate(v *validator) {
 	if p.OnError == OnErrorDLQ && p.Source.Kafka == nil && len(p.DLQ.Brokers) == 0 {
 		v.add("dlq.brokers", "is required with on_error: dlq when the source is not Kafka")
 	}
-	if p.Format.Value == "avro-confluent" && p.Format.ReaderSchema != "" {
+	// Transforms that reshape records make fields the reader schema does
+	// not have: templates are then not held to it.
+	if p.Format.Value == "avro-confluent" && p.Format.ReaderSchema != "" && !transform.ChangesFields(p.Transforms) {
 		v.root().valueFields = readerSchemaFields(p.Format.ReaderSchema)
 	}
 	v.template("dlq.topic", p.DLQ.Topic)

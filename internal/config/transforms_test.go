@@ -193,3 +193,25 @@ func TestREADMERouteExampleIsValid(t *testing.T) {
 		t.Fatalf("sinks %v, route %v", p.Sinks, p.Route)
 	}
 }
+
+// Regression: with a pinned reader schema, validate refused a template
+// naming a field that a set step makes (the schema does not have it).
+func TestTemplatesMayNameFieldsTransformsSet(t *testing.T) {
+	src := `
+name: s
+source: {kafka: {brokers: [b:1], topics: [t], group: g}}
+format:
+  value: avro-confluent
+  schema_registry: {url: "http://r:8081"}
+  reader_schema: '{"type":"record","name":"Film","fields":[{"name":"id","type":"long"},{"name":"kind","type":"string"}]}'
+transforms:
+  - set: {region: 'value.kind == "a" ? "eu" : "us"'}
+sink:
+  file: {path: 'out.jsonl'}
+dlq: {topic: 'dlq-{{.Value.region}}'}
+on_error: dlq
+`
+	if _, err := Parse([]byte(src), nil); err != nil {
+		t.Fatalf("a template naming a field a transform sets: %v", err)
+	}
+}
