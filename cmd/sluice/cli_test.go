@@ -195,3 +195,34 @@ admin: {listen: "not an address"}
 		}
 	}
 }
+
+func TestValidateReportsTransformExpressionsWithTheirPosition(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte(`
+name: tf
+source: {kafka: {brokers: [b:9092], topics: [t], group: g}}
+format: {value: json}
+transforms:
+  - filter: 'value.kind != "test"'
+  - set: {total_cents: 'value.amount * 100 + "x"'}
+  - filter: 'value.amount'
+  - filter: 'value.kind = "a"'
+sink: {file: {path: out.jsonl}}
+`), 0o644)
+	_, errOut, err := runCLI(t, "validate", bad)
+	if err == nil {
+		t.Fatal("validate accepted a bad expression")
+	}
+	for _, want := range []string{
+		`transforms[1].set.total_cents: found no matching overload for '_+_'`,
+		`transforms[3].filter: Syntax error`,
+		`(at 1:12 in "value.kind = \"a\"")`,
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("validate output lacks %q:\n%s", want, errOut)
+		}
+	}
+	if strings.Contains(errOut, "transforms[0]") || strings.Contains(errOut, "transforms[2]") {
+		t.Errorf("a good expression was reported (a dynamic value may be a bool):\n%s", errOut)
+	}
+}

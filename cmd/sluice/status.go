@@ -28,7 +28,7 @@ func newStatusCommand() *cobra.Command {
 		Short: "Show the status of running pipelines, from their admin API",
 		Long: `Status asks a running 'sluice run' or 'sluice demo' for the state of its
 pipelines through the admin API and prints a table: state, consumers,
-throughput, lag, records in flight, dead-lettered and skipped records.
+throughput, lag, records in flight, filtered, dead-lettered and skipped records.
 Name pipelines to also see their consumers and partitions, consumer
 properties, recent batches and merges.
 
@@ -147,11 +147,11 @@ func (c *statusClient) get(ctx context.Context, path string, out any) error {
 
 func printSummaries(w io.Writer, ss []admin.Summary) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PIPELINE\tSTATE\tCONSUMERS\tIN/S\tOUT/S\tLAG\tLAG AGE\tIN FLIGHT\tRECORDS IN\tRECORDS OUT\tDLQ\tSKIPPED\tERRORS")
+	fmt.Fprintln(tw, "PIPELINE\tSTATE\tCONSUMERS\tIN/S\tOUT/S\tLAG\tLAG AGE\tIN FLIGHT\tRECORDS IN\tRECORDS OUT\tFILTERED\tDLQ\tSKIPPED\tERRORS")
 	for _, s := range ss {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.State, s.Consumers,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.State, s.Consumers,
 			rate(s.RecordsInPerSec), rate(s.RecordsOutPerSec), count(s.Lag), age(s.LagSeconds), count(s.InFlightRecords),
-			count(s.RecordsIn), count(s.RecordsOut), count(s.DeadLettered), count(s.Skipped), count(s.Errors))
+			count(s.RecordsIn), count(s.RecordsOut), count(s.Filtered), count(s.DeadLettered), count(s.Skipped), count(s.Errors))
 	}
 	tw.Flush()
 	for _, s := range ss {

@@ -26,6 +26,7 @@ type Summary struct {
 	InFlightRecords  int64          `json:"in_flight_records"`
 	DeadLettered     int64          `json:"dead_lettered"`
 	Skipped          int64          `json:"skipped"`
+	Filtered         int64          `json:"filtered"` // dropped by a transforms filter
 	Errors           int64          `json:"errors"`
 	Retries          int64          `json:"retries"`
 	Batches          int64          `json:"batches"`
@@ -134,7 +135,7 @@ func (e *entry) summary() Summary {
 		Name: st.Name, State: st.State, Error: st.Error, Since: st.Since,
 		Consumers: len(st.Consumers), RecordsIn: st.RecordsIn, RecordsOut: st.RecordsOut,
 		RecordsInPerSec: in, RecordsOutPerSec: out, Lag: st.Lag, LagSeconds: st.LagSeconds, InFlightRecords: st.InFlightRecords,
-		DeadLettered: st.DeadLettered, Skipped: st.Skipped, Errors: st.Errors, Retries: st.Retries,
+		DeadLettered: st.DeadLettered, Skipped: st.Skipped, Filtered: st.Filtered, Errors: st.Errors, Retries: st.Retries,
 		Batches: st.Batches, CanMerge: canMerge,
 	}
 }

@@ -12,7 +12,9 @@ import (
 	"github.com/sluice-dev/sluice/internal/codec"
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/connector"
+	"github.com/sluice-dev/sluice/internal/connector/route"
 	"github.com/sluice-dev/sluice/internal/pipeline"
+	"github.com/sluice-dev/sluice/internal/transform"
 )
 
 // Built is a pipeline with the connectors it owns.
@@ -64,21 +66,34 @@ func Build(ctx context.Context, p config.Pipeline, log *slog.Logger) (*Built, er
 	if err != nil {
 		return fail(err)
 	}
-	for _, build := range sinkBuilders {
-		s, ok, err := build(ctx, &p, log)
+	// Compiled once here (validate compiled them too, but kept nothing).
+	chain, err := transform.Compile(p.Transforms)
+	if err != nil {
+		return fail(err)
+	}
+	var transformer connector.Transformer
+	if chain != nil {
+		transformer = chain
+	}
+	if len(p.Sinks) > 0 {
+		s, err := buildRoutedSinks(ctx, &p, log)
 		if err != nil {
 			return fail(err)
 		}
-		if ok {
-			b.Sink = s
-			b.closers = append(b.closers, s.Close)
-			break
+		b.Sink = s
+		b.closers = append(b.closers, s.Close)
+	} else {
+		s, err := buildSink(ctx, &p, log)
+		if err != nil {
+			return fail(err)
 		}
-	}
-	if b.Sink == nil {
-		return fail(errors.New("no sink configured"))
+		b.Sink = s
+		b.closers = append(b.closers, s.Close)
 	}
 	if vs, ok := b.Sink.(connector.FieldVisitorSink); ok && vs.VisitsFields() {
+		if transformer != nil {
+			return fail(errors.New("the sink takes values undecoded, which transforms cannot read"))
+		}
 		f := p.Format
 		f.Value = "raw" // the sink decodes values itself, field by field
 		if dec, err = newDecoder(f); err != nil {
@@ -116,6 +131,7 @@ func Build(ctx context.Context, p config.Pipeline, log *slog.Logger) (*Built, er
 		Source:             b.Source,
 		Consumers:          consumers,
 		Decoder:            dec,
+		Transformer:        transformer,
 		Sink:               b.Sink,
 		DeadLetter:         dlq,
 		OnError:            pipeline.OnError(p.OnError),
@@ -134,6 +150,54 @@ func Build(ctx context.Context, p config.Pipeline, log *slog.Logger) (*Built, er
 	}
 	b.Pipeline = pl
 	return b, nil
+}
+
+// buildSink builds the one sink p.Sink names.
+func buildSink(ctx context.Context, p *config.Pipeline, log *slog.Logger) (connector.Sink, error) {
+	for _, build := range sinkBuilders {
+		s, ok, err := build(ctx, p, log)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return s, nil
+		}
+	}
+	return nil, errors.New("no sink configured")
+}
+
+// buildRoutedSinks builds every named sink and the route.Sink over them.
+// Each is built as the sink of a pipeline named "<pipeline>.<sink>", so
+// that what a sink keeps per pipeline (SQL bookkeeping, merge locks) is
+// its own.
+func buildRoutedSinks(ctx context.Context, p *config.Pipeline, log *slog.Logger) (connector.Sink, error) {
+	names := map[string]bool{}
+	for name := range p.Sinks {
+		names[name] = true
+	}
+	router, err := transform.CompileRouter(p.Route, names)
+	if err != nil {
+		return nil, err
+	}
+	sinks := map[string]connector.Sink{}
+	closeAll := func() {
+		for _, s := range sinks {
+			_ = s.Close(context.WithoutCancel(ctx))
+		}
+	}
+	for name, cfg := range p.Sinks {
+		q := *p
+		q.Name = p.Name + "." + name
+		q.Sink = cfg
+		q.Sinks = nil
+		s, err := buildSink(ctx, &q, log.With("sink", name))
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("sinks.%s: %w", name, err)
+		}
+		sinks[name] = s
+	}
+	return route.New(router, sinks), nil
 }
 
 // fieldVisitor decodes values field by field for sinks that take them

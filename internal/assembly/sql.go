@@ -27,9 +27,14 @@ func buildSQLSink(ctx context.Context, p *config.Pipeline, log *slog.Logger) (co
 	default:
 		return nil, false, nil
 	}
-	fields, err := fieldVisitor(p.Format)
-	if err != nil {
-		return nil, true, err
+	var fields connector.FieldVisitor
+	if len(p.Transforms) == 0 && len(p.Route) == 0 {
+		// Transforms and routes read (and change) decoded values: the
+		// engine must decode them, and the sink write what they left.
+		var err error
+		if fields, err = fieldVisitor(p.Format); err != nil {
+			return nil, true, err
+		}
 	}
 	s, err := sqlsink.New(ctx, sqlsink.Options{
 		Kind:        kind,

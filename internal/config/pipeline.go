@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/transform"
 )
 
 // Pipeline is one source -> decode -> sink flow.
@@ -20,7 +22,14 @@ type Pipeline struct {
 	DLQ      DLQ    `yaml:"dlq"`
 	Batch    Batch  `yaml:"batch"`
 	Limits   Limits `yaml:"limits"`
-	Sink     Sink   `yaml:"sink"`
+	// Transforms filter and reshape decoded records before the sink, in
+	// order (see package transform).
+	Transforms []transform.Step `yaml:"transforms"`
+	Sink       Sink             `yaml:"sink"`
+	// Sinks, instead of Sink, are several named sinks; Route says which
+	// one each record goes to (see routes.go).
+	Sinks map[string]Sink   `yaml:"sinks"`
+	Route []transform.Route `yaml:"route"`
 	// ShutdownTimeout bounds the graceful drain on SIGINT/SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// MaxRetryTime bounds how long one write, decode or dead-letter send
@@ -132,6 +141,9 @@ func (f *File) applyDefaults() {
 		p.Source.applyDefaults()
 		p.Format.applyDefaults()
 		p.Sink.applyDefaults()
+		for _, s := range p.Sinks {
+			s.applyDefaults() // its fields are pointers: the map's copy is enough
+		}
 	}
 	if f.Admin != nil && f.Admin.Listen == "" {
 		f.Admin.Listen = "127.0.0.1:8080"
@@ -201,7 +213,9 @@ func (p *Pipeline) validate(v *validator) {
 	if p.OnError == OnErrorDLQ && p.Source.Kafka == nil && len(p.DLQ.Brokers) == 0 {
 		v.add("dlq.brokers", "is required with on_error: dlq when the source is not Kafka")
 	}
-	if p.Format.Value == "avro-confluent" && p.Format.ReaderSchema != "" {
+	// Transforms that reshape records make fields the reader schema does
+	// not have: templates are then not held to it.
+	if p.Format.Value == "avro-confluent" && p.Format.ReaderSchema != "" && !transform.ChangesFields(p.Transforms) {
 		v.root().valueFields = readerSchemaFields(p.Format.ReaderSchema)
 	}
 	v.template("dlq.topic", p.DLQ.Topic)
@@ -217,7 +231,12 @@ func (p *Pipeline) validate(v *validator) {
 	v.positiveDuration("max_retry_time", p.MaxRetryTime)
 	p.Source.validate(v.sub("source"))
 	p.Format.validate(v.sub("format"))
-	p.Sink.validate(v.sub("sink"), p)
+	if len(p.Sinks) == 0 && len(p.Route) == 0 {
+		p.Sink.validate(v.sub("sink"), p)
+	} else {
+		p.validateRoutes(v)
+	}
+	p.validateTransforms(v)
 }
 
 // checkListenAddress checks host:port syntax, as net.Listen will need it,

@@ -117,6 +117,23 @@ type Preparer interface {
 	WritePrepared(ctx context.Context, batch []*Record, prepared any) error
 }
 
+// Transformer changes or drops a decoded record between decode and the
+// sink (the pipeline's transforms). It may change the record's Fields,
+// Schema, Key, KeyFields and Headers, never its Value bytes. keep false
+// means the record is dropped: the engine acks it without writing it. A
+// *RecordError is the record's problem, routed by on_error; the record's
+// key and headers are then as they arrived. It is called from every
+// consumer at once.
+type Transformer interface {
+	Transform(r *Record) (keep bool, err error)
+}
+
+// RouteReporter is implemented by a sink over several named sinks (a
+// pipeline's route): the records each has made durable, for status.
+type RouteReporter interface {
+	Written() map[string]int64
+}
+
 // FieldVisitor hands a record's decoded top-level fields to visit one by
 // one, without building its Fields map, and returns its schema when the
 // format has one (codec.RecordDecoder). Bad input is a *RecordError;

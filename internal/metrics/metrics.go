@@ -30,6 +30,8 @@ var (
 		"Bad records sent to the dead-letter destination.", "pipeline", "reason")
 	RecordsSkipped = counterVec("sluice_records_skipped_total",
 		"Bad records skipped (on_error: skip).", "pipeline", "reason")
+	RecordsFiltered = counterVec("sluice_records_filtered_total",
+		"Records dropped by a transforms filter (acked, so their offsets commit).", "pipeline")
 	Errors = counterVec("sluice_errors_total",
 		"Errors by kind: decode, write, commit, retry.", "pipeline", "kind")
 	Retries = counterVec("sluice_retries_total",
@@ -148,6 +150,7 @@ func init() {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		RecordsIn, BytesIn, RecordsOut, BytesOut, RecordsDeadLettered, RecordsSkipped,
+		RecordsFiltered,
 		Errors, Retries, BatchRecords, WriteSeconds, CommitSeconds, KafkaTransactions,
 		InFlightRecords, InFlightBytes, ConsumerLag, ConsumerLagSeconds, Consumers, PipelineState,
 		SinkConnections, MergeSeconds, Merges, AdminRequests,

@@ -230,27 +230,47 @@ func (c *consumer) accept(ctx, writeCtx context.Context, curp **batch, flush fun
 		cur.first = time.Now()
 	}
 	for _, r := range recs {
+		// What the limiter holds for r until it is settled: a transform
+		// may change its key and headers, so taken before.
+		size := r.Size()
+		keep := true
 		err := c.p.decode(writeCtx, r)
-		if err == nil {
-			extra := decodedWeight(r)
-			c.p.limiter.add(extra)
+		if err == nil && c.p.opts.Transformer != nil {
+			keep, err = c.p.opts.Transformer.Transform(r)
+		}
+		if err == nil && keep {
+			// From here r weighs what writeBatch will release for it.
+			weight := r.Size() + decodedWeight(r)
+			if extra := weight - size; extra >= 0 {
+				c.p.limiter.add(extra)
+			} else {
+				c.p.limiter.release(0, -extra)
+			}
 			cur.records = append(cur.records, r)
 			cur.bytes += r.Size()
-			cur.weight += r.Size() + extra
+			cur.weight += weight
+			continue
+		}
+		if err == nil {
+			// Filtered out: settled now, so its offset commits with
+			// those around it.
+			c.p.stats.filter()
+			c.reader.Ack([]*connector.Record{r})
+			c.p.limiter.release(1, size)
 			continue
 		}
 		var re *connector.RecordError
 		if !errors.As(err, &re) {
 			// decode retries transient errors until writeCtx ends.
-			c.p.limiter.release(1, r.Size())
+			c.p.limiter.release(1, size)
 			return err
 		}
 		if err := c.p.handleBad(writeCtx, re); err != nil {
-			c.p.limiter.release(1, r.Size())
+			c.p.limiter.release(1, size)
 			return err
 		}
 		c.reader.Ack([]*connector.Record{r})
-		c.p.limiter.release(1, r.Size())
+		c.p.limiter.release(1, size)
 	}
 	return nil
 }

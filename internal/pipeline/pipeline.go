@@ -31,13 +31,16 @@ const (
 
 // Options configure a Pipeline.
 type Options struct {
-	Name       string
-	Source     connector.Source
-	Consumers  int // consumers started by Run; default 1
-	Decoder    codec.Decoder
-	Sink       connector.Sink
-	DeadLetter connector.DeadLetter // required for OnErrorDLQ
-	OnError    OnError
+	Name      string
+	Source    connector.Source
+	Consumers int // consumers started by Run; default 1
+	Decoder   codec.Decoder
+	// Transformer, when set, runs on every decoded record before it is
+	// batched; the records it drops are acked and counted as filtered.
+	Transformer connector.Transformer
+	Sink        connector.Sink
+	DeadLetter  connector.DeadLetter // required for OnErrorDLQ
+	OnError     OnError
 
 	MaxPollRecords     int           // records per Read; default BatchRecords
 	BatchRecords       int           // records per sink write; default 10000

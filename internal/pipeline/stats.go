@@ -19,6 +19,7 @@ type stats struct {
 	recordsOut, bytesOut atomic.Int64
 	deadLettered         atomic.Int64
 	skipped              atomic.Int64
+	filtered             atomic.Int64
 	errors               atomic.Int64
 	retries              atomic.Int64
 	batches              atomic.Int64
@@ -26,8 +27,8 @@ type stats struct {
 	mu      sync.Mutex
 	history []BatchInfo // ring, newest last
 
-	mIn, mBytesIn, mOut, mBytesOut prometheus.Counter
-	mBatch, mWrite                 prometheus.Observer
+	mIn, mBytesIn, mOut, mBytesOut, mFiltered prometheus.Counter
+	mBatch, mWrite                            prometheus.Observer
 }
 
 // BatchInfo describes one sink write.
@@ -45,6 +46,7 @@ func (s *stats) init(name string) {
 	s.mBytesIn = metrics.BytesIn.WithLabelValues(name)
 	s.mOut = metrics.RecordsOut.WithLabelValues(name)
 	s.mBytesOut = metrics.BytesOut.WithLabelValues(name)
+	s.mFiltered = metrics.RecordsFiltered.WithLabelValues(name)
 	s.mBatch = metrics.BatchRecords.WithLabelValues(name)
 	s.mWrite = metrics.WriteSeconds.WithLabelValues(name)
 }
@@ -54,6 +56,11 @@ func (s *stats) read(n, bytes int) {
 	s.bytesIn.Add(int64(bytes))
 	s.mIn.Add(float64(n))
 	s.mBytesIn.Add(float64(bytes))
+}
+
+func (s *stats) filter() {
+	s.filtered.Add(1)
+	s.mFiltered.Inc()
 }
 
 // wrote records a batch whose n records (bytes bytes) are durable; the rest
@@ -81,17 +88,20 @@ type Status struct {
 	State State  `json:"state"`
 	// Degraded: running, but something is being retried (Retrying says
 	// what, since when and why), so records may not be moving.
-	Degraded        bool             `json:"degraded"`
-	Retrying        []RetryStatus    `json:"retrying,omitempty"`
-	Error           string           `json:"error,omitempty"`
-	Since           time.Time        `json:"since"`
-	Consumers       []ConsumerStatus `json:"consumers"`
-	RecordsIn       int64            `json:"records_in"`
-	RecordsOut      int64            `json:"records_out"`
-	BytesIn         int64            `json:"bytes_in"`
-	BytesOut        int64            `json:"bytes_out"`
-	DeadLettered    int64            `json:"dead_lettered"`
-	Skipped         int64            `json:"skipped"`
+	Degraded     bool             `json:"degraded"`
+	Retrying     []RetryStatus    `json:"retrying,omitempty"`
+	Error        string           `json:"error,omitempty"`
+	Since        time.Time        `json:"since"`
+	Consumers    []ConsumerStatus `json:"consumers"`
+	RecordsIn    int64            `json:"records_in"`
+	RecordsOut   int64            `json:"records_out"`
+	BytesIn      int64            `json:"bytes_in"`
+	BytesOut     int64            `json:"bytes_out"`
+	DeadLettered int64            `json:"dead_lettered"`
+	Skipped      int64            `json:"skipped"`
+	Filtered     int64            `json:"filtered"` // dropped by a transforms filter
+	// RoutedOut is, with several named sinks, the records each made durable.
+	RoutedOut       map[string]int64 `json:"routed_out,omitempty"`
 	Errors          int64            `json:"errors"`
 	Retries         int64            `json:"retries"`
 	Batches         int64            `json:"batches"`
@@ -146,6 +156,10 @@ func (p *Pipeline) Status() Status {
 	st.BytesOut = p.stats.bytesOut.Load()
 	st.DeadLettered = p.stats.deadLettered.Load()
 	st.Skipped = p.stats.skipped.Load()
+	st.Filtered = p.stats.filtered.Load()
+	if rr, ok := p.opts.Sink.(connector.RouteReporter); ok {
+		st.RoutedOut = rr.Written()
+	}
 	st.Errors = p.stats.errors.Load()
 	st.Retries = p.stats.retries.Load()
 	st.Batches = p.stats.batches.Load()

@@ -349,6 +349,7 @@ function renderDetail() {
   setText("kpi-in", fmtInt(d.records_in));
   setText("kpi-out", fmtInt(d.records_out));
   setText("kpi-batches", fmtInt(d.batches));
+  setText("kpi-filtered", fmtInt(d.filtered));
   setText("kpi-dlq", fmtInt(d.dead_lettered));
   setText("kpi-skipped", fmtInt(d.skipped));
   setText("kpi-errors", fmtInt(d.errors) + " / " + fmtInt(d.retries));

@@ -415,7 +415,9 @@ func fieldOrder(rec *connector.Record) []string {
 		}
 		return out
 	}
-	if keys := jsonKeyOrder(rec.Value); len(keys) == len(rec.Fields) {
+	// The document's order only when it still holds exactly the fields:
+	// transforms may have dropped, renamed or added some.
+	if keys := jsonKeyOrder(rec.Value); len(keys) == len(rec.Fields) && allIn(keys, rec.Fields) {
 		return keys
 	}
 	out := make([]string, 0, len(rec.Fields))
@@ -424,6 +426,15 @@ func fieldOrder(rec *connector.Record) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+func allIn(keys []string, fields map[string]any) bool {
+	for _, k := range keys {
+		if _, ok := fields[k]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func jsonKeyOrder(value []byte) []string {

@@ -1,0 +1,152 @@
+// Package route is a Sink over several named sinks: each record goes to
+// the one its Picker names (the pipeline's `route:` list). It keeps the
+// engine's contract per record: a record is reported durable only when
+// its own sink made it durable, so the source commits an offset only when
+// every sink that got records at or below it has them.
+package route
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/sluice-dev/sluice/internal/connector"
+)
+
+// Picker names the sink of a record. A *connector.RecordError is the
+// record's problem (an expression that failed on it).
+type Picker interface {
+	Route(r *connector.Record) (sink string, err error)
+}
+
+// Sink writes each record to the sink its Picker names.
+type Sink struct {
+	picker  Picker
+	names   []string // sorted
+	sinks   map[string]connector.Sink
+	written map[string]*atomic.Int64
+}
+
+// New returns a Sink over sinks, which it owns (Close closes them).
+func New(picker Picker, sinks map[string]connector.Sink) *Sink {
+	s := &Sink{picker: picker, sinks: sinks, written: map[string]*atomic.Int64{}}
+	for name := range sinks {
+		s.names = append(s.names, name)
+		s.written[name] = &atomic.Int64{}
+	}
+	sort.Strings(s.names)
+	return s
+}
+
+// Write splits batch by sink and writes the parts at once, each to its
+// sink. The result says what became of each record: durable when its sink
+// said so, not written (with the causes) when its sink failed, rejected
+// when its sink or its route rejected it.
+func (s *Sink) Write(ctx context.Context, batch []*connector.Record) error {
+	parts := map[string][]*connector.Record{}
+	var failed []*connector.RecordError
+	for _, r := range batch {
+		name, err := s.picker.Route(r)
+		if err != nil {
+			var re *connector.RecordError
+			if !errors.As(err, &re) {
+				re = &connector.RecordError{Record: r, Reason: "route", Err: err}
+			}
+			failed = append(failed, re)
+			continue
+		}
+		if _, ok := s.sinks[name]; !ok {
+			failed = append(failed, &connector.RecordError{Record: r, Reason: "route", Err: fmt.Errorf("no sink named %q", name)})
+			continue
+		}
+		parts[name] = append(parts[name], r)
+	}
+	errs := make(map[string]error, len(parts))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for name, recs := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.sinks[name].Write(ctx, recs)
+			mu.Lock()
+			errs[name] = err
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	be := &connector.BatchError{Failed: failed}
+	var causes []error
+	for _, name := range s.names {
+		recs, ok := parts[name]
+		if !ok {
+			continue
+		}
+		err := errs[name]
+		var sbe *connector.BatchError
+		switch {
+		case err == nil:
+			s.written[name].Add(int64(len(recs)))
+			continue
+		case errors.As(err, &sbe):
+			s.written[name].Add(int64(len(sbe.Durable(recs))))
+			be.Failed = append(be.Failed, sbe.Failed...)
+			be.NotWritten = append(be.NotWritten, sbe.NotWritten...)
+			be.Released = append(be.Released, sbe.Released...)
+			if sbe.Cause != nil {
+				causes = append(causes, fmt.Errorf("sink %s: %w", name, sbe.Cause))
+			}
+		default:
+			// Nothing of this part may be assumed durable.
+			be.NotWritten = append(be.NotWritten, recs...)
+			causes = append(causes, fmt.Errorf("sink %s: %w", name, err))
+		}
+	}
+	// A nil Cause with records not written means "write them again now"
+	// (a sink that stopped short on purpose); any failure makes it a
+	// retry after a backoff, or a stop when permanent.
+	be.Cause = errors.Join(causes...)
+	if len(be.Failed)+len(be.NotWritten)+len(be.Released) == 0 {
+		return nil
+	}
+	return be
+}
+
+// Written returns, per sink, the records it made durable.
+func (s *Sink) Written() map[string]int64 {
+	out := make(map[string]int64, len(s.names))
+	for _, name := range s.names {
+		out[name] = s.written[name].Load()
+	}
+	return out
+}
+
+// SetController hands the engine's controller to the sinks that want one
+// (the SQL sinks' pause-mode merges).
+func (s *Sink) SetController(c connector.Controller) {
+	for _, name := range s.names {
+		if cs, ok := s.sinks[name].(connector.Controllable); ok {
+			cs.SetController(c)
+		}
+	}
+}
+
+// Close closes every sink.
+func (s *Sink) Close(ctx context.Context) error {
+	var errs []error
+	for _, name := range s.names {
+		if err := s.sinks[name].Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("closing sink %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+var (
+	_ connector.Sink          = (*Sink)(nil)
+	_ connector.Controllable  = (*Sink)(nil)
+	_ connector.RouteReporter = (*Sink)(nil)
+)
