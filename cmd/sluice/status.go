@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/admin"
+	"github.com/sluice-dev/sluice/internal/pipeline"
 	"github.com/spf13/cobra"
 )
 
@@ -149,6 +150,9 @@ func printSummaries(w io.Writer, ss []admin.Summary) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PIPELINE\tSTATE\tCONSUMERS\tIN/S\tOUT/S\tLAG\tLAG AGE\tIN FLIGHT\tRECORDS IN\tRECORDS OUT\tFILTERED\tDLQ\tSKIPPED\tERRORS")
 	for _, s := range ss {
+		if s.Degraded && s.State == pipeline.StateRunning {
+			s.State = "degraded"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.State, s.Consumers,
 			rate(s.RecordsInPerSec), rate(s.RecordsOutPerSec), count(s.Lag), age(s.LagSeconds), count(s.InFlightRecords),
 			count(s.RecordsIn), count(s.RecordsOut), count(s.Filtered), count(s.DeadLettered), count(s.Skipped), count(s.Errors))
@@ -169,6 +173,14 @@ func printDetail(w io.Writer, d admin.Detail) {
 	fmt.Fprintf(w, "%s: %s%s; %s batches, %s retries\n", d.Name, d.State, up, count(d.Batches), count(d.Retries))
 	if d.Error != "" {
 		fmt.Fprintf(w, "  error: %s\n", d.Error)
+	}
+	for _, r := range d.Retrying {
+		fmt.Fprintf(w, "  retrying %s since %s (%d attempts): %s\n", r.What, r.Since.Local().Format("15:04:05"), r.Attempts, r.LastError)
+	}
+	for _, c := range d.Consumers {
+		for _, warning := range c.Warnings {
+			fmt.Fprintf(w, "  %s: %s\n", c.ID, warning)
+		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  CONSUMER\tPARTITIONS\tLAG")

@@ -12,25 +12,28 @@ import (
 
 // Summary is one pipeline in GET /v1/pipelines.
 type Summary struct {
-	Name             string         `json:"name"`
-	State            pipeline.State `json:"state"`
-	Error            string         `json:"error,omitempty"`
-	Since            time.Time      `json:"since"`
-	Consumers        int            `json:"consumers"`
-	RecordsIn        int64          `json:"records_in"`
-	RecordsOut       int64          `json:"records_out"`
-	RecordsInPerSec  float64        `json:"records_in_per_sec"`
-	RecordsOutPerSec float64        `json:"records_out_per_sec"`
-	Lag              int64          `json:"lag"`
-	LagSeconds       float64        `json:"lag_seconds"`
-	InFlightRecords  int64          `json:"in_flight_records"`
-	DeadLettered     int64          `json:"dead_lettered"`
-	Skipped          int64          `json:"skipped"`
-	Filtered         int64          `json:"filtered"` // dropped by a transforms filter
-	Errors           int64          `json:"errors"`
-	Retries          int64          `json:"retries"`
-	Batches          int64          `json:"batches"`
-	CanMerge         bool           `json:"can_merge"`
+	Name  string         `json:"name"`
+	State pipeline.State `json:"state"`
+	Error string         `json:"error,omitempty"`
+	// Degraded: running, but retrying something (see the detail's
+	// retrying list) or kept from reading (its consumers' warnings).
+	Degraded         bool      `json:"degraded"`
+	Since            time.Time `json:"since"`
+	Consumers        int       `json:"consumers"`
+	RecordsIn        int64     `json:"records_in"`
+	RecordsOut       int64     `json:"records_out"`
+	RecordsInPerSec  float64   `json:"records_in_per_sec"`
+	RecordsOutPerSec float64   `json:"records_out_per_sec"`
+	Lag              int64     `json:"lag"`
+	LagSeconds       float64   `json:"lag_seconds"`
+	InFlightRecords  int64     `json:"in_flight_records"`
+	DeadLettered     int64     `json:"dead_lettered"`
+	Skipped          int64     `json:"skipped"`
+	Filtered         int64     `json:"filtered"` // dropped by a transforms filter
+	Errors           int64     `json:"errors"`
+	Retries          int64     `json:"retries"`
+	Batches          int64     `json:"batches"`
+	CanMerge         bool      `json:"can_merge"`
 }
 
 // Detail is GET /v1/pipelines/{name}: the engine's status plus rates,
@@ -132,7 +135,7 @@ func (e *entry) summary() Summary {
 	in, out := e.history.rates()
 	_, canMerge := e.Sink.(connector.Merger)
 	return Summary{
-		Name: st.Name, State: st.State, Error: st.Error, Since: st.Since,
+		Name: st.Name, State: st.State, Error: st.Error, Degraded: st.Degraded, Since: st.Since,
 		Consumers: len(st.Consumers), RecordsIn: st.RecordsIn, RecordsOut: st.RecordsOut,
 		RecordsInPerSec: in, RecordsOutPerSec: out, Lag: st.Lag, LagSeconds: st.LagSeconds, InFlightRecords: st.InFlightRecords,
 		DeadLettered: st.DeadLettered, Skipped: st.Skipped, Filtered: st.Filtered, Errors: st.Errors, Retries: st.Retries,

@@ -61,6 +61,13 @@ type AssignmentReporter interface {
 	Assigned() []Assignment
 }
 
+// Warner is implemented by readers that can tell what keeps them from
+// reading, without it being an error (a source topic that does not exist
+// yet), for status pages.
+type Warner interface {
+	Warnings() []string
+}
+
 // LagReporter is implemented by readers that know their lag per partition.
 type LagReporter interface {
 	Lag() map[string]map[int32]int64

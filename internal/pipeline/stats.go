@@ -119,6 +119,9 @@ type ConsumerStatus struct {
 	ID       string                     `json:"id"`
 	Assigned []connector.Assignment     `json:"assigned"`
 	Lag      map[string]map[int32]int64 `json:"lag,omitempty"`
+	// Warnings: what keeps the consumer from reading that is not an
+	// error (a source topic that does not exist yet).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Status returns a snapshot.
@@ -136,6 +139,10 @@ func (p *Pipeline) Status() Status {
 		cst := ConsumerStatus{ID: c.id}
 		if ar, ok := c.reader.(connector.AssignmentReporter); ok {
 			cst.Assigned = ar.Assigned()
+		}
+		if w, ok := c.reader.(connector.Warner); ok {
+			cst.Warnings = w.Warnings()
+			st.Degraded = st.Degraded || len(cst.Warnings) > 0
 		}
 		if lr, ok := c.reader.(connector.LagReporter); ok {
 			cst.Lag = lr.Lag()

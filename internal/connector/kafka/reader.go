@@ -64,6 +64,7 @@ type reader struct {
 	loopDone  chan struct{}
 	stopWatch context.CancelFunc // ends watchTopics; nil when it does not run
 	watchDone chan struct{}
+	missing   sync.Map      // topic -> time.Time: source topics found missing, since when
 	lagDone   chan struct{} // closed when the end-offset refresher (lag.go) stops
 
 	// leave: removed for good (LeaveOnClose), so a static member leaves
@@ -111,12 +112,28 @@ func (r *reader) watchTopics(ctx context.Context, topics []string, every time.Du
 		if err == nil {
 			for _, topic := range topics {
 				if errors.Is(errs[topic], errTopicMissing) {
+					r.missing.LoadOrStore(topic, time.Now())
 					missing(topic)
+				} else {
+					r.missing.Delete(topic)
 				}
 			}
 		}
 		t.Reset(every)
 	}
+}
+
+// Warnings implements connector.Warner: the source topics that do not
+// exist (checked every minute).
+func (r *reader) Warnings() []string {
+	var out []string
+	r.missing.Range(func(k, v any) bool {
+		out = append(out, fmt.Sprintf("source topic %q does not exist (since %s); nothing is read from it until it is created",
+			k, v.(time.Time).Format(time.RFC3339)))
+		return true
+	})
+	sort.Strings(out)
+	return out
 }
 
 // Read polls up to max records (max <= 0: whatever is buffered).

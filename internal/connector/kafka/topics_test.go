@@ -227,12 +227,14 @@ func TestSourceWarnsAboutATopicThatDoesNotExist(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
+	var readers []connector.Reader
 	for _, member := range []string{"topics-1", "topics-2"} {
 		rd, err := src.OpenReader(ctx, member)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { rd.Close(ctx) })
+		readers = append(readers, rd)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(logs.String(), "source topic does not exist") {
@@ -249,5 +251,10 @@ func TestSourceWarnsAboutATopicThatDoesNotExist(t *testing.T) {
 	src.warnMissing("orderz")
 	if n := strings.Count(logs.String(), "source topic does not exist"); n != 1 {
 		t.Fatalf("%d warnings within a minute, want 1:\n%s", n, logs)
+	}
+	// Status shows it too, until the topic exists.
+	w := readers[0].(connector.Warner).Warnings()
+	if len(w) != 1 || !strings.Contains(w[0], `"orderz" does not exist`) {
+		t.Fatalf("status warnings %q; want the missing topic named", w)
 	}
 }
