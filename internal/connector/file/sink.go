@@ -23,13 +23,15 @@ import (
 //
 // A batch is written with one write call: either all its lines reach the
 // file or, on an error, the file is cut back to where the batch started,
-// so a retry never leaves a torn or doubled line behind.
+// so a retry never leaves a torn or doubled line behind. The sink assumes
+// it is the file's only writer.
 type Sink struct {
 	mu   sync.Mutex
 	f    *os.File // nil for stdout
 	out  io.Writer
 	sync bool
 	buf  []byte
+	size int64 // the file's size after the last batch: where a failed write is cut back to
 }
 
 // NewSink opens path for appending ("-" is stdout).
@@ -41,7 +43,12 @@ func NewSink(path string, sync bool) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening sink file: %w", err)
 	}
-	return &Sink{f: f, out: f, sync: sync}, nil
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("reading sink file size: %w", err)
+	}
+	return &Sink{f: f, out: f, sync: sync, size: info.Size()}, nil
 }
 
 // Line is one record as written.
@@ -97,20 +104,17 @@ func (s *Sink) writeAll(buf []byte) error {
 		}
 		return nil
 	}
-	info, err := s.f.Stat()
-	if err != nil {
-		return fmt.Errorf("reading sink file size: %w", err)
-	}
-	_, err = s.f.Write(buf)
+	_, err := s.f.Write(buf)
 	if err == nil && s.sync {
 		err = s.f.Sync()
 	}
 	if err != nil {
-		if terr := s.f.Truncate(info.Size()); terr != nil {
+		if terr := s.f.Truncate(s.size); terr != nil {
 			return fmt.Errorf("writing sink file: %w (and cutting back the partial batch: %v)", err, terr)
 		}
 		return fmt.Errorf("writing sink file: %w", err)
 	}
+	s.size += int64(len(buf))
 	return nil
 }
 
