@@ -2,9 +2,11 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 )
@@ -69,10 +71,45 @@ func (e *OffsetsOutOfRangeError) Error() string {
 	return b.String()
 }
 
+// aboveEndRechecks are the waits before an offset found above the log end
+// is checked again: a partition's new leader can briefly report a high
+// watermark below the old leader's after a failover, so only an offset
+// that stays above the end is taken for a recreated topic.
+var aboveEndRechecks = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}
+
 // checkOffsetsInLog returns an *OffsetsOutOfRangeError naming every stored
-// offset above its partition's log end or below its log start. Failing to
-// list the log's offsets is returned as is (transient: the broker).
+// offset above its partition's log end (still so after aboveEndRechecks)
+// or below its log start. Failing to list the log's offsets is returned as
+// is (transient: the broker).
 func checkOffsetsInLog(ctx context.Context, adm *kadm.Client, pipeline string, stored []StoredOffset) error {
+	err := checkOffsetsInLogOnce(ctx, adm, pipeline, stored)
+	for _, wait := range aboveEndRechecks {
+		var oor *OffsetsOutOfRangeError
+		if !errors.As(err, &oor) || !oor.anyAboveEnd() {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+		err = checkOffsetsInLogOnce(ctx, adm, pipeline, stored)
+	}
+	return err
+}
+
+func (e *OffsetsOutOfRangeError) anyAboveEnd() bool {
+	for _, p := range e.Partitions {
+		if p.Offset > p.LogEnd {
+			return true
+		}
+	}
+	return false
+}
+
+func checkOffsetsInLogOnce(ctx context.Context, adm *kadm.Client, pipeline string, stored []StoredOffset) error {
 	if len(stored) == 0 {
 		return nil
 	}
