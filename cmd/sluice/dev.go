@@ -21,6 +21,7 @@ type devFlags struct {
 
 	bigQueryRESTPort, bigQueryGRPCPort int
 	pubSubPort                         int
+	metricsPort                        int
 }
 
 func (f *devFlags) register(cmd *cobra.Command, defaultInMemory, defaultAutoCreate bool) {
@@ -41,12 +42,14 @@ func (f *devFlags) register(cmd *cobra.Command, defaultInMemory, defaultAutoCrea
 	cmd.Flags().IntVar(&f.bigQueryRESTPort, "bigquery-rest-port", 9050, "BigQuery emulator REST API port")
 	cmd.Flags().IntVar(&f.bigQueryGRPCPort, "bigquery-grpc-port", 9060, "BigQuery emulator Storage Write API (gRPC) port")
 	cmd.Flags().IntVar(&f.pubSubPort, "pubsub-port", 8085, "Pub/Sub emulator port (in memory only)")
+	cmd.Flags().IntVar(&f.metricsPort, "metrics-port", 9308, "port serving the broker's own metrics at /metrics (bytes in and out per topic, connections, requests), under the Kafka JMX exporter's names")
 }
 
 func (f *devFlags) options() devstack.Options {
 	o := devstack.Options{Host: f.host, KafkaPort: f.kafkaPort, RegistryPort: f.registryPort, Brokers: f.brokers, SyncWrites: f.syncWrites, AutoCreateTopics: f.autoCreate}
 	o.BigQueryRESTPort, o.BigQueryGRPCPort = f.bigQueryRESTPort, f.bigQueryGRPCPort
 	o.PubSubPort = f.pubSubPort
+	o.MetricsPort = f.metricsPort
 	if !f.inMemory || f.dataDir != "" {
 		o.DataDir = f.dataDir
 		if o.DataDir == "" {
@@ -66,7 +69,11 @@ func newDevCommand(g *globalFlags) *cobra.Command {
 kfake; any Kafka client works against it), a Confluent-compatible schema
 registry, the BigQuery emulator and Google's Pub/Sub emulator (pstest; set
 PUBSUB_EMULATOR_HOST to its address for other clients, and use
-"sluice pubsub" to create topics and subscriptions and publish). Data is
+"sluice pubsub" to create topics and subscriptions and publish). The
+broker counts what it sees (record bytes in and out per topic, connections,
+requests by API and client id) and serves it at
+http://127.0.0.1:9308/metrics (--metrics-port) under the names a Kafka JMX
+exporter uses; "sluice monitor --metrics-url" charts it. Data is
 kept on disk under --data-dir so topics, records and committed offsets
 survive a restart (Pub/Sub keeps nothing); --in-memory opts out. Ctrl-C
 stops it. With --auto-create-topics, a topic a producer asks for (a

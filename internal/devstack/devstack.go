@@ -12,12 +12,14 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 
 	"cloud.google.com/go/pubsub/v2/pstest"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/sluice-dev/sluice/internal/bqemu"
+	"github.com/sluice-dev/sluice/internal/metrics"
 )
 
 // Options configure the stack. A zero port picks a free one.
@@ -43,6 +45,10 @@ type Options struct {
 	BigQueryRESTPort, BigQueryGRPCPort int
 	// PubSubPort is the Pub/Sub emulator's port; 0 picks a free one.
 	PubSubPort int
+	// MetricsPort serves the broker's own metrics (bytes in and out per
+	// topic, connections, requests) in Prometheus format at /metrics;
+	// 0 picks a free one.
+	MetricsPort int
 }
 
 // Stack is a running dev stack.
@@ -62,6 +68,11 @@ type Stack struct {
 	// PubSub is the Pub/Sub emulator, at PubSubAddr (host:port).
 	PubSub     *pstest.Server
 	PubSubAddr string
+
+	// BrokerMetrics is what the brokers count about themselves, served
+	// at MetricsURL.
+	BrokerMetrics *metrics.BrokerMetrics
+	MetricsURL    string
 }
 
 // DefaultDataDir is where `sluice dev` keeps data by default.
@@ -123,6 +134,10 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		ports = append(ports, port)
 	}
 	host := o.Host
+	s.BrokerMetrics = metrics.NewBrokerMetrics()
+	names := &topicNames{m: map[[16]byte]string{}}
+	clients := &clientIDs{seen: map[string]bool{}}
+	var nodes atomic.Int32 // kfake opens its listeners in node order
 	kopts := []kfake.Opt{
 		kfake.NumBrokers(o.Brokers),
 		kfake.Ports(ports...),
@@ -131,7 +146,12 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 			if err != nil {
 				return nil, err
 			}
-			return net.Listen(network, net.JoinHostPort(host, port))
+			l, err := net.Listen(network, net.JoinHostPort(host, port))
+			if err != nil {
+				return nil, err
+			}
+			node := int(nodes.Add(1) - 1)
+			return &countingListener{Listener: l, b: newBrokerCounters(s.BrokerMetrics, node, names, clients)}, nil
 		}),
 		kfake.DefaultNumPartitions(6),
 	}
@@ -155,6 +175,10 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	s.Kafka = c
 	s.Brokers = c.ListenAddrs()
 	s.closers = append(s.closers, c.Close)
+	if err := s.startMetrics(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if err := s.startRegistry(ctx); err != nil {
 		s.Close()
 		return nil, err

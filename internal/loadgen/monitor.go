@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -32,6 +34,18 @@ type MonitorOptions struct {
 	OnSample func(MonitorSample)
 	// ClientOptions are added to the admin client (TLS, SASL, ...).
 	ClientOptions []kgo.Opt
+
+	// MetricsURLs are Prometheus endpoints serving broker metrics, read
+	// at every sample: the embedded broker's (`sluice dev`), one JMX
+	// exporter or Redpanda /public_metrics per broker, or Confluent
+	// Cloud's export. None: no broker figures.
+	MetricsURLs []string
+	// MetricsSource says whose names the endpoints serve: auto (default),
+	// sluice, jmx, redpanda or confluent.
+	MetricsSource string
+	// MetricsUser and MetricsPassword authenticate to the endpoints with
+	// basic auth (Confluent Cloud: an API key and its secret).
+	MetricsUser, MetricsPassword string
 }
 
 // MonitorSample is what one interval saw. Topics and Groups are sorted by
@@ -41,6 +55,9 @@ type MonitorSample struct {
 	Elapsed time.Duration // since the first sample
 	Topics  []TopicSample
 	Groups  []GroupSample
+	// Brokers are the broker figures, sorted by broker, when
+	// MetricsURLs are given; BrokerTotal adds them up.
+	Brokers []BrokerSample
 	// Err is set when the brokers could not be asked this time; the
 	// sample then holds what could be read, possibly nothing.
 	Err string
@@ -81,6 +98,9 @@ func (s MonitorSample) Topic(topic string) (TopicSample, bool) {
 	return s.Topics[i], true
 }
 
+// BrokerTotal is every broker's figures added up (see TotalBrokers).
+func (s MonitorSample) BrokerTotal() BrokerSample { return TotalBrokers(s.Brokers) }
+
 // Group returns the sample of group, if present.
 func (s MonitorSample) Group(group string) (GroupSample, bool) {
 	i := slices.IndexFunc(s.Groups, func(g GroupSample) bool { return g.Group == group })
@@ -108,6 +128,16 @@ func Monitor(ctx context.Context, o MonitorOptions) ([]MonitorSample, error) {
 	if o.Duration < 0 {
 		errs = append(errs, errors.New("--duration: must be >= 0"))
 	}
+	switch o.MetricsSource {
+	case "", MetricsAuto, MetricsSluice, MetricsJMX, MetricsRedpanda, MetricsConfluent:
+	default:
+		errs = append(errs, fmt.Errorf("--metrics-source: %q: use auto, sluice, jmx, redpanda or confluent", o.MetricsSource))
+	}
+	for _, u := range o.MetricsURLs {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			errs = append(errs, fmt.Errorf("--metrics-url: %s: want an http:// or https:// URL", redactURL(u)))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -117,6 +147,11 @@ func Monitor(ctx context.Context, o MonitorOptions) ([]MonitorSample, error) {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
+	var scraper *metricsScraper
+	if len(o.MetricsURLs) > 0 {
+		scraper = &metricsScraper{urls: o.MetricsURLs, source: o.MetricsSource, user: o.MetricsUser,
+			password: o.MetricsPassword, client: &http.Client{Timeout: max(2*o.Interval, 5*time.Second)}}
+	}
 
 	if o.Duration > 0 {
 		var cancel context.CancelFunc
@@ -133,6 +168,13 @@ func Monitor(ctx context.Context, o MonitorOptions) ([]MonitorSample, error) {
 		// hangs shows up as a sample with an error, not as a stall.
 		sampleCtx, cancel := context.WithTimeout(ctx, max(2*o.Interval, 5*time.Second))
 		s := takeSample(sampleCtx, adm, o, previous, previousAt)
+		if scraper != nil {
+			brokers, err := scraper.scrape(sampleCtx)
+			s.Brokers = brokers
+			if err != nil {
+				s.Err = strings.TrimPrefix(s.Err+"; "+err.Error(), "; ")
+			}
+		}
 		cancel()
 		if ctx.Err() != nil {
 			// A sample cut short by the end of the run is not data.

@@ -1,0 +1,111 @@
+package loadgen
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/devstack"
+)
+
+// startDevStack runs the embedded stack of `sluice dev` on free ports.
+func startDevStack(t *testing.T) *devstack.Stack {
+	t.Helper()
+	s, err := devstack.Start(context.Background(), devstack.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// counted is what the broker counted over the samples: each rate times
+// the interval it is over.
+func counted(samples []MonitorSample, figure func(BrokerSample) float64) float64 {
+	total := 0.0
+	for _, s := range samples {
+		if t := s.BrokerTotal(); t.HasRate {
+			total += figure(t) * t.Interval.Seconds()
+		}
+	}
+	return total
+}
+
+// The case the issue describes: 10,000 records of 1 KiB over 20 producer
+// connections to the embedded broker; the monitor, reading the broker's
+// own metrics endpoint, sees about 10 MB come in, at least 20
+// connections while the producers are connected, the produce requests,
+// and egress once a consumer reads the topic.
+func TestMonitorShowsWhatTheEmbeddedBrokerSees(t *testing.T) {
+	stack := startDevStack(t)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var seenConnections float64
+	mon := startMonitor(t, ctx, MonitorOptions{Brokers: stack.Brokers, Topics: []string{"load"},
+		Interval: 200 * time.Millisecond, MetricsURLs: []string{stack.MetricsURL}})
+	mon.waitFor(t, "a first scrape of the broker metrics", func(s MonitorSample) bool { return len(s.Brokers) == 1 })
+
+	const records, size = 10000, 1024
+	res, err := Produce(ctx, ProduceOptions{Brokers: stack.Brokers, Topic: "load", CreateTopic: true,
+		Records: records, Size: size, Connections: 20, Profile: Profile{Rate: 5000},
+		OnSample: func(ProduceSample) {}})
+	if err != nil || res.Records != records || res.Errors != 0 {
+		t.Fatalf("producing: %d acked, %d errors, %v", res.Records, res.Errors, err)
+	}
+	produced := time.Now()
+	mon.waitFor(t, "a sample after the load", func(s MonitorSample) bool { return s.At.After(produced) })
+
+	consumeAll(t, stack.Brokers, "load", records)
+	consumed := time.Now()
+	mon.waitFor(t, "a sample after the consumer", func(s MonitorSample) bool { return s.At.After(consumed) })
+	stop()
+	<-mon.done
+	if mon.err != nil {
+		t.Fatal(mon.err)
+	}
+
+	var produceRequests, peakLoad float64
+	for _, s := range mon.result {
+		if s.Err != "" {
+			t.Errorf("sample at %v: %s", s.Elapsed, s.Err)
+		}
+		tot := s.BrokerTotal()
+		seenConnections = max(seenConnections, tot.Connections)
+		if tot.HasLoad {
+			if tot.Load < 0 || tot.Load > 1 {
+				t.Errorf("load %v is not a ratio", tot.Load)
+			}
+			peakLoad = max(peakLoad, tot.Load)
+		}
+		produceRequests += tot.Requests["Produce"] * tot.Interval.Seconds()
+	}
+	in := counted(mon.result, func(b BrokerSample) float64 { return b.IngressBytes })
+	out := counted(mon.result, func(b BrokerSample) float64 { return b.EgressBytes })
+	t.Logf("broker saw: ingress %.0f B, egress %.0f B, peak %.0f connections, %.0f produce requests, peak load %.2f",
+		in, out, seenConnections, produceRequests, peakLoad)
+	// Record batches carry the values plus a few bytes of framing per
+	// record and per batch: at least the values, at most 10% more.
+	if want := float64(records * size); in < want || in > want*1.1 {
+		t.Errorf("ingress over the run %.0f bytes, want about %.0f", in, want)
+	}
+	if seenConnections < 20 {
+		t.Errorf("at most %.0f connections seen while 20 producers were connected", seenConnections)
+	}
+	if produceRequests < 20 {
+		t.Errorf("%.0f produce requests counted for 10,000 records over 20 connections", produceRequests)
+	}
+	if out < float64(records*size) {
+		t.Errorf("egress %.0f bytes after a consumer read the %d-byte topic", out, records*size)
+	}
+	// Once the producers are gone their connections close.
+	last := mon.result[len(mon.result)-1].BrokerTotal()
+	if last.Connections >= 20 {
+		t.Errorf("%.0f connections still open after the producers closed", last.Connections)
+	}
+	// The broker's process worked while 10 MB went through it.
+	if peakLoad <= 0 {
+		t.Errorf("the load never rose above 0 during the run")
+	}
+}
