@@ -1,12 +1,17 @@
 package main
 
 import (
+	"context"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/sluice-dev/sluice/internal/devstack"
 )
 
 func TestLoadtestThenMonitorWriteSummariesAndReports(t *testing.T) {
@@ -85,5 +90,34 @@ func TestKafkaCommandsAuthenticateWithSASL(t *testing.T) {
 	}
 	if strings.Contains(out, "s3cret") {
 		t.Fatal("the password was printed")
+	}
+}
+
+// sluice monitor --metrics-url against the dev stack's broker metrics
+// prints the broker columns live; a Confluent Cloud URL without the API
+// key in the environment is refused before anything is sent.
+func TestMonitorPrintsBrokerFiguresOfTheDevBroker(t *testing.T) {
+	stack, err := devstack.Start(context.Background(), devstack.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stack.Close)
+	out, _, err := runCLI(t, "monitor", "--brokers", strings.Join(stack.Brokers, ","), "--metrics-url", stack.MetricsURL,
+		"--interval", "200ms", "--duration", "700ms")
+	if err != nil {
+		t.Fatalf("monitor: %v\n%s", err, out)
+	}
+	for _, col := range []string{"in MB/s", "out MB/s", "conns", "req/s", "load"} {
+		if !strings.Contains(out, col) {
+			t.Errorf("monitor output lacks the %q column:\n%s", col, out)
+		}
+	}
+	if strings.Contains(out, "error") {
+		t.Errorf("monitor reported an error:\n%s", out)
+	}
+	t.Setenv("CONFLUENT_CLOUD_API_KEY", "")
+	_, _, err = runCLI(t, "monitor", "--metrics-url", "https://api.telemetry.confluent.cloud/v2/metrics/cloud/export?resource.kafka.id=lkc-1", "--duration", "1s")
+	if err == nil || !strings.Contains(err.Error(), "CONFLUENT_CLOUD_API_KEY") {
+		t.Errorf("monitor of Confluent Cloud without a key: %v", err)
 	}
 }

@@ -231,7 +231,10 @@ func readJMX(endpoint string, rows []row) brokerReading {
 				outAll, haveOutAll = outAll+r.value, true
 			}
 		case "kafka_server_socket_server_metrics_connection_count":
-			b.connections += r.value
+			// KRaft's controller listener carries the quorum, not clients.
+			if r.label("listener") != "CONTROLLER" {
+				b.connections += r.value
+			}
 		case "kafka_network_requestmetrics_requests_total":
 			b.requests[r.label("request")] += r.value
 		case "kafka_server_kafkarequesthandlerpool_requesthandleravgidlepercent",

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,5 +109,28 @@ func TestMonitorShowsWhatTheEmbeddedBrokerSees(t *testing.T) {
 	// The broker's process worked while 10 MB went through it.
 	if peakLoad <= 0 {
 		t.Errorf("the load never rose above 0 during the run")
+	}
+
+	// The report charts the same figures.
+	var page strings.Builder
+	if err := WriteReport(&page, MonitorReport(stack.Brokers, mon.result)); err != nil {
+		t.Fatal(err)
+	}
+	charts := map[string]Chart{}
+	for _, c := range reportData(t, page.String()) {
+		charts[c.Title] = c
+	}
+	ingress := charts["Broker ingress (record bytes produced)"]
+	if len(ingress.Series) != 1 || ingress.Series[0].Name != "broker 0" || slices.Max(ingress.Series[0].Points) <= 0 {
+		t.Errorf("ingress chart %+v", ingress)
+	}
+	if c := charts["Open client connections"]; len(c.Series) != 1 || slices.Max(c.Series[0].Points) != seenConnections {
+		t.Errorf("connections chart %+v, want a peak of %v", c, seenConnections)
+	}
+	if c := charts["Broker requests per second by type (all brokers)"]; !slices.ContainsFunc(c.Series, func(s Series) bool { return s.Name == "Produce" }) {
+		t.Errorf("requests chart %+v has no Produce series", c)
+	}
+	if c := charts["Broker load"]; len(c.Series) != 2 || c.Series[1].Name != "limit (100%)" {
+		t.Errorf("load chart %+v, want the broker and the 100%% line", c)
 	}
 }

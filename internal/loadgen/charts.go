@@ -120,14 +120,84 @@ func MonitorReport(brokers []string, samples []MonitorSample) Report {
 	if errorsSeen > 0 {
 		facts = append(facts, [2]string{"samples with errors", fmt.Sprint(errorsSeen)})
 	}
+	charts := []Chart{
+		{Title: "Produce rate per topic", Unit: "records/s", Series: sortedSeries(rates)},
+		{Title: "Consumer group lag", Unit: "records", Series: sortedSeries(lags)},
+	}
 	return Report{
 		Title:     "sluice monitor",
 		Generated: time.Now(),
 		Facts:     facts,
-		Charts: []Chart{
-			{Title: "Produce rate per topic", Unit: "records/s", Series: sortedSeries(rates)},
-			{Title: "Consumer group lag", Unit: "records", Series: sortedSeries(lags)},
-		},
+		Charts:    append(charts, brokerCharts(samples)...),
+	}
+}
+
+// maxRequestTypes bounds the request chart's legend: the busiest types.
+const maxRequestTypes = 8
+
+// brokerCharts draws the broker figures, per broker and, when there are
+// several, in total; none when no sample has broker figures.
+func brokerCharts(samples []MonitorSample) []Chart {
+	in, out, conns, load := map[string]*Series{}, map[string]*Series{}, map[string]*Series{}, map[string]*Series{}
+	requests := map[string]*Series{}
+	volume := map[string]float64{}
+	add := func(m map[string]*Series, name string, x, y float64) {
+		s := m[name]
+		if s == nil {
+			s = &Series{Name: name}
+			m[name] = s
+		}
+		s.X, s.Points = append(s.X, x), append(s.Points, y)
+	}
+	seen := false
+	var xs []float64
+	for _, s := range samples {
+		if len(s.Brokers) == 0 {
+			continue
+		}
+		seen = true
+		x := s.Elapsed.Seconds()
+		xs = append(xs, x)
+		bs := s.Brokers
+		if len(bs) > 1 {
+			bs = append(append([]BrokerSample(nil), bs...), s.BrokerTotal())
+		}
+		for _, b := range bs {
+			add(conns, b.Broker, x, b.Connections)
+			if b.HasRate {
+				add(in, b.Broker, x, b.IngressBytes)
+				add(out, b.Broker, x, b.EgressBytes)
+			}
+			if b.HasLoad {
+				add(load, b.Broker, x, 100*b.Load)
+			}
+		}
+		if t := s.BrokerTotal(); t.HasRate {
+			for k, v := range t.Requests {
+				add(requests, k, x, v)
+				volume[k] += v
+			}
+		}
+	}
+	if !seen {
+		return nil
+	}
+	reqs := sortedSeries(requests)
+	if len(reqs) > maxRequestTypes {
+		sort.SliceStable(reqs, func(i, j int) bool { return volume[reqs[i].Name] > volume[reqs[j].Name] })
+		reqs = reqs[:maxRequestTypes]
+	}
+	loadSeries := sortedSeries(load)
+	if len(loadSeries) > 0 && len(xs) > 0 {
+		// The ceiling every load figure is a share of.
+		loadSeries = append(loadSeries, Series{Name: "limit (100%)", X: []float64{xs[0], xs[len(xs)-1]}, Points: []float64{100, 100}})
+	}
+	return []Chart{
+		{Title: "Broker ingress (record bytes produced)", Unit: "bytes/s", Series: sortedSeries(in)},
+		{Title: "Broker egress (record bytes fetched)", Unit: "bytes/s", Series: sortedSeries(out)},
+		{Title: "Open client connections", Unit: "connections", Series: sortedSeries(conns)},
+		{Title: "Broker requests per second by type (all brokers)", Unit: "requests/s", Series: reqs},
+		{Title: "Broker load", Unit: "%", Series: loadSeries},
 	}
 }
 
