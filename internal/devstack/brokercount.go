@@ -267,6 +267,7 @@ const headKeep = 512
 type frameReader struct {
 	size     [4]byte
 	sizeN    int
+	total    int
 	left     int
 	buf      []byte
 	whole    bool
@@ -281,6 +282,7 @@ func (f *frameReader) feed(p []byte, done func([]byte) bool) {
 			p = p[n:]
 			if f.sizeN == 4 {
 				f.left = int(binary.BigEndian.Uint32(f.size[:]))
+				f.total = f.left
 				f.buf, f.whole = f.buf[:0], false
 				if f.left <= 0 {
 					f.disabled = true
@@ -298,6 +300,9 @@ func (f *frameReader) feed(p []byte, done func([]byte) bool) {
 		f.buf = append(f.buf, chunk[:keep]...)
 		if !f.whole && len(f.buf) >= 2 && binary.BigEndian.Uint16(f.buf) == 0 {
 			f.whole = true // a produce request: its records are counted
+			if cap(f.buf) < f.total {
+				f.buf = append(make([]byte, 0, f.total), f.buf...)
+			}
 			f.buf = append(f.buf, chunk[keep:]...)
 		}
 		if f.left == 0 {
@@ -305,8 +310,8 @@ func (f *frameReader) feed(p []byte, done func([]byte) bool) {
 				f.disabled = true
 			}
 			f.sizeN = 0
-			if cap(f.buf) > 1<<20 {
-				f.buf = nil // a large produce does not pin its size per connection
+			if cap(f.buf) > 16<<20 {
+				f.buf = nil // a rare huge produce does not stay pinned per connection
 			}
 		}
 	}
