@@ -16,7 +16,7 @@ import (
 func newLoadtestCommand() *cobra.Command {
 	o := loadgen.ProduceOptions{}
 	var kf kafkaFlags
-	var report string
+	var report, schedule string
 	var progress bool
 	cmd := &cobra.Command{
 		Use:   "loadtest",
@@ -29,6 +29,9 @@ what was acked: records, bytes, the achieved rate, and produce latency
 --profile bursty repeats a cycle of --burst-every: --burst-duration at
 --burst-rate, then --rate until the next burst (0: silent), the shortened
 shape of "quiet for hours, then 50,000 records in two minutes".
+--rate-schedule "0s:1000,30s:5000,60s:200" changes the total rate while
+it runs, in steps, or with --ramp linearly between points; the report
+draws the scheduled rate beside the achieved one.
 
 Values are random bytes, or with --format json small web-shop events
 ({"id":..,"key":..,"ts":..,"kind":"purchase","user_id":..,"page":..,"amount":..,"country":..})
@@ -39,7 +42,8 @@ reports. The exit status is 1 if any record was not acked.`,
 		Example: `  sluice loadtest --topic orders --create-topic --rate 10000 --duration 1m
   sluice loadtest --topic orders --records 1000000 --size 1024 --connections 4 --acks 1 --compression lz4
   sluice loadtest --topic events --format json --keys 1000 --rate 500 --duration 10m --report load.html
-  sluice loadtest --topic orders --profile bursty --rate 0 --burst-rate 50000 --burst-duration 2s --burst-every 1m --duration 5m`,
+  sluice loadtest --topic orders --profile bursty --rate 0 --burst-rate 50000 --burst-duration 2s --burst-every 1m --duration 5m
+  sluice loadtest --topic orders --rate-schedule "0s:1000,30s:5000,60s:200" --ramp --duration 90s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Brokers = kf.brokers
@@ -48,6 +52,16 @@ reports. The exit status is 1 if any record was not acked.`,
 				return err
 			}
 			o.ClientOptions = opts
+			if schedule != "" {
+				if cmd.Flags().Changed("profile") && o.Profile.Kind != loadgen.ProfileSchedule {
+					return fmt.Errorf("--rate-schedule: not with --profile %s", o.Profile.Kind)
+				}
+				points, err := loadgen.ParseRateSchedule(schedule)
+				if err != nil {
+					return fmt.Errorf("--rate-schedule: %w", err)
+				}
+				o.Profile.Kind, o.Profile.Points = loadgen.ProfileSchedule, points
+			}
 			if o.Records > 0 && !cmd.Flags().Changed("duration") {
 				o.Duration = 0
 			}
@@ -95,7 +109,9 @@ reports. The exit status is 1 if any record was not acked.`,
 	f.IntVar(&o.Connections, "connections", 1, "independent producer clients, each with its own connections")
 	f.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to produce (not applied when only --records is given)")
 	f.Int64Var(&o.Records, "records", 0, "stop after this many records")
-	f.StringVar(&o.Profile.Kind, "profile", loadgen.ProfileSteady, "steady or bursty")
+	f.StringVar(&o.Profile.Kind, "profile", loadgen.ProfileSteady, "steady, bursty or schedule (set by --rate-schedule)")
+	f.StringVar(&schedule, "rate-schedule", "", `rate that changes while it runs, "TIME:RATE,...": "0s:1000,30s:5000,60s:200" holds each rate until the next point (the last one to the end)`)
+	f.BoolVar(&o.Profile.Ramp, "ramp", false, "--rate-schedule: change the rate linearly between points instead of in steps")
 	f.Float64Var(&o.Profile.BurstRate, "burst-rate", 10000, "bursty: records per second during a burst; 0: as fast as possible")
 	f.DurationVar(&o.Profile.BurstDuration, "burst-duration", 5*time.Second, "bursty: length of a burst")
 	f.DurationVar(&o.Profile.BurstEvery, "burst-every", 30*time.Second, "bursty: a burst starts this often, the first at once")

@@ -51,10 +51,25 @@ func ProduceReport(res ProduceResult) Report {
 		Generated: time.Now(),
 		Facts:     facts,
 		Charts: []Chart{
-			{Title: "Acked records per second", Unit: "records/s", Series: []Series{rate}},
+			{Title: "Acked records per second", Unit: "records/s", Series: rateSeries(o, rate)},
 			{Title: "Produce latency (send to ack)", Unit: "ms", Series: []Series{p50, p99}},
 		},
 	}
+}
+
+// rateSeries is the achieved rate and, for a schedule, the asked one,
+// which marks every change.
+func rateSeries(o ProduceOptions, achieved Series) []Series {
+	if o.Profile.Kind != ProfileSchedule || len(achieved.X) == 0 {
+		return []Series{achieved}
+	}
+	target := Series{Name: "scheduled"}
+	end := time.Duration(achieved.X[len(achieved.X)-1] * float64(time.Second))
+	for at := time.Duration(0); at <= end; at += o.SampleEvery / 10 {
+		target.X = append(target.X, at.Seconds())
+		target.Points = append(target.Points, o.Profile.phaseAt(at).rate)
+	}
+	return []Series{achieved, target}
 }
 
 // describeLoad says in one line what a run was asked to do.
@@ -73,6 +88,17 @@ func describeLoad(o ProduceOptions) string {
 			quiet = "silent"
 		}
 		rate = fmt.Sprintf("bursts of %v at %s every %v, %s between", o.Profile.BurstDuration, burst, o.Profile.BurstEvery, quiet)
+	}
+	if o.Profile.Kind == ProfileSchedule {
+		var steps []string
+		for _, p := range o.Profile.Points {
+			steps = append(steps, fmt.Sprintf("%v:%g", p.At, p.Rate))
+		}
+		how := "steps"
+		if o.Profile.Ramp {
+			how = "ramp"
+		}
+		rate = fmt.Sprintf("schedule (%s) %s records/s", how, strings.Join(steps, ","))
 	}
 	keys := "no key"
 	if o.Keys > 0 {

@@ -159,8 +159,12 @@ func (o *ProduceOptions) Validate() error {
 		if o.Profile.BurstEvery < o.Profile.BurstDuration {
 			bad("burst-every", "must be at least --burst-duration (%v)", o.Profile.BurstDuration)
 		}
+	case ProfileSchedule:
+		if len(o.Profile.Points) == 0 {
+			bad("rate-schedule", "is required with --profile schedule")
+		}
 	default:
-		bad("profile", "%q: use steady or bursty", o.Profile.Kind)
+		bad("profile", "%q: use steady, bursty or schedule", o.Profile.Kind)
 	}
 	return errors.Join(errs...)
 }
@@ -294,9 +298,12 @@ func Produce(ctx context.Context, o ProduceOptions) (ProduceResult, error) {
 	stats := &produceStats{errorCounts: map[string]int64{}}
 	stats.interval.Store(new(latencyHistogram))
 	quota := &recordQuota{limit: o.Records}
+	// The pool is made before the clock starts: filling it takes time
+	// (much more under the race detector) that a schedule's first
+	// second would otherwise lose.
+	pool := newRandomPool(o.Size, uint64(time.Now().UnixNano()))
 	start := time.Now()
 	pace := newPacer(o.Profile, start)
-	pool := newRandomPool(o.Size, uint64(start.UnixNano()))
 
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()

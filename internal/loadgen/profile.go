@@ -17,17 +17,23 @@ import (
 // next burst (0: silent). That reproduces "quiet for hours, then 50,000
 // records in two minutes" on a shorter clock, which is what an idle-merge
 // trigger or a consumer autoscaler has to survive.
+//
+// Schedule follows Points (see ParseRateSchedule): each point's rate
+// holds until the next, or with Ramp changes linearly towards it.
 type Profile struct {
-	Kind          string // "steady" (default) or "bursty"
+	Kind          string // "steady" (default), "bursty" or "schedule"
 	Rate          float64
 	BurstRate     float64
 	BurstDuration time.Duration
 	BurstEvery    time.Duration
+	Points        []SchedulePoint
+	Ramp          bool
 }
 
 const (
-	ProfileSteady = "steady"
-	ProfileBursty = "bursty"
+	ProfileSteady   = "steady"
+	ProfileBursty   = "bursty"
+	ProfileSchedule = "schedule"
 )
 
 // phase is a stretch of time with one rate: unlimited, silent (rate 0 and
@@ -44,6 +50,9 @@ func (ph phase) silent() bool { return !ph.unlimited && ph.rate <= 0 }
 const forever = time.Duration(math.MaxInt64)
 
 func (p Profile) phaseAt(elapsed time.Duration) phase {
+	if p.Kind == ProfileSchedule {
+		return schedulePhase(p.Points, p.Ramp, elapsed)
+	}
 	if p.Kind != ProfileBursty {
 		return phase{rate: p.Rate, unlimited: p.Rate <= 0, end: forever}
 	}
@@ -87,6 +96,11 @@ func (p *pacer) take(ctx context.Context, want int) (int, error) {
 		}
 		phaseEndAt := p.start.Add(ph.end)
 		if ph.silent() {
+			if ph.end == forever {
+				// Silent to the end (a schedule's last rate is 0).
+				<-ctx.Done()
+				return 0, ctx.Err()
+			}
 			if err := sleepUntil(ctx, phaseEndAt); err != nil {
 				return 0, err
 			}
