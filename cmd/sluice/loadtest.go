@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,7 +17,7 @@ import (
 func newLoadtestCommand() *cobra.Command {
 	o := loadgen.ProduceOptions{}
 	var kf kafkaFlags
-	var report, schedule string
+	var report, schedule, schemaFile string
 	var progress bool
 	cmd := &cobra.Command{
 		Use:   "loadtest",
@@ -35,7 +36,12 @@ draws the scheduled rate beside the achieved one.
 
 Values are random bytes, or with --format json small web-shop events
 ({"id":..,"key":..,"ts":..,"kind":"purchase","user_id":..,"page":..,"amount":..,"country":..})
-padded to about --size bytes, so they can feed JSON pipelines. Keys are
+padded to about --size bytes, so they can feed JSON pipelines. With
+--format avro, values are Avro in Confluent's wire format, of the schema
+in --schema or a built-in shop event (a nested record, an array of
+records, decimals, a timestamp, an enum, a UUID), registered in
+--registry-url under <topic>-value; a top-level long "id" is the
+record's sequence number. Keys are
 key-0 .. key-(N-1), used in turn. The run stops after --duration or
 --records, whichever comes first; Ctrl-C stops it early and still
 reports. The exit status is 1 if any record was not acked.`,
@@ -43,6 +49,7 @@ reports. The exit status is 1 if any record was not acked.`,
   sluice loadtest --topic orders --records 1000000 --size 1024 --connections 4 --acks 1 --compression lz4
   sluice loadtest --topic events --format json --keys 1000 --rate 500 --duration 10m --report load.html
   sluice loadtest --topic orders --profile bursty --rate 0 --burst-rate 50000 --burst-duration 2s --burst-every 1m --duration 5m
+  sluice loadtest --topic shop --create-topic --format avro --rate 2000 --duration 1m
   sluice loadtest --topic orders --rate-schedule "0s:1000,30s:5000,60s:200" --ramp --duration 90s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -61,6 +68,16 @@ reports. The exit status is 1 if any record was not acked.`,
 					return fmt.Errorf("--rate-schedule: %w", err)
 				}
 				o.Profile.Kind, o.Profile.Points = loadgen.ProfileSchedule, points
+			}
+			if schemaFile != "" {
+				if o.Format != loadgen.FormatAvro {
+					return errors.New("--schema: only with --format avro")
+				}
+				text, err := os.ReadFile(schemaFile)
+				if err != nil {
+					return fmt.Errorf("--schema: %w", err)
+				}
+				o.AvroSchema = string(text)
 			}
 			if o.Records > 0 && !cmd.Flags().Changed("duration") {
 				o.Duration = 0
@@ -115,7 +132,9 @@ reports. The exit status is 1 if any record was not acked.`,
 	f.Float64Var(&o.Profile.BurstRate, "burst-rate", 10000, "bursty: records per second during a burst; 0: as fast as possible")
 	f.DurationVar(&o.Profile.BurstDuration, "burst-duration", 5*time.Second, "bursty: length of a burst")
 	f.DurationVar(&o.Profile.BurstEvery, "burst-every", 30*time.Second, "bursty: a burst starts this often, the first at once")
-	f.StringVar(&o.Format, "format", loadgen.FormatBytes, "values: bytes (random) or json")
+	f.StringVar(&o.Format, "format", loadgen.FormatBytes, "values: bytes (random), json or avro (Confluent wire format; --size does not apply)")
+	f.StringVar(&schemaFile, "schema", "", "--format avro: Avro schema file (.avsc) to generate values of (default: a built-in shop-event schema)")
+	f.StringVar(&o.RegistryURL, "registry-url", envOr("SLUICE_REGISTRY_URL", "http://127.0.0.1:8081"), "--format avro: schema registry to register the schema with, as <topic>-value (env SLUICE_REGISTRY_URL)")
 	f.StringVar(&o.Acks, "acks", "all", "all, 1 or 0")
 	f.StringVar(&o.Compression, "compression", "none", "none, gzip, snappy, lz4 or zstd")
 	f.DurationVar(&o.Linger, "linger", 5*time.Millisecond, "producer linger (linger.ms)")

@@ -104,8 +104,15 @@ func describeLoad(o ProduceOptions) string {
 	if o.Keys > 0 {
 		keys = fmt.Sprintf("%d keys", o.Keys)
 	}
-	return fmt.Sprintf("%s; %d-byte %s values, %s, %d connection(s), acks=%s, compression=%s",
-		rate, o.Size, o.Format, keys, o.Connections, o.Acks, o.Compression)
+	values := fmt.Sprintf("%d-byte %s values", o.Size, o.Format)
+	if o.Format == FormatAvro {
+		values = "Avro values (Confluent wire format, built-in shop-event schema)"
+		if o.AvroSchema != "" {
+			values = "Avro values (Confluent wire format, schema from --schema)"
+		}
+	}
+	return fmt.Sprintf("%s; %s, %s, %d connection(s), acks=%s, compression=%s",
+		rate, values, keys, o.Connections, o.Acks, o.Compression)
 }
 
 // MonitorReport draws monitor samples: produce rate per topic and lag per

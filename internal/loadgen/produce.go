@@ -40,8 +40,15 @@ type ProduceOptions struct {
 	// first. At least one is required.
 	Duration time.Duration
 	Records  int64
-	// Format of values: "bytes" (random, default) or "json".
+	// Format of values: "bytes" (random, default), "json" or "avro"
+	// (Confluent wire format, with AvroSchema registered at RegistryURL).
 	Format string
+	// AvroSchema is the schema text of --format avro (default
+	// ShopEventSchema); values are random, as the schema allows, with a
+	// top-level long "id" set to the record's sequence number.
+	AvroSchema string
+	// RegistryURL is the schema registry --format avro registers with.
+	RegistryURL string
 	// Acks is "all" (default), "1" or "0" (acks=0 counts a record acked
 	// once written to the socket).
 	Acks string
@@ -135,8 +142,14 @@ func (o *ProduceOptions) Validate() error {
 	if o.Connections < 1 || o.Connections > 1000 {
 		bad("connections", "must be 1 to 1000")
 	}
-	if o.Format != FormatBytes && o.Format != FormatJSON {
-		bad("format", "%q: use bytes or json", o.Format)
+	switch o.Format {
+	case FormatBytes, FormatJSON:
+	case FormatAvro:
+		if o.RegistryURL == "" {
+			bad("registry-url", "is required with --format avro")
+		}
+	default:
+		bad("format", "%q: use bytes, json or avro", o.Format)
 	}
 	if _, err := acksOption(o.Acks); err != nil {
 		bad("acks", "%v", err)
@@ -276,6 +289,13 @@ func Produce(ctx context.Context, o ProduceOptions) (ProduceResult, error) {
 	if err := ensureTopic(ctx, o); err != nil {
 		return ProduceResult{}, err
 	}
+	var avroGen *avroValues
+	if o.Format == FormatAvro {
+		var err error
+		if avroGen, err = newAvroValues(ctx, o.RegistryURL, o.AvroSchema, o.Topic); err != nil {
+			return ProduceResult{}, err
+		}
+	}
 	opts, err := producerOptions(o)
 	if err != nil {
 		return ProduceResult{}, err
@@ -326,7 +346,7 @@ func Produce(ctx context.Context, o ProduceOptions) (ProduceResult, error) {
 
 	var g errgroup.Group
 	for i, cl := range clients {
-		gen := &recordGenerator{format: o.Format, size: o.Size, keys: o.Keys, pool: pool,
+		gen := &recordGenerator{format: o.Format, size: o.Size, keys: o.Keys, pool: pool, avro: avroGen,
 			rnd: rand.New(rand.NewPCG(uint64(start.UnixNano()), uint64(i)))}
 		g.Go(func() error {
 			produceLoop(runCtx, produceCtx, cl, gen, pace, quota, stats, o.Topic)
@@ -374,7 +394,12 @@ func produceLoop(runCtx, produceCtx context.Context, cl *kgo.Client, gen *record
 		for seq := first; seq < first+got; seq++ {
 			now := time.Now()
 			key := gen.key(seq)
-			r := &kgo.Record{Topic: topic, Key: key, Value: gen.value(seq, key, now), Timestamp: now}
+			value, err := gen.value(produceCtx, seq, key, now)
+			r := &kgo.Record{Topic: topic, Key: key, Value: value, Timestamp: now}
+			if err != nil {
+				stats.promise(r, err)
+				continue
+			}
 			cl.Produce(produceCtx, r, stats.promise)
 		}
 	}

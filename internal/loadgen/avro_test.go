@@ -1,0 +1,85 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"math/big"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/codec"
+	"github.com/sluice-dev/sluice/internal/connector"
+)
+
+// loadtest --format avro against the dev stack: every record is Avro in
+// Confluent's wire format with the built-in schema registered as
+// <topic>-value; Sluice's decoder and Confluent's Python deserializer
+// both read every one, ids 0..N-1, nested fields and all.
+func TestAvroLoadIsReadByConfluentsDeserializer(t *testing.T) {
+	stack := startDevStack(t)
+	const n = 500
+	res, records := produceAndRead(t, ProduceOptions{Brokers: stack.Brokers, Topic: "shop", CreateTopic: true,
+		Format: FormatAvro, RegistryURL: stack.RegistryURL, Records: n, Connections: 2,
+		Profile: Profile{Kind: ProfileSchedule, Points: []SchedulePoint{{0, 500}, {200 * time.Millisecond, 2000}}}})
+	if res.Records != n {
+		t.Fatalf("acked %d of %d", res.Records, n)
+	}
+
+	reg, err := codec.NewRegistry(codec.RegistryOptions{URL: stack.RegistryURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := codec.NewAvroConfluent(reg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int64]bool{}
+	var hexLines strings.Builder
+	for _, r := range records {
+		if len(r.Value) < 5 || r.Value[0] != 0 {
+			t.Fatalf("value %x is not in Confluent's wire format", r.Value[:min(8, len(r.Value))])
+		}
+		rec := &connector.Record{Value: r.Value}
+		if err := dec.Decode(context.Background(), rec); err != nil {
+			t.Fatalf("decoding: %v", err)
+		}
+		id, _ := rec.Fields["id"].(int64)
+		seen[id] = true
+		user, _ := rec.Fields["user"].(map[string]any)
+		items, _ := rec.Fields["items"].([]any)
+		total, _ := rec.Fields["total"].(*big.Rat)
+		if user == nil || user["country"] == "" || len(items) == 0 || total == nil {
+			t.Fatalf("record %d lacks its nested fields: %v", id, rec.Fields)
+		}
+		hexLines.WriteString(hex.EncodeToString(r.Value) + "\n")
+	}
+	if len(seen) != n || !seen[0] || !seen[n-1] {
+		t.Fatalf("%d distinct ids, want 0..%d", len(seen), n-1)
+	}
+
+	if out, err := exec.Command("/usr/bin/python3", "-c", "from confluent_kafka.avro import CachedSchemaRegistryClient").CombinedOutput(); err != nil {
+		t.Skipf("/usr/bin/python3 cannot load confluent_kafka's Avro serde (apt-get install -y python3-confluent-kafka python3-avro python3-requests): %v: %s", err, bytes.TrimSpace(out))
+	}
+	cmd := exec.Command("/usr/bin/python3", "testdata/read_avro_with_python.py", stack.RegistryURL)
+	cmd.Stdin = strings.NewReader(hexLines.String())
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("Confluent's deserializer: %v", err)
+	}
+	pyIDs := map[int64]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Split(line, "\t")
+		id, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil || len(f) != 3 || f[1] == "" || f[2] == "0" {
+			t.Fatalf("Python read %q", line)
+		}
+		pyIDs[id] = true
+	}
+	if len(pyIDs) != n {
+		t.Errorf("Confluent's deserializer read %d distinct ids, want %d", len(pyIDs), n)
+	}
+}
