@@ -29,6 +29,11 @@ yet, or a group that does not exist yet). Without
 --topics it watches every topic but internal ones; without --group every
 group the brokers list; both are looked up again at each sample.
 
+With --decode avro it also consumes the topics from their end and decodes
+every value through the schema registry, showing decoded events/s per
+topic (and failures, with the last reason), what a consumer of the
+topic would see.
+
 With --metrics-url it also reads what the brokers see, from a Prometheus
 endpoint, at each sample: ingress and egress bytes/s, open connections,
 requests/s by type, and a load from 0 to 100% (see the README's table for
@@ -87,6 +92,8 @@ topic and lag per group over time, and the broker figures.`,
 	f.DurationVar(&o.Interval, "interval", time.Second, "time between samples (at least 100ms)")
 	f.DurationVar(&o.Duration, "duration", 0, "stop after this long (0: until Ctrl-C)")
 	f.StringVar(&report, "report", "", "write an HTML report with charts over time to this file when done")
+	f.StringVar(&o.Decode, "decode", "", "avro: also consume the topics and decode every value (Confluent wire format), showing decoded events/s and failures per topic")
+	f.StringVar(&o.RegistryURL, "registry-url", envOr("SLUICE_REGISTRY_URL", "http://127.0.0.1:8081"), "--decode avro: schema registry (env SLUICE_REGISTRY_URL)")
 	f.StringSliceVar(&o.MetricsURLs, "metrics-url", nil, "Prometheus endpoint with broker metrics; repeat for one per broker (sluice dev: http://127.0.0.1:9308/metrics)")
 	f.StringVar(&o.MetricsSource, "metrics-source", loadgen.MetricsAuto, "whose metric names --metrics-url serves: auto, sluice, jmx, redpanda or confluent")
 	return cmd
@@ -123,6 +130,14 @@ func (t *liveTable) print(s loadgen.MonitorSample) {
 			v = count(int64(tp.Rate + 0.5))
 		}
 		values = append(values, v)
+		if tp.HasDecoded {
+			columns = append(columns, tp.Topic+" ev/s")
+			values = append(values, count(int64(tp.DecodedRate+0.5)))
+			if tp.FailedRate > 0 {
+				columns = append(columns, tp.Topic+" bad/s")
+				values = append(values, count(int64(tp.FailedRate+0.5)))
+			}
+		}
 	}
 	if len(s.Brokers) > 0 {
 		// Per broker when there are several, then the total.

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/sluice-dev/sluice/internal/codec"
 	"github.com/sluice-dev/sluice/internal/connector"
 )
@@ -82,4 +84,71 @@ func TestAvroLoadIsReadByConfluentsDeserializer(t *testing.T) {
 	if len(pyIDs) != n {
 		t.Errorf("Confluent's deserializer read %d distinct ids, want %d", len(pyIDs), n)
 	}
+}
+
+// monitor --decode avro counts the events that decode, per topic, while
+// an Avro load runs, and names a value that does not decode.
+func TestMonitorCountsDecodedAvroEventsPerSecond(t *testing.T) {
+	stack := startDevStack(t)
+	adm := adminClient(t, stack.Brokers)
+	if _, err := adm.CreateTopic(context.Background(), 3, 1, nil, "shop"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	mon := startMonitor(t, ctx, MonitorOptions{Brokers: stack.Brokers, Topics: []string{"shop"},
+		Interval: 200 * time.Millisecond, Decode: FormatAvro, RegistryURL: stack.RegistryURL})
+	mon.waitFor(t, "a sample with decode rates", func(s MonitorSample) bool {
+		tp, ok := s.Topic("shop")
+		return ok && tp.HasDecoded
+	})
+	const n = 2000
+	res, err := Produce(ctx, ProduceOptions{Brokers: stack.Brokers, Topic: "shop", Format: FormatAvro,
+		RegistryURL: stack.RegistryURL, Records: n, Profile: Profile{Rate: 2000}})
+	if err != nil || res.Records != n {
+		t.Fatalf("producing: %d acked, %v", res.Records, err)
+	}
+	// One value that is not Avro.
+	cl := consumeClient(t, stack.Brokers)
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "shop", Value: []byte(`{"id": 1}`)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	total := func() (decoded, failed float64, errs string) {
+		mon.mu.Lock()
+		defer mon.mu.Unlock()
+		var prev time.Time
+		for _, s := range mon.samples {
+			if tp, ok := s.Topic("shop"); ok && tp.HasDecoded {
+				secs := s.At.Sub(prev).Seconds()
+				decoded += tp.DecodedRate * secs
+				failed += tp.FailedRate * secs
+			}
+			prev = s.At
+			errs += s.Err
+		}
+		return decoded, failed, errs
+	}
+	mon.waitFor(t, "every event decoded and the bad one counted", func(MonitorSample) bool {
+		d, f, _ := total()
+		return d > n-0.5 && f > 0.5
+	})
+	stop()
+	<-mon.done
+	decoded, failed, errs := total()
+	if decoded > n+0.5 || failed > 1.5 {
+		t.Errorf("%.1f decoded, %.1f failed: want %d and 1", decoded, failed, n)
+	}
+	if !strings.Contains(errs, "decoding shop/") {
+		t.Errorf("the samples do not name the value that failed: %q", errs)
+	}
+}
+
+func consumeClient(t *testing.T, brokers []string) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
 }

@@ -120,6 +120,7 @@ func describeLoad(o ProduceOptions) string {
 func MonitorReport(brokers []string, samples []MonitorSample) Report {
 	rates := map[string]*Series{}
 	lags := map[string]*Series{}
+	decoded := map[string]*Series{}
 	add := func(m map[string]*Series, name string, x, y float64) {
 		s := m[name]
 		if s == nil {
@@ -134,6 +135,12 @@ func MonitorReport(brokers []string, samples []MonitorSample) Report {
 		for _, t := range s.Topics {
 			if t.HasRate {
 				add(rates, t.Topic, x, t.Rate)
+			}
+			if t.HasDecoded {
+				add(decoded, t.Topic, x, t.DecodedRate)
+				if t.FailedRate > 0 {
+					add(decoded, t.Topic+" (failed)", x, t.FailedRate)
+				}
 			}
 		}
 		for _, g := range s.Groups {
@@ -156,6 +163,9 @@ func MonitorReport(brokers []string, samples []MonitorSample) Report {
 	charts := []Chart{
 		{Title: "Produce rate per topic", Unit: "records/s", Series: sortedSeries(rates)},
 		{Title: "Consumer group lag", Unit: "records", Series: sortedSeries(lags)},
+	}
+	if len(decoded) > 0 {
+		charts = append(charts, Chart{Title: "Decoded events per second per topic", Unit: "events/s", Series: sortedSeries(decoded)})
 	}
 	return Report{
 		Title:     "sluice monitor",

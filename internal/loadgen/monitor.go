@@ -43,6 +43,11 @@ type MonitorOptions struct {
 	// MetricsSource says whose names the endpoints serve: auto (default),
 	// sluice, jmx, redpanda or confluent.
 	MetricsSource string
+	// Decode "avro" also consumes the topics from their end and decodes
+	// every value (Confluent wire format, schemas from RegistryURL): each
+	// topic's sample then has the events/s that decoded and that failed.
+	Decode      string
+	RegistryURL string
 	// MetricsUser and MetricsPassword authenticate to the endpoints with
 	// basic auth (Confluent Cloud: an API key and its secret).
 	MetricsUser, MetricsPassword string
@@ -72,6 +77,10 @@ type TopicSample struct {
 	EndOffset  int64
 	Rate       float64
 	HasRate    bool // false on the first sample of the topic
+	// DecodedRate and FailedRate are events/s decoded and failing to
+	// decode, with MonitorOptions.Decode (HasDecoded).
+	DecodedRate, FailedRate float64
+	HasDecoded              bool
 }
 
 // GroupSample is a consumer group's lag: end offsets minus committed
@@ -133,6 +142,15 @@ func Monitor(ctx context.Context, o MonitorOptions) ([]MonitorSample, error) {
 	default:
 		errs = append(errs, fmt.Errorf("--metrics-source: %q: use auto, sluice, jmx, redpanda or confluent", o.MetricsSource))
 	}
+	switch o.Decode {
+	case "":
+	case FormatAvro:
+		if o.RegistryURL == "" {
+			errs = append(errs, errors.New("--registry-url: is required with --decode avro"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--decode: %q: use avro", o.Decode))
+	}
 	for _, u := range o.MetricsURLs {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 			errs = append(errs, fmt.Errorf("--metrics-url: %s: want an http:// or https:// URL", redactURL(u)))
@@ -158,6 +176,24 @@ func Monitor(ctx context.Context, o MonitorOptions) ([]MonitorSample, error) {
 		ctx, cancel = context.WithTimeout(ctx, o.Duration)
 		defer cancel()
 	}
+	var decoding *decodeCounter
+	if o.Decode != "" {
+		decoding = &decodeCounter{decoded: map[string]int64{}, failed: map[string]int64{}}
+		decodeCtx, stopDecoding := context.WithCancel(ctx)
+		started, done := make(chan error, 1), make(chan struct{})
+		go func() {
+			defer close(done)
+			runDecodeCounter(decodeCtx, o, decoding, started)
+		}()
+		defer func() {
+			stopDecoding()
+			<-done
+		}()
+		if err := <-started; err != nil {
+			return nil, err
+		}
+	}
+	var prevDecoded, prevFailed map[string]int64
 	ticker := time.NewTicker(o.Interval)
 	defer ticker.Stop()
 	var samples []MonitorSample
@@ -168,6 +204,22 @@ func Monitor(ctx context.Context, o MonitorOptions) ([]MonitorSample, error) {
 		// hangs shows up as a sample with an error, not as a stall.
 		sampleCtx, cancel := context.WithTimeout(ctx, max(2*o.Interval, 5*time.Second))
 		s := takeSample(sampleCtx, adm, o, previous, previousAt)
+		if decoding != nil {
+			decoded, failed, lastErr := decoding.counts()
+			if prevDecoded != nil && s.At.After(previousAt) {
+				secs := s.At.Sub(previousAt).Seconds()
+				for i := range s.Topics {
+					tp := &s.Topics[i]
+					tp.DecodedRate = float64(decoded[tp.Topic]-prevDecoded[tp.Topic]) / secs
+					tp.FailedRate = float64(failed[tp.Topic]-prevFailed[tp.Topic]) / secs
+					tp.HasDecoded = true
+				}
+				if len(failed) > 0 && lastErr != "" && sumValues(failed) > sumValues(prevFailed) {
+					s.Err = strings.TrimPrefix(s.Err+"; "+lastErr, "; ")
+				}
+			}
+			prevDecoded, prevFailed = decoded, failed
+		}
 		if scraper != nil {
 			brokers, err := scraper.scrape(sampleCtx)
 			s.Brokers = brokers
@@ -198,6 +250,14 @@ func Monitor(ctx context.Context, o MonitorOptions) ([]MonitorSample, error) {
 		case <-ticker.C:
 		}
 	}
+}
+
+func sumValues(m map[string]int64) int64 {
+	var n int64
+	for _, v := range m {
+		n += v
+	}
+	return n
 }
 
 func takeSample(ctx context.Context, adm *kadm.Client, o MonitorOptions, previous map[string]TopicSample, previousAt time.Time) MonitorSample {
