@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -132,5 +133,48 @@ func TestMonitorShowsWhatTheEmbeddedBrokerSees(t *testing.T) {
 	}
 	if c := charts["Broker load"]; len(c.Series) != 2 || c.Series[1].Name != "limit (100%)" {
 		t.Errorf("load chart %+v, want the broker and the 100%% line", c)
+	}
+}
+
+// produceRequests is how many produce requests the dev broker counted.
+func produceRequests(t *testing.T, stack *devstack.Stack) float64 {
+	t.Helper()
+	resp, err := http.Get(stack.MetricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rows, err := parseMetrics(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0.0
+	for _, r := range rows {
+		if r.name == "kafka_network_requestmetrics_requests_total" && r.label("request") == "Produce" {
+			n += r.value
+		}
+	}
+	return n
+}
+
+// The case study this reproduces: at the same total rate, many producers
+// cost the broker many more requests than one. Loadtest's connections
+// used to share one pacer that handed 10 ms chunks to whichever asked, so
+// 10 connections sent about as many produce requests as one.
+func TestManyConnectionsSendTheRequestsManyProducersWould(t *testing.T) {
+	stack := startDevStack(t)
+	requests := map[int]float64{}
+	for _, conns := range []int{1, 10} {
+		before := produceRequests(t, stack)
+		res, err := Produce(context.Background(), ProduceOptions{Brokers: stack.Brokers, Topic: "study", CreateTopic: true,
+			Records: 2000, Connections: conns, Profile: Profile{Rate: 2000}})
+		if err != nil || res.Records != 2000 {
+			t.Fatalf("%d connections: %d acked, %v", conns, res.Records, err)
+		}
+		requests[conns] = produceRequests(t, stack) - before
+	}
+	t.Logf("produce requests for 2,000 records at 2,000/s: %v by connections", requests)
+	if requests[10] < 3*requests[1] {
+		t.Errorf("10 connections sent %.0f produce requests, 1 sent %.0f: want several times more", requests[10], requests[1])
 	}
 }

@@ -323,7 +323,12 @@ func Produce(ctx context.Context, o ProduceOptions) (ProduceResult, error) {
 	// second would otherwise lose.
 	pool := newRandomPool(o.Size, uint64(time.Now().UnixNano()))
 	start := time.Now()
-	pace := newPacer(o.Profile, start)
+	// Each connection paces itself at its share of the rate, as
+	// independent producers do: a shared pacer handed out 10 ms chunks to
+	// whichever connection asked, so every produce request carried a whole
+	// chunk and 20 connections sent no more requests than one, hiding
+	// what many producers cost a broker.
+	share := o.Profile.divided(o.Connections)
 
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
@@ -349,7 +354,7 @@ func Produce(ctx context.Context, o ProduceOptions) (ProduceResult, error) {
 		gen := &recordGenerator{format: o.Format, size: o.Size, keys: o.Keys, pool: pool, avro: avroGen,
 			rnd: rand.New(rand.NewPCG(uint64(start.UnixNano()), uint64(i)))}
 		g.Go(func() error {
-			produceLoop(runCtx, produceCtx, cl, gen, pace, quota, stats, o.Topic)
+			produceLoop(runCtx, produceCtx, cl, gen, newPacer(share, start), quota, stats, o.Topic)
 			flushCtx, cancel := context.WithTimeout(produceCtx, o.FlushTimeout)
 			defer cancel()
 			if err := cl.Flush(flushCtx); err != nil {

@@ -84,7 +84,7 @@ func TestRateHoldsTheConfiguredRateOverConnections(t *testing.T) {
 		t.Fatalf("acked %d records in 3 s at 2000/s, want about 6000", res.Records)
 	}
 	// No half second holds more than the rate allows: three connections
-	// share one limiter rather than each taking the full rate.
+	// each take their share rather than the full rate.
 	for i, n := range perBucket(res, records, 500*time.Millisecond) {
 		if n > 1000+100 {
 			t.Errorf("%d records produced in half second %d, the rate allows 1000", n, i)

@@ -36,6 +36,22 @@ const (
 	ProfileSchedule = "schedule"
 )
 
+// divided is the profile of one of n connections that together follow
+// p: every rate divided by n (0 keeps its meaning, unlimited or silent).
+func (p Profile) divided(n int) Profile {
+	if n <= 1 {
+		return p
+	}
+	p.Rate /= float64(n)
+	p.BurstRate /= float64(n)
+	points := make([]SchedulePoint, len(p.Points))
+	for i, pt := range p.Points {
+		points[i] = SchedulePoint{At: pt.At, Rate: pt.Rate / float64(n)}
+	}
+	p.Points = points
+	return p
+}
+
 // phase is a stretch of time with one rate: unlimited, silent (rate 0 and
 // not unlimited), or rate records per second. end is elapsed time since
 // the start of the run at which the phase ends.
@@ -63,8 +79,9 @@ func (p Profile) phaseAt(elapsed time.Duration) phase {
 	return phase{rate: p.Rate, end: cycleStart + p.BurstEvery}
 }
 
-// pacer hands out permission to produce, shared by every connection so
-// that --rate is the total over all of them, not per connection.
+// pacer hands out permission to produce for one connection, at its
+// share of the rate (Profile.divided), so that --rate is the total over
+// all of them, not per connection.
 type pacer struct {
 	profile Profile
 	start   time.Time
