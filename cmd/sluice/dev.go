@@ -42,7 +42,7 @@ func (f *devFlags) register(cmd *cobra.Command, defaultInMemory, defaultAutoCrea
 	cmd.Flags().IntVar(&f.bigQueryRESTPort, "bigquery-rest-port", 9050, "BigQuery emulator REST API port")
 	cmd.Flags().IntVar(&f.bigQueryGRPCPort, "bigquery-grpc-port", 9060, "BigQuery emulator Storage Write API (gRPC) port")
 	cmd.Flags().IntVar(&f.pubSubPort, "pubsub-port", 8085, "Pub/Sub emulator port (in memory only)")
-	cmd.Flags().IntVar(&f.metricsPort, "metrics-port", 9308, "port serving the broker's own metrics at /metrics (bytes in and out per topic, connections, requests), under the Kafka JMX exporter's names")
+	cmd.Flags().IntVar(&f.metricsPort, "metrics-port", 9308, "port serving the broker's own metrics at /metrics (bytes in and out per topic, connections, requests), under the Kafka JMX exporter's names; a taken port moves them to a free one, printed at start")
 }
 
 func (f *devFlags) options() devstack.Options {

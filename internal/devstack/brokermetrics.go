@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -16,12 +17,14 @@ import (
 func (s *Stack) startMetrics() error {
 	addr := net.JoinHostPort(s.opts.Host, strconv.Itoa(s.opts.MetricsPort))
 	l, err := net.Listen("tcp", addr)
+	if err != nil && errors.Is(err, syscall.EADDRINUSE) {
+		// The metrics are an aid, not the stack: a taken port (a second
+		// stack, a test) moves them to a free one, printed with the
+		// other endpoints, rather than stopping the broker.
+		s.opts.Logger.Warn("broker metrics port in use, serving them on a free port instead (--metrics-port)", "addr", addr)
+		l, err = net.Listen("tcp", net.JoinHostPort(s.opts.Host, "0"))
+	}
 	if err != nil {
-		if s.opts.MetricsPort != 0 {
-			if perr := CheckPort("the broker metrics endpoint", addr, "--metrics-port"); perr != nil {
-				return perr
-			}
-		}
 		return fmt.Errorf("serving broker metrics on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -112,5 +113,27 @@ func TestDevBrokerMetricsCountPerTopicAndConnections(t *testing.T) {
 			t.Fatalf("connections still counted open after the only client closed:\n%s", scrape(t, s.MetricsURL))
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A taken metrics port moves the metrics to a free one instead of
+// stopping the dev stack: they are an aid, the broker is the point.
+func TestDevStackStartsWhenTheMetricsPortIsTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { taken.Close() })
+	port := taken.Addr().(*net.TCPAddr).Port
+	s, err := Start(context.Background(), Options{MetricsPort: port, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatalf("starting with the metrics port taken: %v", err)
+	}
+	t.Cleanup(s.Close)
+	if strings.Contains(s.MetricsURL, ":"+strconv.Itoa(port)+"/") {
+		t.Fatalf("metrics at %s, on the taken port", s.MetricsURL)
+	}
+	if page := scrape(t, s.MetricsURL); !strings.Contains(page, "sluice_broker_cpu_cores") {
+		t.Errorf("no broker metrics at %s:\n%s", s.MetricsURL, page)
 	}
 }
