@@ -134,6 +134,7 @@ reports. The exit status is 1 if any record was not acked.`,
 	f.DurationVar(&o.Profile.BurstEvery, "burst-every", 30*time.Second, "bursty: a burst starts this often, the first at once")
 	f.StringVar(&o.Format, "format", loadgen.FormatBytes, "values: bytes (random), json or avro (Confluent wire format; --size does not apply)")
 	f.StringVar(&schemaFile, "schema", "", "--format avro: Avro schema file (.avsc) to generate values of (default: a built-in shop-event schema)")
+	f.BoolVar(&o.SchemaEvolve, "schema-evolve", false, "--format avro: halfway through (--records or --duration), switch to the schema's next version, registered at the start: the same plus a nullable field "+loadgen.EvolvedField+" set to 2")
 	f.StringVar(&o.RegistryURL, "registry-url", envOr("SLUICE_REGISTRY_URL", "http://127.0.0.1:8081"), "--format avro: schema registry to register the schema with, as <topic>-value (env SLUICE_REGISTRY_URL)")
 	f.StringVar(&o.Acks, "acks", "all", "all, 1 or 0")
 	f.StringVar(&o.Compression, "compression", "none", "none, gzip, snappy, lz4 or zstd")

@@ -2,6 +2,8 @@ package loadgen
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"math/big"
 	"math/rand/v2"
@@ -52,6 +54,34 @@ type avroValues struct {
 	schema avro.Schema
 	enc    *codec.AvroConfluentEncoder
 	topic  string
+	// next, when set, is the evolved version written from the record
+	// with sequence number nextFrom, or from nextAt into the run.
+	next     *avroValues
+	nextFrom int64
+	nextAt   time.Time
+}
+
+// EvolvedField is the field the next version of a schema adds: nullable
+// with a default, so the change is backward compatible, and set to 2 in
+// records written with it, so a reader can tell the versions apart.
+const EvolvedField = "loadtest_version"
+
+// evolveSchema returns the next version of a record schema: the same,
+// plus EvolvedField.
+func evolveSchema(text string) (string, error) {
+	var schema map[string]any
+	if err := json.Unmarshal([]byte(text), &schema); err != nil || schema["type"] != "record" {
+		return "", errors.New("--schema-evolve: needs a record schema")
+	}
+	fields, _ := schema["fields"].([]any)
+	for _, f := range fields {
+		if m, ok := f.(map[string]any); ok && m["name"] == EvolvedField {
+			return "", fmt.Errorf("--schema-evolve: the schema already has a field %s", EvolvedField)
+		}
+	}
+	schema["fields"] = append(fields, map[string]any{"name": EvolvedField, "type": []any{"null", "int"}, "default": nil})
+	out, err := json.Marshal(schema)
+	return string(out), err
 }
 
 // newAvroValues parses schemaText (empty: ShopEventSchema), and registers
@@ -81,7 +111,37 @@ func newAvroValues(ctx context.Context, registryURL, schemaText, topic string) (
 	return v, nil
 }
 
+// evolve makes v switch to the next version of its schema, registered
+// now so that a registry refusing it as incompatible fails the run
+// before it starts rather than halfway.
+func (v *avroValues) evolve(ctx context.Context, registryURL, schemaText string, fromSeq int64, fromTime time.Time) error {
+	if schemaText == "" {
+		schemaText = ShopEventSchema
+	}
+	nextText, err := evolveSchema(schemaText)
+	if err != nil {
+		return err
+	}
+	next, err := newAvroValues(ctx, registryURL, nextText, v.topic)
+	if err != nil {
+		return fmt.Errorf("--schema-evolve: %w", err)
+	}
+	v.next, v.nextFrom, v.nextAt = next, fromSeq, fromTime
+	return nil
+}
+
 func (v *avroValues) encode(ctx context.Context, rnd *rand.Rand, seq int64, now time.Time) ([]byte, error) {
+	if v.next != nil && (v.nextFrom > 0 && seq >= v.nextFrom || !v.nextAt.IsZero() && !now.Before(v.nextAt)) {
+		return v.next.encodeEvolved(ctx, rnd, seq, now)
+	}
+	return v.encodeValue(ctx, rnd, seq, now, nil)
+}
+
+func (v *avroValues) encodeEvolved(ctx context.Context, rnd *rand.Rand, seq int64, now time.Time) ([]byte, error) {
+	return v.encodeValue(ctx, rnd, seq, now, map[string]any{EvolvedField: int64(2)})
+}
+
+func (v *avroValues) encodeValue(ctx context.Context, rnd *rand.Rand, seq int64, now time.Time, set map[string]any) ([]byte, error) {
 	value := randomAvro(rnd, v.schema, 0)
 	if m, ok := value.(map[string]any); ok {
 		// A top-level id and ts, when the schema has them, say which
@@ -91,6 +151,9 @@ func (v *avroValues) encode(ctx context.Context, rnd *rand.Rand, seq int64, now 
 		}
 		if _, ok := m["ts"].(time.Time); ok {
 			m["ts"] = now
+		}
+		for k, x := range set {
+			m[k] = x
 		}
 	} else {
 		value = map[string]any{"value": value}

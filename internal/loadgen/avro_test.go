@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"io"
 	"math/big"
+	"net/http"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -17,15 +19,16 @@ import (
 	"github.com/sluice-dev/sluice/internal/connector"
 )
 
-// loadtest --format avro against the dev stack: every record is Avro in
-// Confluent's wire format with the built-in schema registered as
-// <topic>-value; Sluice's decoder and Confluent's Python deserializer
-// both read every one, ids 0..N-1, nested fields and all.
+// loadtest --format avro --schema-evolve against the dev stack: every
+// record is Avro in Confluent's wire format with the built-in schema
+// registered as <topic>-value, the second half with its next version;
+// Sluice's decoder and Confluent's Python deserializer both read every
+// one, ids 0..N-1, nested fields and all, across the change.
 func TestAvroLoadIsReadByConfluentsDeserializer(t *testing.T) {
 	stack := startDevStack(t)
 	const n = 500
 	res, records := produceAndRead(t, ProduceOptions{Brokers: stack.Brokers, Topic: "shop", CreateTopic: true,
-		Format: FormatAvro, RegistryURL: stack.RegistryURL, Records: n, Connections: 2,
+		Format: FormatAvro, RegistryURL: stack.RegistryURL, Records: n, Connections: 2, SchemaEvolve: true,
 		Profile: Profile{Kind: ProfileSchedule, Points: []SchedulePoint{{0, 500}, {200 * time.Millisecond, 2000}}}})
 	if res.Records != n {
 		t.Fatalf("acked %d of %d", res.Records, n)
@@ -57,6 +60,9 @@ func TestAvroLoadIsReadByConfluentsDeserializer(t *testing.T) {
 		if user == nil || user["country"] == "" || len(items) == 0 || total == nil {
 			t.Fatalf("record %d lacks its nested fields: %v", id, rec.Fields)
 		}
+		if version, has := rec.Fields[EvolvedField]; (id >= n/2) != (has && version == int64(2)) {
+			t.Errorf("record %d: %s = %v (present %v), want 2 from record %d on", id, EvolvedField, version, has, n/2)
+		}
 		hexLines.WriteString(hex.EncodeToString(r.Value) + "\n")
 	}
 	if len(seen) != n || !seen[0] || !seen[n-1] {
@@ -76,13 +82,25 @@ func TestAvroLoadIsReadByConfluentsDeserializer(t *testing.T) {
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		f := strings.Split(line, "\t")
 		id, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil || len(f) != 3 || f[1] == "" || f[2] == "0" {
+		if err != nil || len(f) != 4 || f[1] == "" || f[2] == "0" {
 			t.Fatalf("Python read %q", line)
+		}
+		if want := map[bool]string{true: "2", false: "None"}[id >= n/2]; f[3] != want {
+			t.Errorf("Python read %s = %s for record %d, want %s", EvolvedField, f[3], id, want)
 		}
 		pyIDs[id] = true
 	}
 	if len(pyIDs) != n {
 		t.Errorf("Confluent's deserializer read %d distinct ids, want %d", len(pyIDs), n)
+	}
+	resp, err := http.Get(stack.RegistryURL + "/subjects/shop-value/versions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	versions, _ := io.ReadAll(resp.Body)
+	if strings.TrimSpace(string(versions)) != "[1,2]" {
+		t.Errorf("registered versions of shop-value: %s, want [1,2]", versions)
 	}
 }
 
@@ -151,4 +169,19 @@ func consumeClient(t *testing.T, brokers []string) *kgo.Client {
 	}
 	t.Cleanup(cl.Close)
 	return cl
+}
+
+func TestSchemaEvolveNeedsARecordWithoutItsField(t *testing.T) {
+	for schema, want := range map[string]string{
+		`"string"`: "needs a record schema",
+		`{"type": "record", "name": "R", "fields": [{"name": "loadtest_version", "type": "int"}]}`: "already has a field loadtest_version",
+	} {
+		if _, err := evolveSchema(schema); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", schema, err, want)
+		}
+	}
+	next, err := evolveSchema(ShopEventSchema)
+	if err != nil || !strings.Contains(next, `{"default":null,"name":"loadtest_version","type":["null","int"]}`) {
+		t.Errorf("evolved shop event: %v\n%s", err, next)
+	}
 }

@@ -49,6 +49,10 @@ type ProduceOptions struct {
 	AvroSchema string
 	// RegistryURL is the schema registry --format avro registers with.
 	RegistryURL string
+	// SchemaEvolve switches --format avro to the next version of the
+	// schema (EvolvedField added) halfway: after half of Records, or of
+	// Duration when only that bounds the run.
+	SchemaEvolve bool
 	// Acks is "all" (default), "1" or "0" (acks=0 counts a record acked
 	// once written to the socket).
 	Acks string
@@ -150,6 +154,9 @@ func (o *ProduceOptions) Validate() error {
 		}
 	default:
 		bad("format", "%q: use bytes, json or avro", o.Format)
+	}
+	if o.SchemaEvolve && o.Format != FormatAvro {
+		bad("schema-evolve", "only with --format avro")
 	}
 	if _, err := acksOption(o.Acks); err != nil {
 		bad("acks", "%v", err)
@@ -293,6 +300,18 @@ func Produce(ctx context.Context, o ProduceOptions) (ProduceResult, error) {
 	if o.Format == FormatAvro {
 		var err error
 		if avroGen, err = newAvroValues(ctx, o.RegistryURL, o.AvroSchema, o.Topic); err != nil {
+			return ProduceResult{}, err
+		}
+	}
+	if o.SchemaEvolve && avroGen != nil {
+		var fromSeq int64
+		var fromTime time.Time
+		if o.Records > 0 {
+			fromSeq = max(1, o.Records/2)
+		} else {
+			fromTime = time.Now().Add(o.Duration / 2)
+		}
+		if err := avroGen.evolve(ctx, o.RegistryURL, o.AvroSchema, fromSeq, fromTime); err != nil {
 			return ProduceResult{}, err
 		}
 	}

@@ -4,7 +4,8 @@
 Usage: read_avro_with_python.py REGISTRY_URL < hex-lines
 
 Reads one hex-encoded Kafka value per line and prints, per line, the
-decoded record's id, user country and number of items, tab-separated.
+decoded record's id, user country, number of items and loadtest_version
+(the field --schema-evolve adds; None before the change), tab-separated.
 Used by TestAvroLoadIsReadByConfluentsDeserializer.
 """
 
@@ -20,7 +21,7 @@ def main():
         line = line.strip()
         if line:
             v = decode(bytes.fromhex(line))
-            print("%d\t%s\t%d" % (v["id"], v["user"]["country"], len(v["items"])), flush=True)
+            print("%d\t%s\t%d\t%s" % (v["id"], v["user"]["country"], len(v["items"]), v.get("loadtest_version")), flush=True)
 
 
 if __name__ == "__main__":
