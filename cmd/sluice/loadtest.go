@@ -17,7 +17,7 @@ import (
 func newLoadtestCommand() *cobra.Command {
 	o := loadgen.ProduceOptions{}
 	var kf kafkaFlags
-	var report, schedule, schemaFile string
+	var report, schedule, schemaFile, controlAddr string
 	var progress bool
 	cmd := &cobra.Command{
 		Use:   "loadtest",
@@ -32,7 +32,9 @@ what was acked: records, bytes, the achieved rate, and produce latency
 shape of "quiet for hours, then 50,000 records in two minutes".
 --rate-schedule "0s:1000,30s:5000,60s:200" changes the total rate while
 it runs, in steps, or with --ramp linearly between points; the report
-draws the scheduled rate beside the achieved one.
+draws the scheduled rate beside the achieved one. With --control ADDR,
+"curl -X PUT -d 5000 http://ADDR/rate" sets the total rate for the rest
+of the run (GET /rate reads it); the report lists and draws every change.
 
 Values are random bytes, or with --format json small web-shop events
 ({"id":..,"key":..,"ts":..,"kind":"purchase","user_id":..,"page":..,"amount":..,"country":..})
@@ -94,6 +96,15 @@ reports. The exit status is 1 if any record was not acked.`,
 					bar.Describe(fmt.Sprintf("%s acked, %s/s", count(s.TotalRecords), count(int64(float64(s.TotalRecords)/s.Elapsed.Seconds()))))
 				}
 			}
+			if controlAddr != "" {
+				o.Control = loadgen.NewRateControl()
+				url, stopControl, err := serveRateControl(controlAddr, o.Control)
+				if err != nil {
+					return err
+				}
+				defer stopControl()
+				fmt.Fprintf(cmd.ErrOrStderr(), "rate control: curl -X PUT -d 5000 %s\n", url)
+			}
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
 			res, err := loadgen.Produce(ctx, o)
@@ -128,6 +139,7 @@ reports. The exit status is 1 if any record was not acked.`,
 	f.Int64Var(&o.Records, "records", 0, "stop after this many records")
 	f.StringVar(&o.Profile.Kind, "profile", loadgen.ProfileSteady, "steady, bursty or schedule (set by --rate-schedule)")
 	f.StringVar(&schedule, "rate-schedule", "", `rate that changes while it runs, "TIME:RATE,...": "0s:1000,30s:5000,60s:200" holds each rate until the next point (the last one to the end)`)
+	f.StringVar(&controlAddr, "control", "", "serve GET/PUT /rate on this loopback address (e.g. 127.0.0.1:8099) to change the total rate while it runs")
 	f.BoolVar(&o.Profile.Ramp, "ramp", false, "--rate-schedule: change the rate linearly between points instead of in steps")
 	f.Float64Var(&o.Profile.BurstRate, "burst-rate", 10000, "bursty: records per second during a burst; 0: as fast as possible")
 	f.DurationVar(&o.Profile.BurstDuration, "burst-duration", 5*time.Second, "bursty: length of a burst")

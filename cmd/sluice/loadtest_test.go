@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/sluice-dev/sluice/internal/devstack"
+	"github.com/sluice-dev/sluice/internal/loadgen"
 )
 
 func TestLoadtestThenMonitorWriteSummariesAndReports(t *testing.T) {
@@ -119,5 +121,36 @@ func TestMonitorPrintsBrokerFiguresOfTheDevBroker(t *testing.T) {
 	_, _, err = runCLI(t, "monitor", "--metrics-url", "https://api.telemetry.confluent.cloud/v2/metrics/cloud/export?resource.kafka.id=lkc-1", "--duration", "1s")
 	if err == nil || !strings.Contains(err.Error(), "CONFLUENT_CLOUD_API_KEY") {
 		t.Errorf("monitor of Confluent Cloud without a key: %v", err)
+	}
+}
+
+// --control serves the rate control on loopback only, and answers only
+// to loopback names.
+func TestRateControlIsLoopbackOnly(t *testing.T) {
+	if _, _, err := serveRateControl("0.0.0.0:0", loadgen.NewRateControl()); err == nil || !strings.Contains(err.Error(), "not a loopback address") {
+		t.Errorf("--control 0.0.0.0:0: %v", err)
+	}
+	url, stop, err := serveRateControl("127.0.0.1:0", loadgen.NewRateControl())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Host = "attacker.example:80"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("GET /rate with Host attacker.example: HTTP %d, want 403", resp.StatusCode)
+	}
+	resp, err = http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /rate: HTTP %d", resp.StatusCode)
 	}
 }

@@ -46,28 +46,38 @@ func ProduceReport(res ProduceResult) Report {
 	for _, e := range res.ErrorSummary() {
 		facts = append(facts, [2]string{"error", e})
 	}
+	for _, c := range res.RateChanges {
+		facts = append(facts, [2]string{"rate changed", fmt.Sprintf("at %v to %g records/s (%s)", c.Elapsed.Round(time.Millisecond), c.Rate, c.By)})
+	}
 	return Report{
 		Title:     "sluice loadtest: " + o.Topic,
 		Generated: time.Now(),
 		Facts:     facts,
 		Charts: []Chart{
-			{Title: "Acked records per second", Unit: "records/s", Series: rateSeries(o, rate)},
+			{Title: "Acked records per second", Unit: "records/s", Series: rateSeries(res, rate)},
 			{Title: "Produce latency (send to ack)", Unit: "ms", Series: []Series{p50, p99}},
 		},
 	}
 }
 
-// rateSeries is the achieved rate and, for a schedule, the asked one,
-// which marks every change.
-func rateSeries(o ProduceOptions, achieved Series) []Series {
-	if o.Profile.Kind != ProfileSchedule || len(achieved.X) == 0 {
+// rateSeries is the achieved rate and, for a schedule or a run whose
+// rate was changed while it ran, the asked one, which marks every change.
+func rateSeries(res ProduceResult, achieved Series) []Series {
+	o := res.Options
+	if (o.Profile.Kind != ProfileSchedule && len(res.RateChanges) == 0) || len(achieved.X) == 0 {
 		return []Series{achieved}
 	}
 	target := Series{Name: "scheduled"}
 	end := time.Duration(achieved.X[len(achieved.X)-1] * float64(time.Second))
 	for at := time.Duration(0); at <= end; at += o.SampleEvery / 10 {
+		r := o.Profile.phaseAt(at).rate
+		for _, c := range res.RateChanges {
+			if c.Elapsed <= at {
+				r = c.Rate
+			}
+		}
 		target.X = append(target.X, at.Seconds())
-		target.Points = append(target.Points, o.Profile.phaseAt(at).rate)
+		target.Points = append(target.Points, r)
 	}
 	return []Series{achieved, target}
 }

@@ -73,6 +73,9 @@ type ProduceOptions struct {
 	FlushTimeout time.Duration
 	// OnSample, if set, is called after each sample from one goroutine.
 	OnSample func(ProduceSample)
+	// Control, if set, changes the rate while the run goes on (PUT /rate
+	// on --control); its changes are in the result.
+	Control *RateControl
 	// ClientOptions are added to every producer client (TLS, SASL, ...).
 	ClientOptions []kgo.Opt
 }
@@ -213,6 +216,8 @@ type ProduceResult struct {
 	Elapsed            time.Duration
 	P50, P95, P99, Max time.Duration
 	Samples            []ProduceSample
+	// RateChanges are the changes made through Options.Control.
+	RateChanges []RateChange
 }
 
 // RecordsPerSecond is the achieved rate over the whole run.
@@ -348,6 +353,9 @@ func Produce(ctx context.Context, o ProduceOptions) (ProduceResult, error) {
 	// chunk and 20 connections sent no more requests than one, hiding
 	// what many producers cost a broker.
 	share := o.Profile.divided(o.Connections)
+	if o.Control != nil {
+		o.Control.begin(start, o.Profile)
+	}
 
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
@@ -373,7 +381,9 @@ func Produce(ctx context.Context, o ProduceOptions) (ProduceResult, error) {
 		gen := &recordGenerator{format: o.Format, size: o.Size, keys: o.Keys, pool: pool, avro: avroGen,
 			rnd: rand.New(rand.NewPCG(uint64(start.UnixNano()), uint64(i)))}
 		g.Go(func() error {
-			produceLoop(runCtx, produceCtx, cl, gen, newPacer(share, start), quota, stats, o.Topic)
+			pace := newPacer(share, start)
+			pace.control, pace.share = o.Control, 1/float64(o.Connections)
+			produceLoop(runCtx, produceCtx, cl, gen, pace, quota, stats, o.Topic)
 			flushCtx, cancel := context.WithTimeout(produceCtx, o.FlushTimeout)
 			defer cancel()
 			if err := cl.Flush(flushCtx); err != nil {
@@ -392,6 +402,9 @@ func Produce(ctx context.Context, o ProduceOptions) (ProduceResult, error) {
 	<-samplerDone
 
 	result.Options = o
+	if o.Control != nil {
+		result.RateChanges = o.Control.Changes()
+	}
 	result.Records, result.Bytes, result.Errors = stats.records.Load(), stats.bytes.Load(), stats.errors.Load()
 	stats.mu.Lock()
 	result.ErrorCounts = stats.errorCounts

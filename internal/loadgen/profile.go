@@ -86,13 +86,18 @@ type pacer struct {
 	profile Profile
 	start   time.Time
 	limiter *rate.Limiter
+	// control, if set, may replace the profile's rate while it runs;
+	// share is this pacer's part of that total rate.
+	control *RateControl
+	share   float64
 
 	mu       sync.Mutex
 	phaseEnd time.Duration // the phase the limiter is configured for
+	gen      int64         // and the control's generation
 }
 
 func newPacer(p Profile, start time.Time) *pacer {
-	return &pacer{profile: p, start: start, limiter: rate.NewLimiter(0, 1), phaseEnd: -1}
+	return &pacer{profile: p, start: start, limiter: rate.NewLimiter(0, 1), phaseEnd: -1, share: 1}
 }
 
 // chunkFor is how many records one reservation grants at a rate: 10 ms
@@ -108,6 +113,10 @@ func (p *pacer) take(ctx context.Context, want int) (int, error) {
 		now := time.Now()
 		elapsed := now.Sub(p.start)
 		ph := p.profile.phaseAt(elapsed)
+		overridden, isSet, gen := p.control.override()
+		if isSet {
+			ph = phase{rate: overridden * p.share, end: forever}
+		}
 		if ph.unlimited {
 			return want, ctx.Err()
 		}
@@ -125,8 +134,8 @@ func (p *pacer) take(ctx context.Context, want int) (int, error) {
 		}
 		n := min(want, chunkFor(ph.rate))
 		p.mu.Lock()
-		if p.phaseEnd != ph.end {
-			p.phaseEnd = ph.end
+		if p.phaseEnd != ph.end || p.gen != gen {
+			p.phaseEnd, p.gen = ph.end, gen
 			p.limiter.SetLimitAt(now, rate.Limit(ph.rate))
 			p.limiter.SetBurstAt(now, chunkFor(ph.rate))
 		}
