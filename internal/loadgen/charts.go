@@ -12,10 +12,11 @@ import (
 func ProduceReport(res ProduceResult) Report {
 	o := res.Options
 	rate := Series{Name: o.Topic}
+	byteRate := Series{Name: o.Topic}
 	p50 := Series{Name: "p50"}
 	p99 := Series{Name: "p99"}
 	var prev, prevWidth time.Duration
-	var prevRecords int64
+	var prevRecords, prevBytes int64
 	for i, s := range res.Samples {
 		x := s.Elapsed.Seconds()
 		width := s.Elapsed - prev
@@ -25,12 +26,15 @@ func ProduceReport(res ProduceResult) Report {
 			// spike. Fold it into the interval before it.
 			width += prevWidth
 			s.Records += prevRecords
+			s.Bytes += prevBytes
 			rate.X, rate.Points = rate.X[:len(rate.X)-1], rate.Points[:len(rate.Points)-1]
+			byteRate.X, byteRate.Points = byteRate.X[:len(byteRate.X)-1], byteRate.Points[:len(byteRate.Points)-1]
 		}
 		if width > 0 {
 			rate.X, rate.Points = append(rate.X, x), append(rate.Points, float64(s.Records)/width.Seconds())
+			byteRate.X, byteRate.Points = append(byteRate.X, x), append(byteRate.Points, float64(s.Bytes)/width.Seconds())
 		}
-		prev, prevWidth, prevRecords = s.Elapsed, width, s.Records
+		prev, prevWidth, prevRecords, prevBytes = s.Elapsed, width, s.Records, s.Bytes
 		if s.Records > 0 {
 			p50.X, p50.Points = append(p50.X, x), append(p50.Points, ms(s.P50))
 			p99.X, p99.Points = append(p99.X, x), append(p99.Points, ms(s.P99))
@@ -56,6 +60,7 @@ func ProduceReport(res ProduceResult) Report {
 		Charts: []Chart{
 			{Title: "Acked records per second", Unit: "records/s", Series: rateSeries(res, rate)},
 			{Title: "Produce latency (send to ack)", Unit: "ms", Series: []Series{p50, p99}},
+			{Title: "Acked bytes per second (keys and values)", Unit: "bytes/s", Series: []Series{byteRate}},
 		},
 	}
 }
