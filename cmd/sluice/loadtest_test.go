@@ -154,3 +154,30 @@ func TestRateControlIsLoopbackOnly(t *testing.T) {
 		t.Errorf("GET /rate: HTTP %d", resp.StatusCode)
 	}
 }
+
+// sluice tail reads back, decoded, what sluice loadtest --format avro
+// wrote, and exits by itself with --until-end.
+func TestTailPrintsWhatLoadtestWrote(t *testing.T) {
+	stack, err := devstack.Start(context.Background(), devstack.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stack.Close)
+	brokers := strings.Join(stack.Brokers, ",")
+	if out, _, err := runCLI(t, "loadtest", "--brokers", brokers, "--topic", "shop", "--create-topic", "--format", "avro",
+		"--registry-url", stack.RegistryURL, "--records", "20", "--keys", "3", "--progress=false"); err != nil {
+		t.Fatalf("loadtest: %v\n%s", err, out)
+	}
+	out, _, err := runCLI(t, "tail", "shop", "--brokers", brokers, "--registry-url", stack.RegistryURL, "--from", "earliest", "--until-end")
+	if err != nil {
+		t.Fatalf("tail: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 20 || !strings.Contains(lines[0], ` key="key-`) || !strings.Contains(lines[0], `"user":{"id":`) {
+		t.Errorf("tail printed %d lines, want 20 decoded ones:\n%s", len(lines), out)
+	}
+	out, _, err = runCLI(t, "tail", "shop", "--brokers", brokers, "--registry-url", stack.RegistryURL, "--from", "earliest", "--max", "2", "--format", "json")
+	if err != nil || strings.Count(out, `"value":{"id":`) != 2 {
+		t.Errorf("tail --max 2 --format json: %v\n%s", err, out)
+	}
+}

@@ -58,6 +58,7 @@ durable, with bounded memory and live control over running pipelines.`,
 		newStatusCommand(),
 		newLoadtestCommand(),
 		newMonitorCommand(),
+		newTailCommand(),
 		newOffsetsCommand(),
 	)
 	return root
