@@ -67,7 +67,9 @@ func Read(ctx context.Context, o Options, show func(Message) error) error {
 	if o.Topic == "" {
 		return errors.New("a topic is required")
 	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...)}, o.ClientOptions...)...)
+	// Transaction markers take offsets too: kept, they tell --until-end
+	// that the end was reached when a topic ends with a commit marker.
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...), kgo.KeepControlRecords()}, o.ClientOptions...)...)
 	if err != nil {
 		return fmt.Errorf("creating client: %w", err)
 	}
@@ -117,10 +119,12 @@ func Read(ctx context.Context, o Options, show func(Message) error) error {
 			if o.UntilEnd && r.Offset >= ends[r.Partition] {
 				return // written after reading began
 			}
-			if showErr = show(message(ctx, avroDec, r)); showErr != nil {
-				return
+			if !r.Attrs.IsControl() {
+				if showErr = show(message(ctx, avroDec, r)); showErr != nil {
+					return
+				}
+				shown++
 			}
-			shown++
 			if r.Offset >= ends[r.Partition]-1 {
 				delete(remaining, r.Partition)
 			}

@@ -153,3 +153,35 @@ func TestTailNamesAMissingTopicOrPartition(t *testing.T) {
 		t.Errorf("bad --from: %v", err)
 	}
 }
+
+// A topic written transactionally ends with a commit marker, which takes
+// an offset but is no record: --until-end used to wait for it forever.
+func TestTailUntilEndStopsAfterATransactionMarker(t *testing.T) {
+	stack, err := devstack.Start(context.Background(), devstack.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stack.Close)
+	ctx := context.Background()
+	if _, err := loadgen.Produce(ctx, loadgen.ProduceOptions{Brokers: stack.Brokers, Topic: "txn", CreateTopic: true, Partitions: 1, Records: 1}); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(stack.Brokers...), kgo.TransactionalID("tail-test"), kgo.DefaultProduceTopic("txn"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(`{"in":"txn"}`)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, Options{Brokers: stack.Brokers, Topic: "txn", Partition: -1, From: "earliest", UntilEnd: true})
+	if len(got) != 2 || string(got[1].Value) != `{"in":"txn"}` {
+		t.Errorf("read %+v, want the two records and no marker", got)
+	}
+}
