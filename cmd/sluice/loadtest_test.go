@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -179,5 +181,40 @@ func TestTailPrintsWhatLoadtestWrote(t *testing.T) {
 	out, _, err = runCLI(t, "tail", "shop", "--brokers", brokers, "--registry-url", stack.RegistryURL, "--from", "earliest", "--max", "2", "--format", "json")
 	if err != nil || strings.Count(out, `"value":{"id":`) != 2 {
 		t.Errorf("tail --max 2 --format json: %v\n%s", err, out)
+	}
+}
+
+// cluster describe lists every broker with the controller marked and the
+// partitions each leads; topics describe shows the in-sync replicas.
+func TestClusterAndTopicDescribeShowBrokersAndISR(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(6, "films"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	b := "--brokers=" + strings.Join(c.ListenAddrs(), ",")
+	out, _, err := runCLI(t, "cluster", "describe", b)
+	if err != nil {
+		t.Fatalf("cluster describe: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 5 || !strings.Contains(lines[0], "3 brokers") || strings.Count(out, " yes ") != 1 {
+		t.Fatalf("cluster describe printed:\n%s", out)
+	}
+	leaders := 0
+	for _, l := range lines[2:] {
+		f := strings.Fields(l)
+		n, err := strconv.Atoi(f[len(f)-2])
+		if err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		leaders += n
+	}
+	if leaders < 6 {
+		t.Errorf("brokers lead %d partitions, want at least films' 6:\n%s", leaders, out)
+	}
+	out, _, err = runCLI(t, "topics", "describe", "films", b)
+	if err != nil || !strings.Contains(out, "ISR") || !regexp.MustCompile(`(?m)^0\s+\d\s+\[\d[^\]]*\]\s+\[\d`).MatchString(out) {
+		t.Errorf("topics describe: %v\n%s", err, out)
 	}
 }

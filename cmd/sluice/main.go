@@ -59,6 +59,7 @@ durable, with bounded memory and live control over running pipelines.`,
 		newLoadtestCommand(),
 		newMonitorCommand(),
 		newTailCommand(),
+		newClusterCommand(),
 		newOffsetsCommand(),
 	)
 	return root
