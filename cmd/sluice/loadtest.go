@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/sluice-dev/sluice/internal/loadgen"
 )
@@ -55,12 +57,18 @@ reports. The exit status is 1 if any record was not acked.`,
   sluice loadtest --topic orders --rate-schedule "0s:1000,30s:5000,60s:200" --ramp --duration 90s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o.Brokers = kf.brokers
 			opts, err := kf.options()
 			if err != nil {
 				return err
 			}
-			o.ClientOptions = opts
+			o.Brokers, o.ClientOptions = kf.brokers, opts
+			producer, err := kf.producerProperties()
+			if err != nil {
+				return err
+			}
+			if err := applyProducerProperties(cmd.Flags(), producer, &o); err != nil {
+				return err
+			}
 			if schedule != "" {
 				if cmd.Flags().Changed("profile") && o.Profile.Kind != loadgen.ProfileSchedule {
 					return fmt.Errorf("--rate-schedule: not with --profile %s", o.Profile.Kind)
@@ -189,4 +197,43 @@ func printLoadSummary(w io.Writer, r loadgen.ProduceResult) {
 func isTerminal(f *os.File) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// applyProducerProperties takes linger.ms, batch.size, compression.type
+// and acks from --command-config, unless the matching flag was given.
+func applyProducerProperties(f *pflag.FlagSet, props map[string]string, o *loadgen.ProduceOptions) error {
+	var errs []error
+	for key, value := range props {
+		switch key {
+		case "linger.ms":
+			if f.Changed("linger") {
+				continue
+			}
+			ms, err := strconv.Atoi(value)
+			if err != nil || ms < 0 {
+				errs = append(errs, fmt.Errorf("--command-config: linger.ms=%s: want milliseconds >= 0", value))
+				continue
+			}
+			o.Linger = time.Duration(ms) * time.Millisecond
+			if ms == 0 {
+				o.Linger = time.Nanosecond // 0 would mean the default, 5 ms
+			}
+		case "batch.size":
+			n, err := strconv.ParseInt(value, 10, 32)
+			if err != nil || n < 1 {
+				errs = append(errs, fmt.Errorf("--command-config: batch.size=%s: want bytes > 0", value))
+				continue
+			}
+			o.BatchMaxBytes = int32(n)
+		case "compression.type":
+			if !f.Changed("compression") {
+				o.Compression = value
+			}
+		case "acks":
+			if !f.Changed("acks") {
+				o.Acks = value
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

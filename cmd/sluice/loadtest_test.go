@@ -218,3 +218,53 @@ func TestClusterAndTopicDescribeShowBrokersAndISR(t *testing.T) {
 		t.Errorf("topics describe: %v\n%s", err, out)
 	}
 }
+
+// --command-config reads a Kafka client.properties file: brokers, SASL from
+// sasl.jaas.config, and the producer settings loadtest takes (flags win).
+func TestKafkaCommandsReadClientProperties(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-256", "ops", "s3cret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	dir := t.TempDir()
+	props := filepath.Join(dir, "client.properties")
+	if err := os.WriteFile(props, []byte("bootstrap.servers="+strings.Join(c.ListenAddrs(), ",")+`
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=SCRAM-SHA-256
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="ops" password="s3cret";
+acks=1
+compression.type=lz4
+linger.ms=10
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SLUICE_SASL_PASSWORD", "")
+	t.Setenv("SLUICE_BROKERS", "127.0.0.1:1") // the file's bootstrap.servers wins over the default
+	if out, _, err := runCLI(t, "topics", "create", "props", "--command-config", props); err != nil {
+		t.Fatalf("topics create: %v\n%s", err, out)
+	}
+	report := filepath.Join(dir, "load.html")
+	out, _, err := runCLI(t, "loadtest", "--command-config", props, "--topic", "props", "--records", "100", "--compression", "gzip", "--progress=false", "--report", report)
+	if err != nil || !strings.Contains(strings.Join(strings.Fields(out), " "), "records acked 100 ") {
+		t.Fatalf("loadtest: %v\n%s", err, out)
+	}
+	page, err := os.ReadFile(report)
+	if err != nil || !strings.Contains(string(page), "acks=1, compression=gzip") {
+		t.Errorf("the report does not show acks=1 from the file and gzip from the flag: %v", err)
+	}
+	out, _, err = runCLI(t, "tail", "props", "--command-config", props, "--from", "earliest", "--until-end", "--registry-url", "")
+	if err != nil || len(strings.Split(strings.TrimSpace(out), "\n")) != 100 {
+		t.Errorf("tail: %v, %d lines", err, len(strings.Split(strings.TrimSpace(out), "\n")))
+	}
+	if out, _, err := runCLI(t, "cluster", "describe", "--command-config", props); err != nil || !strings.Contains(out, "1 brokers") || strings.Contains(out, "s3cret") {
+		t.Errorf("cluster describe: %v\n%s", err, out)
+	}
+	bad := filepath.Join(dir, "bad.properties")
+	if err := os.WriteFile(bad, []byte("security.protocol=SSL\nssl.truststore.location=/x.jks\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runCLI(t, "topics", "list", "--command-config", bad); err == nil || !strings.Contains(err.Error(), "line 2: ssl.truststore.location") {
+		t.Errorf("a JKS truststore: %v", err)
+	}
+}

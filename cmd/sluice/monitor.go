@@ -54,12 +54,11 @@ topic and lag per group over time, and the broker figures.`,
   sluice monitor --brokers b1:9092,b2:9092 --metrics-url http://b1:7071/metrics --metrics-url http://b2:7071/metrics`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o.Brokers = kf.brokers
 			opts, err := kf.options()
 			if err != nil {
 				return err
 			}
-			o.ClientOptions = opts
+			o.Brokers, o.ClientOptions = kf.brokers, opts
 			// The Cloud API key goes to Confluent's endpoint only, never
 			// to another one because it happens to be in the environment.
 			if o.MetricsSource == loadgen.MetricsConfluent || allConfluentCloud(o.MetricsURLs) {

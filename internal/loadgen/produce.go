@@ -60,6 +60,8 @@ type ProduceOptions struct {
 	Compression string
 	// Linger is the producer's linger.ms (default 5ms, Kafka 4's default).
 	Linger time.Duration
+	// BatchMaxBytes caps a batch (batch.size; default 1 MiB).
+	BatchMaxBytes int32
 	// CreateTopic creates Topic with Partitions (default 6) and
 	// ReplicationFactor (default -1, the broker's) when it does not exist.
 	CreateTopic       bool
