@@ -129,6 +129,10 @@ func (t *liveTable) print(s loadgen.MonitorSample) {
 			v = count(int64(tp.Rate + 0.5))
 		}
 		values = append(values, v)
+		if tp.HasBytes {
+			columns = append(columns, tp.Topic+" MB/s")
+			values = append(values, fmt.Sprintf("%.2f", tp.BytesRate/1e6))
+		}
 		if tp.HasDecoded {
 			columns = append(columns, tp.Topic+" ev/s")
 			values = append(values, count(int64(tp.DecodedRate+0.5)))

@@ -47,6 +47,9 @@ type BrokerSample struct {
 	// Interval is the time the rates are over: a rate times its
 	// Interval is what the broker counted in it.
 	Interval time.Duration
+	// IngressByTopic splits IngressBytes by topic, where the source
+	// counts per topic.
+	IngressByTopic map[string]float64
 	// Load is the broker's load from 0 to 1, as the source measures it
 	// (see the README's table): request handler busy ratio (JMX), CPU
 	// busy ratio (Redpanda, the embedded broker's process), or Confluent
@@ -84,6 +87,7 @@ func TotalBrokers(bs []BrokerSample) BrokerSample {
 type brokerReading struct {
 	broker      string
 	in, out     float64
+	inByTopic   map[string]float64
 	connections float64
 	requests    map[string]float64
 	// cpuSeconds and cores give a load from two readings; load is one
@@ -185,7 +189,9 @@ func readSluice(rows []row) []brokerReading {
 	for _, r := range rows {
 		switch r.name {
 		case "kafka_server_brokertopicmetrics_bytesin_total":
-			get(r.label("broker")).in += r.value
+			b := get(r.label("broker"))
+			b.in += r.value
+			b.addTopic(r.label("topic"), r.value)
 		case "kafka_server_brokertopicmetrics_bytesout_total":
 			get(r.label("broker")).out += r.value
 		case "kafka_server_socket_server_metrics_connection_count":
@@ -221,6 +227,7 @@ func readJMX(endpoint string, rows []row) brokerReading {
 		case "kafka_server_brokertopicmetrics_bytesin_total":
 			if perTopic {
 				inTopics += r.value
+				b.addTopic(r.label("topic"), r.value)
 			} else {
 				inAll, haveInAll = inAll+r.value, true
 			}
@@ -262,6 +269,7 @@ func readRedpanda(endpoint string, rows []row) brokerReading {
 			switch r.label("redpanda_request") {
 			case "produce":
 				b.in += r.value
+				b.addTopic(r.label("redpanda_topic"), r.value)
 			case "consume":
 				b.out += r.value
 			}
@@ -297,6 +305,7 @@ func readConfluent(rows []row) []brokerReading {
 		switch r.name {
 		case "confluent_kafka_server_received_bytes":
 			get(id).in += r.value / 60
+			get(id).addTopic(r.label("topic"), r.value/60)
 		case "confluent_kafka_server_sent_bytes":
 			get(id).out += r.value / 60
 		case "confluent_kafka_server_active_connection_count":
@@ -316,6 +325,16 @@ func readConfluent(rows []row) []brokerReading {
 	return out
 }
 
+func (b *brokerReading) addTopic(topic string, v float64) {
+	if topic == "" {
+		return
+	}
+	if b.inByTopic == nil {
+		b.inByTopic = map[string]float64{}
+	}
+	b.inByTopic[topic] += v
+}
+
 func clamp01(v float64) float64 { return min(1, max(0, v)) }
 
 // brokerRates turns two readings of a broker into a sample; prev is nil
@@ -325,6 +344,7 @@ func brokerRates(cur brokerReading, prev *brokerReading, seconds float64) Broker
 		Load: cur.load, HasLoad: cur.hasLoad}
 	if cur.perSecond {
 		s.IngressBytes, s.EgressBytes, s.HasRate, s.Interval = cur.in, cur.out, true, time.Minute
+		s.IngressByTopic = cur.inByTopic
 		for k, v := range cur.requests {
 			s.Requests[k] = v
 			s.RequestsTotal += v
@@ -339,6 +359,12 @@ func brokerRates(cur brokerReading, prev *brokerReading, seconds float64) Broker
 	rate := func(now, before float64) float64 { return max(0, now-before) / seconds }
 	s.IngressBytes, s.EgressBytes, s.HasRate = rate(cur.in, prev.in), rate(cur.out, prev.out), true
 	s.Interval = time.Duration(seconds * float64(time.Second))
+	if len(cur.inByTopic) > 0 {
+		s.IngressByTopic = map[string]float64{}
+		for topic, v := range cur.inByTopic {
+			s.IngressByTopic[topic] = rate(v, prev.inByTopic[topic])
+		}
+	}
 	for k, v := range cur.requests {
 		r := rate(v, prev.requests[k])
 		s.Requests[k] = r

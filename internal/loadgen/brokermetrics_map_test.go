@@ -40,8 +40,9 @@ func TestBrokerMetricsMappingOfEachSource(t *testing.T) {
 			// requests are summed over versions.
 			fixture: "jmx-exporter.prom", source: MetricsJMX,
 			want: brokerReading{broker: "kafka-1:7071", in: 12e6, out: 30e6, connections: 21,
-				requests: map[string]float64{"Produce": 5000, "FetchConsumer": 800, "Metadata": 50},
-				load:     0.25, hasLoad: true},
+				requests:  map[string]float64{"Produce": 5000, "FetchConsumer": 800, "Metadata": 50},
+				inByTopic: map[string]float64{"orders": 10e6, "films": 2e6},
+				load:      0.25, hasLoad: true},
 		},
 		{
 			// Follower fetches are replication, not client egress; CPU is
@@ -49,14 +50,16 @@ func TestBrokerMetricsMappingOfEachSource(t *testing.T) {
 			fixture: "redpanda-public.prom", source: MetricsRedpanda,
 			want: brokerReading{broker: "kafka-1:7071", in: 7e6, out: 9e6, connections: 21,
 				requests:   map[string]float64{"produce": 3000, "consume": 500},
+				inByTopic:  map[string]float64{"orders": 6e6, "films": 1e6},
 				cpuSeconds: 2000, cores: 2, hasCPU: true},
 		},
 		{
 			// Per-minute deltas become per-second rates.
 			fixture: "confluent-export.prom", source: MetricsConfluent,
 			want: brokerReading{broker: "lkc-1j9y0q", in: 72e6 / 60, out: 120e6 / 60, connections: 42,
-				requests: map[string]float64{"Produce": 500, "Fetch": 100},
-				load:     0.42, hasLoad: true, perSecond: true},
+				requests:  map[string]float64{"Produce": 500, "Fetch": 100},
+				inByTopic: map[string]float64{"orders": 1e6, "films": 0.2e6},
+				load:      0.42, hasLoad: true, perSecond: true},
 		},
 	} {
 		t.Run(tc.source, func(t *testing.T) {
@@ -78,6 +81,14 @@ func TestBrokerMetricsMappingOfEachSource(t *testing.T) {
 			for k, v := range want.requests {
 				if !near(got.requests[k], v) {
 					t.Errorf("requests %s: %v, want %v", k, got.requests[k], v)
+				}
+			}
+			if len(got.inByTopic) != len(want.inByTopic) {
+				t.Errorf("bytes in by topic %v, want %v", got.inByTopic, want.inByTopic)
+			}
+			for k, v := range want.inByTopic {
+				if !near(got.inByTopic[k], v) {
+					t.Errorf("bytes in of %s: %v, want %v", k, got.inByTopic[k], v)
 				}
 			}
 		})

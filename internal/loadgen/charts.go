@@ -136,6 +136,7 @@ func MonitorReport(brokers []string, samples []MonitorSample) Report {
 	rates := map[string]*Series{}
 	lags := map[string]*Series{}
 	decoded := map[string]*Series{}
+	topicBytes := map[string]*Series{}
 	add := func(m map[string]*Series, name string, x, y float64) {
 		s := m[name]
 		if s == nil {
@@ -150,6 +151,9 @@ func MonitorReport(brokers []string, samples []MonitorSample) Report {
 		for _, t := range s.Topics {
 			if t.HasRate {
 				add(rates, t.Topic, x, t.Rate)
+			}
+			if t.HasBytes {
+				add(topicBytes, t.Topic, x, t.BytesRate)
 			}
 			if t.HasDecoded {
 				add(decoded, t.Topic, x, t.DecodedRate)
@@ -178,6 +182,9 @@ func MonitorReport(brokers []string, samples []MonitorSample) Report {
 	charts := []Chart{
 		{Title: "Produce rate per topic", Unit: "records/s", Series: sortedSeries(rates)},
 		{Title: "Consumer group lag", Unit: "records", Series: sortedSeries(lags)},
+	}
+	if len(topicBytes) > 0 {
+		charts = append(charts, Chart{Title: "Produce bytes per second per topic (as the brokers count them)", Unit: "bytes/s", Series: sortedSeries(topicBytes)})
 	}
 	if len(decoded) > 0 {
 		charts = append(charts, Chart{Title: "Decoded events per second per topic", Unit: "events/s", Series: sortedSeries(decoded)})

@@ -81,6 +81,10 @@ type TopicSample struct {
 	// decode, with MonitorOptions.Decode (HasDecoded).
 	DecodedRate, FailedRate float64
 	HasDecoded              bool
+	// BytesRate is record bytes/s produced to the topic, as the brokers
+	// count them (with MetricsURLs, from a source that counts per topic).
+	BytesRate float64
+	HasBytes  bool
 }
 
 // GroupSample is a consumer group's lag: end offsets minus committed
@@ -223,6 +227,15 @@ func Monitor(ctx context.Context, o MonitorOptions) ([]MonitorSample, error) {
 		if scraper != nil {
 			brokers, err := scraper.scrape(sampleCtx)
 			s.Brokers = brokers
+			for i := range s.Topics {
+				tp := &s.Topics[i]
+				for _, b := range brokers {
+					if v, ok := b.IngressByTopic[tp.Topic]; ok && b.HasRate {
+						tp.BytesRate += v
+						tp.HasBytes = true
+					}
+				}
+			}
 			if err != nil {
 				s.Err = strings.TrimPrefix(s.Err+"; "+err.Error(), "; ")
 			}
