@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -20,7 +21,7 @@ func newLoadtestCommand() *cobra.Command {
 	o := loadgen.ProduceOptions{}
 	var kf kafkaFlags
 	var report, schedule, schemaFile, controlAddr string
-	var progress bool
+	var progress, keys bool
 	cmd := &cobra.Command{
 		Use:   "loadtest",
 		Short: "Produce load to a Kafka topic and report rate and latency",
@@ -36,7 +37,9 @@ shape of "quiet for hours, then 50,000 records in two minutes".
 it runs, in steps, or with --ramp linearly between points; the report
 draws the scheduled rate beside the achieved one. With --control ADDR,
 "curl -X PUT -d 5000 http://ADDR/rate" sets the total rate for the rest
-of the run (GET /rate reads it); the report lists and draws every change.
+of the run (GET /rate reads it); in a terminal the + and - keys raise it
+by a quarter or lower it by a fifth. The report lists and draws every
+change.
 
 Values are random bytes, or with --format json small web-shop events
 ({"id":..,"key":..,"ts":..,"kind":"purchase","user_id":..,"page":..,"amount":..,"country":..})
@@ -115,7 +118,16 @@ reports. The exit status is 1 if any record was not acked.`,
 			}
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
+			stopKeys := func() {}
+			if keys {
+				if o.Control == nil {
+					o.Control = loadgen.NewRateControl()
+				}
+				stopKeys = sync.OnceFunc(watchRateKeys(o.Control, stop, cmd.ErrOrStderr()))
+				defer stopKeys()
+			}
 			res, err := loadgen.Produce(ctx, o)
+			stopKeys() // the terminal back to normal before the summary
 			if err != nil {
 				return err
 			}
@@ -165,6 +177,7 @@ reports. The exit status is 1 if any record was not acked.`,
 	f.DurationVar(&o.SampleEvery, "interval", time.Second, "width of one point of the report's time series")
 	f.StringVar(&report, "report", "", "write an HTML report (rate and latency over time) to this file")
 	f.BoolVar(&progress, "progress", isTerminal(os.Stderr), "show a progress bar (default: when stderr is a terminal)")
+	f.BoolVar(&keys, "rate-keys", isTerminal(os.Stdin), "change the rate with the + and - keys while it runs (default: when stdin is a terminal)")
 	return cmd
 }
 

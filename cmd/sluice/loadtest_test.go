@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
@@ -267,4 +268,57 @@ linger.ms=10
 	if _, _, err := runCLI(t, "topics", "list", "--command-config", bad); err == nil || !strings.Contains(err.Error(), "line 2: ssl.truststore.location") {
 		t.Errorf("a JKS truststore: %v", err)
 	}
+}
+
+// The + and - keys change a running load's rate by a quarter up and a
+// fifth down, and say so; an unlimited rate is left alone. (The keys
+// themselves were checked in a real terminal under tmux.)
+func TestRateKeysStepTheRate(t *testing.T) {
+	c := loadgen.NewRateControl()
+	if msg, ok := rateKey('+', c); !ok || !strings.Contains(msg, "unlimited") {
+		t.Errorf("+ before a rate: %q %v", msg, ok)
+	}
+	if _, ok := rateKey('x', c); ok {
+		t.Error("x changed something")
+	}
+	brokers := startKfake(t)
+	stopped := make(chan struct{})
+	var msgs []string
+	go func() {
+		defer close(stopped)
+		_, _ = loadgen.Produce(context.Background(), loadgen.ProduceOptions{Brokers: brokers, Topic: "k", CreateTopic: true,
+			Profile: loadgen.Profile{Rate: 1000}, Duration: 500 * time.Millisecond, Control: c,
+			OnSample: func(loadgen.ProduceSample) {}})
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if rate, ok := c.Current(); ok && rate == 1000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the run did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, k := range []byte{'+', '-', '-'} {
+		msg, _ := rateKey(k, c)
+		msgs = append(msgs, msg)
+	}
+	<-stopped
+	if strings.Join(msgs, "; ") != "rate now 1250 records/s; rate now 1000 records/s; rate now 800 records/s" {
+		t.Errorf("messages %q", msgs)
+	}
+	if ch := c.Changes(); len(ch) != 3 || ch[2].By != "- key" {
+		t.Errorf("changes %+v", ch)
+	}
+}
+
+func startKfake(t *testing.T) []string {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()
 }
