@@ -28,6 +28,7 @@ type devFlags struct {
 	pubSubPort                         int
 	tls                                bool
 	sasl, saslUser                     string
+	metricsPort                        int
 }
 
 func (f *devFlags) register(cmd *cobra.Command, defaultInMemory, defaultAutoCreate bool) {
@@ -51,6 +52,7 @@ func (f *devFlags) register(cmd *cobra.Command, defaultInMemory, defaultAutoCrea
 	cmd.Flags().StringVar(&f.sasl, "sasl", "", "require SASL on the Kafka broker: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (password from env SLUICE_DEV_SASL_PASSWORD, default "+devSASLPassword+")")
 	cmd.Flags().StringVar(&f.saslUser, "sasl-user", "sluice", "the SASL user for PLAIN and SCRAM")
 	cmd.Flags().BoolVar(&f.tls, "tls", false, "serve Kafka and the schema registry over TLS, with a CA and server certificate generated at start (the CA file's path is printed)")
+	cmd.Flags().IntVar(&f.metricsPort, "metrics-port", 9308, "port serving the broker's own metrics at /metrics (bytes in and out per topic, connections, requests), under the Kafka JMX exporter's names; a taken port moves them to a free one, printed at start")
 }
 
 func (f *devFlags) options() devstack.Options {
@@ -61,6 +63,7 @@ func (f *devFlags) options() devstack.Options {
 	if f.sasl != "" {
 		o.SASL = &devstack.SASL{Mechanism: strings.ToUpper(f.sasl), User: f.saslUser, Password: envOr("SLUICE_DEV_SASL_PASSWORD", devSASLPassword)}
 	}
+	o.MetricsPort = f.metricsPort
 	if !f.inMemory || f.dataDir != "" {
 		o.DataDir = f.dataDir
 		if o.DataDir == "" {
@@ -80,7 +83,11 @@ func newDevCommand(g *globalFlags) *cobra.Command {
 kfake; any Kafka client works against it), a Confluent-compatible schema
 registry, the BigQuery emulator and Google's Pub/Sub emulator (pstest; set
 PUBSUB_EMULATOR_HOST to its address for other clients, and use
-"sluice pubsub" to create topics and subscriptions and publish). Data is
+"sluice pubsub" to create topics and subscriptions and publish). The
+broker counts what it sees (record bytes in and out per topic, connections,
+requests by API and client id) and serves it at
+http://127.0.0.1:9308/metrics (--metrics-port) under the names a Kafka JMX
+exporter uses; "sluice monitor --metrics-url" charts it. Data is
 kept on disk under --data-dir so topics, records and committed offsets
 survive a restart (Pub/Sub keeps nothing); --in-memory opts out. Ctrl-C
 stops it. With --auto-create-topics, a topic a producer asks for (a

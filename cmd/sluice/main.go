@@ -58,6 +58,8 @@ durable, with bounded memory and live control over running pipelines.`,
 		newStatusCommand(),
 		newLoadtestCommand(),
 		newMonitorCommand(),
+		newTailCommand(),
+		newClusterCommand(),
 		newOffsetsCommand(),
 	)
 	return root

@@ -98,7 +98,7 @@ func newTopicsCommand() *cobra.Command {
 
 	describe := &cobra.Command{
 		Use:     "describe NAME",
-		Short:   "Show a topic's partitions, leaders, offsets and configs",
+		Short:   "Show a topic's partitions, leaders, in-sync replicas, offsets and configs",
 		Example: "  sluice topics describe films",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -115,11 +115,11 @@ func newTopicsCommand() *cobra.Command {
 				ends, _ := adm.ListEndOffsets(ctx, args[0])
 				w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 				fmt.Fprintf(w, "topic %s: %d partitions\n", t.Topic, len(t.Partitions))
-				fmt.Fprintln(w, "PARTITION\tLEADER\tREPLICAS\tSTART\tEND")
+				fmt.Fprintln(w, "PARTITION\tLEADER\tREPLICAS\tISR\tSTART\tEND")
 				for _, p := range t.Partitions.Sorted() {
 					s, _ := starts.Lookup(args[0], p.Partition)
 					e, _ := ends.Lookup(args[0], p.Partition)
-					fmt.Fprintf(w, "%d\t%d\t%v\t%d\t%d\n", p.Partition, p.Leader, p.Replicas, s.Offset, e.Offset)
+					fmt.Fprintf(w, "%d\t%d\t%v\t%v\t%d\t%d\n", p.Partition, p.Leader, p.Replicas, p.ISR, s.Offset, e.Offset)
 				}
 				if err := w.Flush(); err != nil {
 					return err

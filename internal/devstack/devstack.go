@@ -14,12 +14,14 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 
 	"cloud.google.com/go/pubsub/v2/pstest"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/sluice-dev/sluice/internal/bqemu"
+	"github.com/sluice-dev/sluice/internal/metrics"
 )
 
 // Options configure the stack. A zero port picks a free one.
@@ -56,6 +58,10 @@ type Options struct {
 	SASL *SASL
 	// KafkaOptions are more kfake options (tests: broker configs).
 	KafkaOptions []kfake.Opt
+	// MetricsPort serves the broker's own metrics (bytes in and out per
+	// topic, connections, requests) in Prometheus format at /metrics;
+	// 0 picks a free one.
+	MetricsPort int
 }
 
 // Stack is a running dev stack.
@@ -80,6 +86,10 @@ type Stack struct {
 	TLSFiles  TLSFiles
 	serverTLS *tls.Config
 	clientTLS *tls.Config // trusts TLSFiles.CAFile, for the stack's own clients
+	// BrokerMetrics is what the brokers count about themselves, served
+	// at MetricsURL.
+	BrokerMetrics *metrics.BrokerMetrics
+	MetricsURL    string
 }
 
 // DefaultDataDir is where `sluice dev` keeps data by default.
@@ -146,6 +156,10 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		ports = append(ports, port)
 	}
 	host := o.Host
+	s.BrokerMetrics = metrics.NewBrokerMetrics()
+	names := &topicNames{m: map[[16]byte]string{}}
+	clients := &clientIDs{seen: map[string]bool{}}
+	var nodes atomic.Int32 // kfake opens its listeners in node order
 	kopts := []kfake.Opt{
 		kfake.NumBrokers(o.Brokers),
 		kfake.Ports(ports...),
@@ -154,7 +168,17 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 			if err != nil {
 				return nil, err
 			}
-			return net.Listen(network, net.JoinHostPort(host, port))
+			l, err := net.Listen(network, net.JoinHostPort(host, port))
+			if err != nil {
+				return nil, err
+			}
+			node := int(nodes.Add(1) - 1)
+			if s.serverTLS != nil {
+				// The counters read the Kafka protocol off the socket,
+				// which TLS (layered on this listener) encrypts.
+				return l, nil
+			}
+			return &countingListener{Listener: l, b: newBrokerCounters(s.BrokerMetrics, node, names, clients)}, nil
 		}),
 		kfake.DefaultNumPartitions(6),
 	}
@@ -196,6 +220,10 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 			s.Close()
 			return nil, err
 		}
+	}
+	if err := s.startMetrics(); err != nil {
+		s.Close()
+		return nil, err
 	}
 	if err := s.startRegistry(ctx); err != nil {
 		s.Close()

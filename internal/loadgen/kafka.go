@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -54,7 +55,7 @@ func producerOptions(o ProduceOptions) ([]kgo.Opt, error) {
 		kgo.ProducerLinger(o.Linger),
 		kgo.DefaultProduceTopic(o.Topic),
 		kgo.MaxBufferedRecords(100000),
-		kgo.ProducerBatchMaxBytes(1 << 20),
+		kgo.ProducerBatchMaxBytes(cmp.Or(o.BatchMaxBytes, 1<<20)),
 	}
 	if o.Acks != "all" && o.Acks != "-1" {
 		// Idempotent writes require acks=all.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -32,6 +34,23 @@ type MonitorOptions struct {
 	OnSample func(MonitorSample)
 	// ClientOptions are added to the admin client (TLS, SASL, ...).
 	ClientOptions []kgo.Opt
+
+	// MetricsURLs are Prometheus endpoints serving broker metrics, read
+	// at every sample: the embedded broker's (`sluice dev`), one JMX
+	// exporter or Redpanda /public_metrics per broker, or Confluent
+	// Cloud's export. None: no broker figures.
+	MetricsURLs []string
+	// MetricsSource says whose names the endpoints serve: auto (default),
+	// sluice, jmx, redpanda or confluent.
+	MetricsSource string
+	// Decode "avro" also consumes the topics from their end and decodes
+	// every value (Confluent wire format, schemas from RegistryURL): each
+	// topic's sample then has the events/s that decoded and that failed.
+	Decode      string
+	RegistryURL string
+	// MetricsUser and MetricsPassword authenticate to the endpoints with
+	// basic auth (Confluent Cloud: an API key and its secret).
+	MetricsUser, MetricsPassword string
 }
 
 // MonitorSample is what one interval saw. Topics and Groups are sorted by
@@ -41,6 +60,9 @@ type MonitorSample struct {
 	Elapsed time.Duration // since the first sample
 	Topics  []TopicSample
 	Groups  []GroupSample
+	// Brokers are the broker figures, sorted by broker, when
+	// MetricsURLs are given; BrokerTotal adds them up.
+	Brokers []BrokerSample
 	// Err is set when the brokers could not be asked this time; the
 	// sample then holds what could be read, possibly nothing.
 	Err string
@@ -55,6 +77,14 @@ type TopicSample struct {
 	EndOffset  int64
 	Rate       float64
 	HasRate    bool // false on the first sample of the topic
+	// DecodedRate and FailedRate are events/s decoded and failing to
+	// decode, with MonitorOptions.Decode (HasDecoded).
+	DecodedRate, FailedRate float64
+	HasDecoded              bool
+	// BytesRate is record bytes/s produced to the topic, as the brokers
+	// count them (with MetricsURLs, from a source that counts per topic).
+	BytesRate float64
+	HasBytes  bool
 }
 
 // GroupSample is a consumer group's lag: end offsets minus committed
@@ -80,6 +110,9 @@ func (s MonitorSample) Topic(topic string) (TopicSample, bool) {
 	}
 	return s.Topics[i], true
 }
+
+// BrokerTotal is every broker's figures added up (see TotalBrokers).
+func (s MonitorSample) BrokerTotal() BrokerSample { return TotalBrokers(s.Brokers) }
 
 // Group returns the sample of group, if present.
 func (s MonitorSample) Group(group string) (GroupSample, bool) {
@@ -108,6 +141,25 @@ func Monitor(ctx context.Context, o MonitorOptions) ([]MonitorSample, error) {
 	if o.Duration < 0 {
 		errs = append(errs, errors.New("--duration: must be >= 0"))
 	}
+	switch o.MetricsSource {
+	case "", MetricsAuto, MetricsSluice, MetricsJMX, MetricsRedpanda, MetricsConfluent:
+	default:
+		errs = append(errs, fmt.Errorf("--metrics-source: %q: use auto, sluice, jmx, redpanda or confluent", o.MetricsSource))
+	}
+	switch o.Decode {
+	case "":
+	case FormatAvro:
+		if o.RegistryURL == "" {
+			errs = append(errs, errors.New("--registry-url: is required with --decode avro"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--decode: %q: use avro", o.Decode))
+	}
+	for _, u := range o.MetricsURLs {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			errs = append(errs, fmt.Errorf("--metrics-url: %s: want an http:// or https:// URL", redactURL(u)))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -117,12 +169,35 @@ func Monitor(ctx context.Context, o MonitorOptions) ([]MonitorSample, error) {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
+	var scraper *metricsScraper
+	if len(o.MetricsURLs) > 0 {
+		scraper = &metricsScraper{urls: o.MetricsURLs, source: o.MetricsSource, user: o.MetricsUser,
+			password: o.MetricsPassword, client: &http.Client{Timeout: max(2*o.Interval, 5*time.Second)}}
+	}
 
 	if o.Duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.Duration)
 		defer cancel()
 	}
+	var decoding *decodeCounter
+	if o.Decode != "" {
+		decoding = &decodeCounter{decoded: map[string]int64{}, failed: map[string]int64{}}
+		decodeCtx, stopDecoding := context.WithCancel(ctx)
+		started, done := make(chan error, 1), make(chan struct{})
+		go func() {
+			defer close(done)
+			runDecodeCounter(decodeCtx, o, decoding, started)
+		}()
+		defer func() {
+			stopDecoding()
+			<-done
+		}()
+		if err := <-started; err != nil {
+			return nil, err
+		}
+	}
+	var prevDecoded, prevFailed map[string]int64
 	ticker := time.NewTicker(o.Interval)
 	defer ticker.Stop()
 	var samples []MonitorSample
@@ -133,6 +208,38 @@ func Monitor(ctx context.Context, o MonitorOptions) ([]MonitorSample, error) {
 		// hangs shows up as a sample with an error, not as a stall.
 		sampleCtx, cancel := context.WithTimeout(ctx, max(2*o.Interval, 5*time.Second))
 		s := takeSample(sampleCtx, adm, o, previous, previousAt)
+		if decoding != nil {
+			decoded, failed, lastErr := decoding.counts()
+			if prevDecoded != nil && s.At.After(previousAt) {
+				secs := s.At.Sub(previousAt).Seconds()
+				for i := range s.Topics {
+					tp := &s.Topics[i]
+					tp.DecodedRate = float64(decoded[tp.Topic]-prevDecoded[tp.Topic]) / secs
+					tp.FailedRate = float64(failed[tp.Topic]-prevFailed[tp.Topic]) / secs
+					tp.HasDecoded = true
+				}
+				if len(failed) > 0 && lastErr != "" && sumValues(failed) > sumValues(prevFailed) {
+					s.Err = strings.TrimPrefix(s.Err+"; "+lastErr, "; ")
+				}
+			}
+			prevDecoded, prevFailed = decoded, failed
+		}
+		if scraper != nil {
+			brokers, err := scraper.scrape(sampleCtx)
+			s.Brokers = brokers
+			for i := range s.Topics {
+				tp := &s.Topics[i]
+				for _, b := range brokers {
+					if v, ok := b.IngressByTopic[tp.Topic]; ok && b.HasRate {
+						tp.BytesRate += v
+						tp.HasBytes = true
+					}
+				}
+			}
+			if err != nil {
+				s.Err = strings.TrimPrefix(s.Err+"; "+err.Error(), "; ")
+			}
+		}
 		cancel()
 		if ctx.Err() != nil {
 			// A sample cut short by the end of the run is not data.
@@ -156,6 +263,14 @@ func Monitor(ctx context.Context, o MonitorOptions) ([]MonitorSample, error) {
 		case <-ticker.C:
 		}
 	}
+}
+
+func sumValues(m map[string]int64) int64 {
+	var n int64
+	for _, v := range m {
+		n += v
+	}
+	return n
 }
 
 func takeSample(ctx context.Context, adm *kadm.Client, o MonitorOptions, previous map[string]TopicSample, previousAt time.Time) MonitorSample {

@@ -40,8 +40,19 @@ type ProduceOptions struct {
 	// first. At least one is required.
 	Duration time.Duration
 	Records  int64
-	// Format of values: "bytes" (random, default) or "json".
+	// Format of values: "bytes" (random, default), "json" or "avro"
+	// (Confluent wire format, with AvroSchema registered at RegistryURL).
 	Format string
+	// AvroSchema is the schema text of --format avro (default
+	// ShopEventSchema); values are random, as the schema allows, with a
+	// top-level long "id" set to the record's sequence number.
+	AvroSchema string
+	// RegistryURL is the schema registry --format avro registers with.
+	RegistryURL string
+	// SchemaEvolve switches --format avro to the next version of the
+	// schema (EvolvedField added) halfway: after half of Records, or of
+	// Duration when only that bounds the run.
+	SchemaEvolve bool
 	// Acks is "all" (default), "1" or "0" (acks=0 counts a record acked
 	// once written to the socket).
 	Acks string
@@ -49,6 +60,8 @@ type ProduceOptions struct {
 	Compression string
 	// Linger is the producer's linger.ms (default 5ms, Kafka 4's default).
 	Linger time.Duration
+	// BatchMaxBytes caps a batch (batch.size; default 1 MiB).
+	BatchMaxBytes int32
 	// CreateTopic creates Topic with Partitions (default 6) and
 	// ReplicationFactor (default -1, the broker's) when it does not exist.
 	CreateTopic       bool
@@ -62,6 +75,9 @@ type ProduceOptions struct {
 	FlushTimeout time.Duration
 	// OnSample, if set, is called after each sample from one goroutine.
 	OnSample func(ProduceSample)
+	// Control, if set, changes the rate while the run goes on (PUT /rate
+	// on --control); its changes are in the result.
+	Control *RateControl
 	// ClientOptions are added to every producer client (TLS, SASL, ...).
 	ClientOptions []kgo.Opt
 }
@@ -135,8 +151,17 @@ func (o *ProduceOptions) Validate() error {
 	if o.Connections < 1 || o.Connections > 1000 {
 		bad("connections", "must be 1 to 1000")
 	}
-	if o.Format != FormatBytes && o.Format != FormatJSON {
-		bad("format", "%q: use bytes or json", o.Format)
+	switch o.Format {
+	case FormatBytes, FormatJSON:
+	case FormatAvro:
+		if o.RegistryURL == "" {
+			bad("registry-url", "is required with --format avro")
+		}
+	default:
+		bad("format", "%q: use bytes, json or avro", o.Format)
+	}
+	if o.SchemaEvolve && o.Format != FormatAvro {
+		bad("schema-evolve", "only with --format avro")
 	}
 	if _, err := acksOption(o.Acks); err != nil {
 		bad("acks", "%v", err)
@@ -159,8 +184,12 @@ func (o *ProduceOptions) Validate() error {
 		if o.Profile.BurstEvery < o.Profile.BurstDuration {
 			bad("burst-every", "must be at least --burst-duration (%v)", o.Profile.BurstDuration)
 		}
+	case ProfileSchedule:
+		if len(o.Profile.Points) == 0 {
+			bad("rate-schedule", "is required with --profile schedule")
+		}
 	default:
-		bad("profile", "%q: use steady or bursty", o.Profile.Kind)
+		bad("profile", "%q: use steady, bursty or schedule", o.Profile.Kind)
 	}
 	return errors.Join(errs...)
 }
@@ -189,6 +218,8 @@ type ProduceResult struct {
 	Elapsed            time.Duration
 	P50, P95, P99, Max time.Duration
 	Samples            []ProduceSample
+	// RateChanges are the changes made through Options.Control.
+	RateChanges []RateChange
 }
 
 // RecordsPerSecond is the achieved rate over the whole run.
@@ -272,6 +303,25 @@ func Produce(ctx context.Context, o ProduceOptions) (ProduceResult, error) {
 	if err := ensureTopic(ctx, o); err != nil {
 		return ProduceResult{}, err
 	}
+	var avroGen *avroValues
+	if o.Format == FormatAvro {
+		var err error
+		if avroGen, err = newAvroValues(ctx, o.RegistryURL, o.AvroSchema, o.Topic); err != nil {
+			return ProduceResult{}, err
+		}
+	}
+	if o.SchemaEvolve && avroGen != nil {
+		var fromSeq int64
+		var fromTime time.Time
+		if o.Records > 0 {
+			fromSeq = max(1, o.Records/2)
+		} else {
+			fromTime = time.Now().Add(o.Duration / 2)
+		}
+		if err := avroGen.evolve(ctx, o.RegistryURL, o.AvroSchema, fromSeq, fromTime); err != nil {
+			return ProduceResult{}, err
+		}
+	}
 	opts, err := producerOptions(o)
 	if err != nil {
 		return ProduceResult{}, err
@@ -294,9 +344,20 @@ func Produce(ctx context.Context, o ProduceOptions) (ProduceResult, error) {
 	stats := &produceStats{errorCounts: map[string]int64{}}
 	stats.interval.Store(new(latencyHistogram))
 	quota := &recordQuota{limit: o.Records}
+	// The pool is made before the clock starts: filling it takes time
+	// (much more under the race detector) that a schedule's first
+	// second would otherwise lose.
+	pool := newRandomPool(o.Size, uint64(time.Now().UnixNano()))
 	start := time.Now()
-	pace := newPacer(o.Profile, start)
-	pool := newRandomPool(o.Size, uint64(start.UnixNano()))
+	// Each connection paces itself at its share of the rate, as
+	// independent producers do: a shared pacer handed out 10 ms chunks to
+	// whichever connection asked, so every produce request carried a whole
+	// chunk and 20 connections sent no more requests than one, hiding
+	// what many producers cost a broker.
+	share := o.Profile.divided(o.Connections)
+	if o.Control != nil {
+		o.Control.begin(start, o.Profile)
+	}
 
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
@@ -319,9 +380,11 @@ func Produce(ctx context.Context, o ProduceOptions) (ProduceResult, error) {
 
 	var g errgroup.Group
 	for i, cl := range clients {
-		gen := &recordGenerator{format: o.Format, size: o.Size, keys: o.Keys, pool: pool,
+		gen := &recordGenerator{format: o.Format, size: o.Size, keys: o.Keys, pool: pool, avro: avroGen,
 			rnd: rand.New(rand.NewPCG(uint64(start.UnixNano()), uint64(i)))}
 		g.Go(func() error {
+			pace := newPacer(share, start)
+			pace.control, pace.share = o.Control, 1/float64(o.Connections)
 			produceLoop(runCtx, produceCtx, cl, gen, pace, quota, stats, o.Topic)
 			flushCtx, cancel := context.WithTimeout(produceCtx, o.FlushTimeout)
 			defer cancel()
@@ -341,6 +404,9 @@ func Produce(ctx context.Context, o ProduceOptions) (ProduceResult, error) {
 	<-samplerDone
 
 	result.Options = o
+	if o.Control != nil {
+		result.RateChanges = o.Control.Changes()
+	}
 	result.Records, result.Bytes, result.Errors = stats.records.Load(), stats.bytes.Load(), stats.errors.Load()
 	stats.mu.Lock()
 	result.ErrorCounts = stats.errorCounts
@@ -367,7 +433,12 @@ func produceLoop(runCtx, produceCtx context.Context, cl *kgo.Client, gen *record
 		for seq := first; seq < first+got; seq++ {
 			now := time.Now()
 			key := gen.key(seq)
-			r := &kgo.Record{Topic: topic, Key: key, Value: gen.value(seq, key, now), Timestamp: now}
+			value, err := gen.value(produceCtx, seq, key, now)
+			r := &kgo.Record{Topic: topic, Key: key, Value: value, Timestamp: now}
+			if err != nil {
+				stats.promise(r, err)
+				continue
+			}
 			cl.Produce(produceCtx, r, stats.promise)
 		}
 	}

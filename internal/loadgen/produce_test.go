@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -84,7 +85,7 @@ func TestRateHoldsTheConfiguredRateOverConnections(t *testing.T) {
 		t.Fatalf("acked %d records in 3 s at 2000/s, want about 6000", res.Records)
 	}
 	// No half second holds more than the rate allows: three connections
-	// share one limiter rather than each taking the full rate.
+	// each take their share rather than the full rate.
 	for i, n := range perBucket(res, records, 500*time.Millisecond) {
 		if n > 1000+100 {
 			t.Errorf("%d records produced in half second %d, the rate allows 1000", n, i)
@@ -156,10 +157,10 @@ func TestReportOfALoadRunIsSelfContained(t *testing.T) {
 		Options: ProduceOptions{Topic: "orders", Brokers: []string{"b:9092"}, SampleEvery: time.Second},
 		Records: 13, Elapsed: 2 * time.Second,
 		Samples: []ProduceSample{
-			{Elapsed: time.Second, Records: 1, P50: time.Millisecond, P99: 2 * time.Millisecond},
-			{Elapsed: 2 * time.Second, Records: 2, P50: 3 * time.Millisecond, P99: 4 * time.Millisecond},
+			{Elapsed: time.Second, Records: 1, Bytes: 100, P50: time.Millisecond, P99: 2 * time.Millisecond},
+			{Elapsed: 2 * time.Second, Records: 2, Bytes: 200, P50: 3 * time.Millisecond, P99: 4 * time.Millisecond},
 			// The run ended 100 ms into the next interval.
-			{Elapsed: 2100 * time.Millisecond, Records: 20, P50: 3 * time.Millisecond, P99: 5 * time.Millisecond},
+			{Elapsed: 2100 * time.Millisecond, Records: 20, Bytes: 2000, P50: 3 * time.Millisecond, P99: 5 * time.Millisecond},
 		},
 	}
 	var b bytes.Buffer
@@ -174,5 +175,9 @@ func TestReportOfALoadRunIsSelfContained(t *testing.T) {
 	}
 	if got := charts[1].Series[1]; got.Name != "p99" || got.Points[1] != 4 {
 		t.Errorf("p99 series %+v, want 4 ms at 2 s", got)
+	}
+	// Bytes/s beside records/s, folded the same way.
+	if got := charts[2].Series[0].Points; len(got) != 2 || got[0] != 100 || math.Abs(got[1]-2000) > 1e-6 {
+		t.Errorf("byte rate points %v, want [100 2000]", got)
 	}
 }

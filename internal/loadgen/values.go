@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"context"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -22,6 +23,8 @@ type recordGenerator struct {
 	// bytes value is a window into it, which costs no generation per
 	// record and is incompressible, like the worst-case payload.
 	pool []byte
+	// avro makes the values of --format avro.
+	avro *avroValues
 }
 
 func newRandomPool(size int, seed uint64) []byte {
@@ -43,12 +46,15 @@ func (g *recordGenerator) key(seq int64) []byte {
 	return strconv.AppendInt([]byte("key-"), seq%g.keys, 10)
 }
 
-func (g *recordGenerator) value(seq int64, key []byte, now time.Time) []byte {
-	if g.format == FormatJSON {
-		return g.jsonValue(seq, key, now)
+func (g *recordGenerator) value(ctx context.Context, seq int64, key []byte, now time.Time) ([]byte, error) {
+	switch g.format {
+	case FormatJSON:
+		return g.jsonValue(seq, key, now), nil
+	case FormatAvro:
+		return g.avro.encode(ctx, g.rnd, seq, now)
 	}
 	off := g.rnd.IntN(len(g.pool) - g.size + 1)
-	return g.pool[off : off+g.size : off+g.size]
+	return g.pool[off : off+g.size : off+g.size], nil
 }
 
 var (
