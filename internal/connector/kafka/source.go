@@ -118,6 +118,7 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 		parts:         map[topicPartition]*partitionTracker{},
 		maxPoll:       props.MaxPollRecords,
 		stopped:       make(chan struct{}),
+		classic:       true,
 	}
 	if id := InstanceID(props.GroupInstanceID, member); id != "" {
 		r.instanceID = &id
