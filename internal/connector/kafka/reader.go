@@ -51,8 +51,16 @@ type reader struct {
 	// afterwards no longer sees them, so it can never commit for a
 	// partition that has moved to another member.
 	commitMu sync.Mutex
-	mu       sync.Mutex // guards parts and every tracker
+	mu       sync.Mutex // guards parts, every tracker and ackedSinceCommit
 	parts    map[topicPartition]*partitionTracker
+
+	// commitEvery (commit.every.records) bounds what a crash re-delivers
+	// beyond the records in flight: once that many records were acked
+	// since the last commit was taken, Ack asks the commit loop, through
+	// commitNow, to commit at once instead of at its next tick.
+	commitEvery      int
+	ackedSinceCommit int
+	commitNow        chan struct{} // capacity 1
 
 	stopOnce  sync.Once
 	stopped   chan struct{} // closed by Close: the engine reads and acks no more
@@ -217,6 +225,13 @@ func (r *reader) Ack(records []*connector.Record) {
 	if cur != nil {
 		cur.ack(n)
 	}
+	r.ackedSinceCommit += len(records)
+	if r.commitEvery > 0 && r.ackedSinceCommit >= r.commitEvery {
+		select {
+		case r.commitNow <- struct{}{}:
+		default: // already asked
+		}
+	}
 }
 
 func (r *reader) commitLoop(interval time.Duration) {
@@ -227,14 +242,15 @@ func (r *reader) commitLoop(interval time.Duration) {
 		select {
 		case <-r.stopped:
 			return
+		case <-r.commitNow:
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			if err := r.commit(ctx, nil); err != nil {
-				r.log.Warn("committing offsets", "err", err)
-				metrics.Errors.WithLabelValues(r.pipeline, "commit").Inc()
-			}
-			cancel()
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := r.commit(ctx, nil); err != nil {
+			r.log.Warn("committing offsets", "err", err)
+			metrics.Errors.WithLabelValues(r.pipeline, "commit").Inc()
+		}
+		cancel()
 	}
 }
 
@@ -252,6 +268,8 @@ func (r *reader) commit(ctx context.Context, only map[topicPartition]*partitionT
 	src := r.parts
 	if only != nil {
 		src = only
+	} else {
+		r.ackedSinceCommit = 0
 	}
 	for _, t := range src {
 		if only == nil && t.retired {

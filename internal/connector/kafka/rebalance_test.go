@@ -170,3 +170,134 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// A crash re-delivers what was written since the last commit, and with
+// commits on a timer alone that grew with throughput (31,553 records in
+// one kill). commit.every.records commits as soon as that many records
+// were acked, whatever auto.commit.interval.ms says.
+func TestCommitsAfterCommitEveryRecordsWithoutWaitingForTheInterval(t *testing.T) {
+	const topic, group = "every", "every-group"
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	brokers := c.ListenAddrs()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	raw, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(raw.Close)
+	for i := 0; i < 1000; i++ {
+		raw.Produce(ctx, &kgo.Record{Value: []byte(fmt.Sprint(i))}, nil)
+	}
+	if err := raw.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	src, err := NewSource(config.KafkaSource{KafkaConn: config.KafkaConn{Brokers: brokers}, Topics: []string{topic}, Group: group,
+		Properties: map[string]any{"auto.commit.interval.ms": 3600000, "commit.every.records": 300}},
+		SourceOptions{Pipeline: "every"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := src.OpenReader(ctx, "every-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rd.Close(context.Background()) })
+	acked := int64(0)
+	for acked < 1000 {
+		recs, err := rd.Read(ctx, 250)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd.Ack(recs)
+		acked = recs[len(recs)-1].Offset + 1
+	}
+	adm := kadm.NewClient(raw)
+	// Every 300 acked records a commit: the last one was taken at 750 or
+	// later (acks come 250 at a time), long before the hourly timer.
+	eventually(t, 10*time.Second, "a commit at 750 or later", func() bool {
+		offs, err := adm.FetchOffsets(ctx, group)
+		if err != nil {
+			return false
+		}
+		o, ok := offs.Lookup(topic, 0)
+		return ok && o.At >= 750
+	})
+}
+
+// group_protocol: consumer joins a KIP-848 group (the broker assigns):
+// two readers split the partitions, and what they ack is committed.
+func TestGroupProtocolConsumerJoinsAKIP848Group(t *testing.T) {
+	const topic, group, parts = "ng", "ng-group", 4
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(parts, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	brokers := c.ListenAddrs()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	raw, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(raw.Close)
+	for i := 0; i < 400; i++ {
+		raw.Produce(ctx, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprint(i))}, nil)
+	}
+	if err := raw.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	src, err := NewSource(config.KafkaSource{KafkaConn: config.KafkaConn{Brokers: brokers}, Topics: []string{topic}, Group: group,
+		GroupProtocol: "consumer", Properties: map[string]any{"auto.commit.interval.ms": 100}},
+		SourceOptions{Pipeline: "ng"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var readers []connector.Reader
+	for _, name := range []string{"ng-1", "ng-2"} {
+		rd, err := src.OpenReader(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { rd.Close(context.Background()) })
+		readers = append(readers, rd)
+	}
+	eventually(t, 20*time.Second, "both readers own partitions", func() bool {
+		return countAssigned(readers[0]) > 0 && countAssigned(readers[1]) > 0 && countAssigned(readers[0])+countAssigned(readers[1]) == parts
+	})
+	adm := kadm.NewClient(raw)
+	dg, err := adm.DescribeConsumerGroups(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := dg[group]; g.Err != nil || len(g.Members) != 2 {
+		t.Fatalf("KIP-848 describe of %s: %+v", group, g)
+	}
+	read := 0
+	for read < 400 {
+		for _, rd := range readers {
+			rctx, rcancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			recs, _ := rd.Read(rctx, 0)
+			rcancel()
+			rd.Ack(recs)
+			read += len(recs)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of 400", read)
+		}
+	}
+	eventually(t, 10*time.Second, "every record committed", func() bool {
+		offs, err := adm.FetchOffsets(ctx, group)
+		if err != nil {
+			return false
+		}
+		var sum int64
+		offs.Each(func(o kadm.OffsetResponse) { sum += o.At })
+		return sum == 400
+	})
+}

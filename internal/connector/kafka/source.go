@@ -118,7 +118,12 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 		parts:         map[topicPartition]*partitionTracker{},
 		maxPoll:       props.MaxPollRecords,
 		stopped:       make(chan struct{}),
-		classic:       true,
+		classic:       cfg.GroupProtocol != "consumer",
+		commitEvery:   props.CommitEveryRecords,
+		commitNow:     make(chan struct{}, 1),
+	}
+	if r.commitEvery == 0 {
+		r.commitEvery = DefaultCommitEveryRecords
 	}
 	if id := InstanceID(props.GroupInstanceID, member); id != "" {
 		r.instanceID = &id
@@ -159,6 +164,10 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 	}
 	return r, nil
 }
+
+// DefaultCommitEveryRecords is commit.every.records when unset: a commit
+// at least after every default batch (batch.max_records).
+const DefaultCommitEveryRecords = 10000
 
 // warnMissing logs that topic does not exist, at most once per
 // missingEvery whichever reader noticed.
@@ -245,6 +254,17 @@ func (s *Source) clientOptions(cfg config.KafkaSource, p config.ConsumerProperti
 				balancers = append(balancers, kgo.RoundRobinBalancer())
 			}
 		}
+	}
+	if cfg.GroupProtocol == "consumer" {
+		// KIP-848: the broker assigns, with its range or uniform (sticky)
+		// assignor; franz-go asks for it only with one of these two
+		// balancers first. A broker without KIP-848 (before Kafka 4.0)
+		// makes the client fall back to the classic protocol with them.
+		balancers = []kgo.GroupBalancer{kgo.StickyBalancer()}
+		if len(p.AssignmentStrategy) > 0 && p.AssignmentStrategy[0] == "range" {
+			balancers = []kgo.GroupBalancer{kgo.RangeBalancer()}
+		}
+		opts = append(opts, kgo.ServerSideBalancer())
 	}
 	opts = append(opts, kgo.Balancers(balancers...))
 	if p.FetchMinBytes > 0 {
