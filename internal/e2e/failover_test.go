@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/time/rate"
 )
@@ -225,5 +226,65 @@ func TestSIGKILLReDeliveryStaysWithinTheBound(t *testing.T) {
 	if dups > bound {
 		t.Fatalf("%d records re-delivered, more than %d kills x (max_in_flight_records %d + max.poll.records %d + commit.every.records %d + batch.max_records %d) = %d",
 			dups, kills, inFlight, poll, every, batch, bound)
+	}
+}
+
+// Failover after a SIGKILL, with both group protocols: three processes
+// share the group, one is killed mid-stream, and the test measures how
+// long until every one of its partitions is consumed again (committed
+// offsets move past where they were at the kill) and how many records were
+// re-delivered. The dead member is noticed when its session times out
+// (session.timeout.ms for classic, the broker's
+// group.consumer.session.timeout.ms for KIP-848), 10 s here, so the group
+// must recover within twice that. SLUICE_LONG=1 runs the size with
+// the default 45 s timeouts. The figures are in BENCHMARKS.md.
+func TestFailoverAfterSIGKILL(t *testing.T) {
+	session := 10 * time.Second
+	records, perSecond := 30000, 1500.0
+	if longRun() {
+		session, records, perSecond = 45*time.Second, 300000, 3000
+	}
+	for _, tc := range []struct {
+		name, protocol string
+		static         bool // group.instance.id per process, and the killed one restarted at once
+	}{{"classic", "classic", false}, {"consumer", "consumer", false}, {"classic-static-restart", "classic", true}} {
+		protocol := tc.protocol
+		t.Run(tc.name, func(t *testing.T) {
+			props := "auto.commit.interval.ms: 200, heartbeat.interval.ms: 1000"
+			if protocol == "classic" {
+				props += fmt.Sprintf(", session.timeout.ms: %d", session.Milliseconds())
+			}
+			if tc.static {
+				props += ", group.instance.id: \"${FO_MEMBER}\""
+			}
+			c := startBroker(t, kfake.BrokerConfigs(map[string]string{"group.consumer.session.timeout.ms": fmt.Sprint(session.Milliseconds())}))
+			g := newFailoverGroup(t, failoverSpec{partitions: 12, records: records, perSecond: perSecond,
+				source: "group_protocol: " + protocol, props: props, limits: "limits: {max_in_flight_records: 5000}\nbatch: {max_records: 1000}"}, c.ListenAddrs())
+			g.feed(perSecond)
+			p1 := g.start("FO_MEMBER=p1")
+			g.start("FO_MEMBER=p2")
+			g.start("FO_MEMBER=p3")
+			eventually(t, 60*time.Second, "every partition consumed", func() bool {
+				got := committed(t, g.adm, g.group, "fo.in")
+				n := 0
+				for _, off := range got {
+					if off > 0 {
+						n++
+					}
+				}
+				return n == 12 && g.written() >= int64(records/5)
+			})
+			before := committed(t, g.adm, g.group, "fo.in")
+			killed := time.Now()
+			g.kill(p1)
+			if tc.static {
+				g.start("FO_MEMBER=p1") // the same pod, restarted
+			}
+			took := g.everyPartitionMovedPast(before, killed, 2*session+5*time.Second)
+			g.fedAll(300 * time.Second)
+			dups := g.duplicates(180 * time.Second)
+			t.Logf("%s, session timeout %s: failover %.1f s after SIGKILL, %d of %d records re-delivered",
+				tc.name, session, took.Seconds(), dups, records)
+		})
 	}
 }
