@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"time"
 )
 
 // Source produces records. Each Reader it opens is one member of the
@@ -58,6 +59,14 @@ type Assignment struct {
 // AssignmentReporter is implemented by readers that can tell what they own.
 type AssignmentReporter interface {
 	Assigned() []Assignment
+}
+
+// WaitReporter is implemented by readers that can own nothing for a while
+// (a group member while the group has more members than partitions, or
+// during a rebalance): WaitingSince is when it last had none, zero while
+// it owns some.
+type WaitReporter interface {
+	WaitingSince() time.Time
 }
 
 // LagReporter is implemented by readers that know their lag per partition.

@@ -2,10 +2,14 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -286,5 +290,69 @@ func TestFailoverAfterSIGKILL(t *testing.T) {
 			t.Logf("%s, session timeout %s: failover %.1f s after SIGKILL, %d of %d records re-delivered",
 				tc.name, session, took.Seconds(), dups, records)
 		})
+	}
+}
+
+// A member that owns no partition (more members than partitions, or a
+// join waiting for a dead member's session to end) looked idle in status
+// with nothing to say why: the API and `sluice status` say since when it
+// waits for partitions.
+func TestStatusShowsAConsumerWaitingForPartitions(t *testing.T) {
+	bin := buildSluice(t)
+	c := startBroker(t)
+	brokers := c.ListenAddrs()
+	createTopic(t, brokers, "wait.in", 1)
+	createTopic(t, brokers, "wait.out", 1)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	file := filepath.Join(t.TempDir(), "wait.yaml")
+	if err := os.WriteFile(file, []byte(fmt.Sprintf(`
+name: wait
+source:
+  kafka: {brokers: [%[1]s], topics: [wait.in], group: wait, consumers: 2}
+sink:
+  kafka: {brokers: [%[1]s], topic: wait.out}
+admin: {listen: "%[2]s"}
+`, brokers[0], addr)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startSluice(t, bin, file)
+	var d struct {
+		Consumers []struct {
+			ID           string     `json:"id"`
+			WaitingSince *time.Time `json:"waiting_for_partitions_since"`
+			Assigned     []any      `json:"assigned"`
+		} `json:"consumers"`
+	}
+	eventually(t, 30*time.Second, "one consumer owning the partition, the other waiting", func() bool {
+		resp, err := http.Get("http://" + addr + "/v1/pipelines/wait")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		if json.NewDecoder(resp.Body).Decode(&d) != nil || len(d.Consumers) != 2 {
+			return false
+		}
+		owning, waiting := 0, 0
+		for _, c := range d.Consumers {
+			if len(c.Assigned) > 0 && c.WaitingSince == nil {
+				owning++
+			}
+			if len(c.Assigned) == 0 && c.WaitingSince != nil {
+				waiting++
+			}
+		}
+		return owning == 1 && waiting == 1
+	})
+	out, err := exec.Command(bin, "status", "--admin", addr, "wait").CombinedOutput()
+	if err != nil {
+		t.Fatalf("sluice status: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "waiting for partitions since ") || !strings.Contains(string(out), "wait.in[0]") {
+		t.Fatalf("sluice status does not show the waiting consumer next to the owning one:\n%s", out)
 	}
 }

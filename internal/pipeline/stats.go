@@ -103,9 +103,11 @@ type Status struct {
 
 // ConsumerStatus is one consumer's view.
 type ConsumerStatus struct {
-	ID       string                     `json:"id"`
-	Assigned []connector.Assignment     `json:"assigned"`
-	Lag      map[string]map[int32]int64 `json:"lag,omitempty"`
+	ID       string                 `json:"id"`
+	Assigned []connector.Assignment `json:"assigned"`
+	// WaitingSince: the consumer owns no partition, since then.
+	WaitingSince *time.Time                 `json:"waiting_for_partitions_since,omitempty"`
+	Lag          map[string]map[int32]int64 `json:"lag,omitempty"`
 }
 
 // Status returns a snapshot.
@@ -123,6 +125,11 @@ func (p *Pipeline) Status() Status {
 		cst := ConsumerStatus{ID: c.id}
 		if ar, ok := c.reader.(connector.AssignmentReporter); ok {
 			cst.Assigned = ar.Assigned()
+		}
+		if wr, ok := c.reader.(connector.WaitReporter); ok {
+			if since := wr.WaitingSince(); !since.IsZero() {
+				cst.WaitingSince = &since
+			}
 		}
 		if lr, ok := c.reader.(connector.LagReporter); ok {
 			cst.Lag = lr.Lag()

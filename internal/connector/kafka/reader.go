@@ -59,6 +59,7 @@ type reader struct {
 	// since the last commit was taken, Ack asks the commit loop, through
 	// commitNow, to commit at once instead of at its next tick.
 	commitEvery      int
+	waitingSince     time.Time // guarded by mu: owning nothing since; zero while owning some
 	ackedSinceCommit int
 	commitNow        chan struct{} // capacity 1
 
@@ -436,6 +437,7 @@ func (r *reader) onAssigned(_ context.Context, _ *kgo.Client, assigned map[strin
 			r.parts[topicPartition{topic, p}] = t
 		}
 	}
+	r.waitingSince = time.Time{}
 	r.mu.Unlock()
 	r.log.Info("partitions assigned", "partitions", describe(assigned))
 }
@@ -525,6 +527,9 @@ func (r *reader) retire(parts map[string][]int32) map[topicPartition]*partitionT
 			}
 		}
 	}
+	if len(r.parts) == 0 && len(gone) > 0 {
+		r.waitingSince = time.Now()
+	}
 	// Retire after the commit position is read by the caller: commit()
 	// reads retired trackers only when passed them explicitly.
 	for _, t := range gone {
@@ -589,6 +594,16 @@ func (r *reader) Assigned() []connector.Assignment {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Topic < out[j].Topic })
 	return out
+}
+
+// WaitingSince is when this member last owned no partition (it joined
+// then, or lost or gave up its last one), zero while it owns some: a
+// member of a group with more members than partitions waits, and so does
+// one whose join waits for a dead member's session to end.
+func (r *reader) WaitingSince() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.waitingSince
 }
 
 // Lag is records between each partition's high watermark and the

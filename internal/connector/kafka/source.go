@@ -121,6 +121,7 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 		classic:       cfg.GroupProtocol != "consumer",
 		commitEvery:   props.CommitEveryRecords,
 		commitNow:     make(chan struct{}, 1),
+		waitingSince:  time.Now(),
 	}
 	if r.commitEvery == 0 {
 		r.commitEvery = DefaultCommitEveryRecords
