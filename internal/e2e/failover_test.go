@@ -251,7 +251,7 @@ func TestFailoverAfterSIGKILL(t *testing.T) {
 	for _, tc := range []struct {
 		name, protocol string
 		static         bool // group.instance.id per process, and the killed one restarted at once
-	}{{"classic", "classic", false}, {"consumer", "consumer", false}, {"classic-static-restart", "classic", true}} {
+	}{{"classic", "classic", false}, {"consumer", "consumer", false}, {"classic-static-restart", "classic", true}, {"consumer-static-restart", "consumer", true}} {
 		protocol := tc.protocol
 		t.Run(tc.name, func(t *testing.T) {
 			props := "auto.commit.interval.ms: 200, heartbeat.interval.ms: 1000"
