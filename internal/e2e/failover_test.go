@@ -356,3 +356,42 @@ admin: {listen: "%[2]s"}
 		t.Fatalf("sluice status does not show the waiting consumer next to the owning one:\n%s", out)
 	}
 }
+
+// Killing the group leader (the first process started) while a rebalance
+// waits for another dead member, with small limits, hung the group on the
+// embedded broker for minutes (issue 18: survivors logged
+// UNKNOWN_MEMBER_ID, partitions lost, i/o timeouts). The group must
+// recover: everything fed is committed within twice the session timeout
+// after the last kill plus the time to drain, and nothing is lost.
+func TestGroupRecoversWhenTheLeaderIsKilledDuringAStalledRebalance(t *testing.T) {
+	session := 10 * time.Second
+	spec := failoverSpec{partitions: 12, records: 60000, perSecond: 3000,
+		props:  fmt.Sprintf("session.timeout.ms: %d, heartbeat.interval.ms: 1000", session.Milliseconds()),
+		limits: "limits: {max_in_flight_records: 5000}\nbatch: {max_records: 1000}"}
+	if longRun() {
+		session = 45 * time.Second
+		spec.records, spec.perSecond, spec.props = 300000, 3000, "heartbeat.interval.ms: 3000"
+	}
+	c := startBroker(t, kfake.DefaultNumPartitions(6))
+	g := newFailoverGroup(t, spec, c.ListenAddrs())
+	g.feed(spec.perSecond)
+	leader := g.start()
+	eventually(t, 30*time.Second, "the first process consuming", func() bool { return g.written() > 0 })
+	p2 := g.start()
+	g.start()
+	eventually(t, 60*time.Second, "a fifth written", func() bool { return g.written() >= int64(spec.records/5) })
+	g.kill(p2)
+	g.start() // the join waits for p2 until its session ends
+	eventually(t, 30*time.Second, "the group rebalancing", func() bool {
+		s := g.state()
+		return s == "PreparingRebalance" || s == "CompletingRebalance"
+	})
+	time.Sleep(session / 2) // into the stall: the scenario, not a synchronisation
+	g.kill(leader)
+	killed := time.Now()
+	g.fedAll(300 * time.Second)
+	waitCommittedToEnd(t, g.adm, g.group, "fo.in", 2*session+120*time.Second)
+	t.Logf("all committed %.1f s after the leader was killed", time.Since(killed).Seconds())
+	dups := g.duplicates(120 * time.Second)
+	t.Logf("%d records, %d re-delivered", spec.records, dups)
+}

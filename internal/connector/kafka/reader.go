@@ -239,6 +239,7 @@ func (r *reader) commitLoop(interval time.Duration) {
 	defer close(r.loopDone)
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	waiting := false // the last commit was refused by a rebalance under way
 	for {
 		select {
 		case <-r.stopped:
@@ -247,11 +248,24 @@ func (r *reader) commitLoop(interval time.Duration) {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := r.commit(ctx, nil); err != nil {
+		err := r.commit(ctx, nil)
+		cancel()
+		switch {
+		case err == nil:
+			waiting = false
+		case errors.Is(err, kerr.RebalanceInProgress) || errors.Is(err, kerr.IllegalGeneration):
+			// Between JoinGroup and SyncGroup the group takes no
+			// commits; a group waiting for a dead leader's SyncGroup
+			// stays so until its session ends. Said once, retried on
+			// every tick.
+			if !waiting {
+				r.log.Warn("offsets wait for the rebalance to complete", "err", err)
+				waiting = true
+			}
+		default:
 			r.log.Warn("committing offsets", "err", err)
 			metrics.Errors.WithLabelValues(r.pipeline, "commit").Inc()
 		}
-		cancel()
 	}
 }
 
@@ -365,7 +379,7 @@ func (r *reader) commitInGeneration(ctx context.Context, offsets map[string]map[
 		if err == nil {
 			err = commitResponseError(resp)
 		}
-		if err == nil || attempt >= 10 || !(errors.Is(err, kerr.RebalanceInProgress) || errors.Is(err, kerr.IllegalGeneration)) {
+		if err == nil || attempt >= 3 || !(errors.Is(err, kerr.RebalanceInProgress) || errors.Is(err, kerr.IllegalGeneration)) {
 			return err
 		}
 		select {
