@@ -110,3 +110,5 @@ replace google.golang.org/genproto => google.golang.org/genproto v0.0.0-20250303
 replace google.golang.org/genproto/googleapis/rpc => google.golang.org/genproto/googleapis/rpc v0.0.0-20251022142026-3a174f9686a8
 
 replace google.golang.org/genproto/googleapis/api => google.golang.org/genproto/googleapis/api v0.0.0-20251022142026-3a174f9686a8
+
+replace github.com/twmb/franz-go/pkg/kfake => ./third_party/kfake

@@ -199,7 +199,11 @@ func printDetail(w io.Writer, d admin.Detail) {
 				lag += l
 			}
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", c.ID, strings.Join(parts, " "), count(lag))
+		owned := strings.Join(parts, " ")
+		if c.WaitingSince != nil && len(parts) == 0 {
+			owned = fmt.Sprintf("waiting for partitions since %s (%s)", c.WaitingSince.Local().Format("15:04:05"), time.Since(*c.WaitingSince).Round(time.Second))
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", c.ID, owned, count(lag))
 	}
 	tw.Flush()
 	if d.Properties != nil {

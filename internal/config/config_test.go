@@ -54,7 +54,7 @@ sink:
 		{"missing and bad values together", `
 name: "bad name!"
 source:
-  kafka: {topics: [t], consumers: -1, start_from: middle}
+  kafka: {topics: [t], consumers: -1, start_from: middle, group_protocol: next}
 sink:
   kafka: {brokers: [b:9092], topic: o, acks: two}
 on_error: ignore
@@ -64,19 +64,21 @@ on_error: ignore
 			"source.kafka.group: is required",
 			"source.kafka.consumers: must be between 1 and 256",
 			`source.kafka.start_from: "middle" is not one of earliest, latest`,
+			`source.kafka.group_protocol: "next" is not one of classic, consumer`,
 			`sink.kafka.acks: "two" is not one of all, 1, 0, -1`,
 			`on_error: "ignore" is not one of dlq, fail, skip`,
 		}},
 		{"bad consumer properties", `
 name: x
 source:
-  kafka: {brokers: [b:9092], topics: [t], group: g, properties: {max.pol.records: 5, fetch.min.bytes: lots, partition.assignment.strategy: fair}}
+  kafka: {brokers: [b:9092], topics: [t], group: g, properties: {max.pol.records: 5, fetch.min.bytes: lots, partition.assignment.strategy: fair, commit.every.records: "-5"}}
 sink:
   file: {path: out.jsonl}
 `, []string{
 			"source.kafka.properties.max.pol.records: unknown consumer property",
 			`source.kafka.properties.fetch.min.bytes: "lots" is not a whole number`,
 			`source.kafka.properties.partition.assignment.strategy: "fair" is not an assignment strategy`,
+			`source.kafka.properties.commit.every.records: -5 is out of range`,
 		}},
 		{"two sinks", `
 name: x

@@ -42,6 +42,10 @@ type KafkaSource struct {
 	Consumers  int      `yaml:"consumers"`  // group members in this process; default 1
 	StartFrom  string   `yaml:"start_from"` // earliest (default) | latest
 	Isolation  string   `yaml:"isolation"`  // read_uncommitted (default) | read_committed
+	// GroupProtocol is the consumer group protocol: classic (JoinGroup /
+	// SyncGroup, cooperative-sticky by default) or consumer (KIP-848, the
+	// broker assigns; Kafka 4.0+). Kafka's group.protocol.
+	GroupProtocol string `yaml:"group_protocol"`
 	// Properties are Kafka consumer properties by their usual names
 	// (max.poll.records, fetch.min.bytes, ...); see internal/connector/kafka.
 	Properties map[string]any `yaml:"properties"`
@@ -89,6 +93,10 @@ type SASL struct {
 	Scopes          []string `yaml:"scopes"`
 }
 
+// DefaultGroupProtocol is source.kafka.group_protocol when unset; see
+// BENCHMARKS.md (failover) for why.
+const DefaultGroupProtocol = "classic"
+
 func (s *Source) applyDefaults() {
 	if k := s.Kafka; k != nil {
 		if k.Consumers == consumersUnset {
@@ -99,6 +107,9 @@ func (s *Source) applyDefaults() {
 		}
 		if k.Isolation == "" {
 			k.Isolation = "read_uncommitted"
+		}
+		if k.GroupProtocol == "" {
+			k.GroupProtocol = DefaultGroupProtocol
 		}
 	}
 	if s.PubSub != nil {
@@ -144,6 +155,7 @@ func (k *KafkaSource) validate(v *validator) {
 	}
 	v.oneOf("start_from", k.StartFrom, "earliest", "latest")
 	v.oneOf("isolation", k.Isolation, "read_uncommitted", "read_committed")
+	v.oneOf("group_protocol", k.GroupProtocol, "classic", "consumer")
 	for _, p := range ValidateConsumerProperties(k.Properties) {
 		v.add("properties."+p.Name, p.Problem)
 	}

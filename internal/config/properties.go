@@ -21,6 +21,7 @@ type ConsumerProperties struct {
 	HeartbeatInterval      time.Duration // heartbeat.interval.ms; default 3000
 	RebalanceTimeout       time.Duration // rebalance.timeout.ms (max.poll.interval.ms); default 60000
 	AutoCommitInterval     time.Duration // auto.commit.interval.ms; default 1000 (Sluice commits acked offsets this often)
+	CommitEveryRecords     int           // commit.every.records (Sluice's): also commit once this many records were acked; default 10000
 	AssignmentStrategy     []string      // partition.assignment.strategy; default cooperative-sticky
 	ClientID               string        // client.id; default sluice
 	GroupInstanceID        string        // group.instance.id; static membership (each consumer appends its name)
@@ -45,6 +46,7 @@ var consumerProps = map[string]propSpec{
 	"rebalance.timeout.ms":          {"ms", func(p *ConsumerProperties, v any) { p.RebalanceTimeout = v.(time.Duration) }},
 	"max.poll.interval.ms":          {"ms", func(p *ConsumerProperties, v any) { p.RebalanceTimeout = v.(time.Duration) }},
 	"auto.commit.interval.ms":       {"ms", func(p *ConsumerProperties, v any) { p.AutoCommitInterval = v.(time.Duration) }},
+	"commit.every.records":          {"int", func(p *ConsumerProperties, v any) { p.CommitEveryRecords = int(v.(int64)) }},
 	"partition.assignment.strategy": {"list", func(p *ConsumerProperties, v any) { p.AssignmentStrategy = v.([]string) }},
 	"client.id":                     {"string", func(p *ConsumerProperties, v any) { p.ClientID = v.(string) }},
 	"group.instance.id":             {"string", func(p *ConsumerProperties, v any) { p.GroupInstanceID = v.(string) }},

@@ -68,6 +68,14 @@ type Warner interface {
 	Warnings() []string
 }
 
+// WaitReporter is implemented by readers that can own nothing for a while
+// (a group member while the group has more members than partitions, or
+// during a rebalance): WaitingSince is when it last had none, zero while
+// it owns some.
+type WaitReporter interface {
+	WaitingSince() time.Time
+}
+
 // LagReporter is implemented by readers that know their lag per partition.
 type LagReporter interface {
 	Lag() map[string]map[int32]int64

@@ -116,9 +116,11 @@ type Status struct {
 
 // ConsumerStatus is one consumer's view.
 type ConsumerStatus struct {
-	ID       string                     `json:"id"`
-	Assigned []connector.Assignment     `json:"assigned"`
-	Lag      map[string]map[int32]int64 `json:"lag,omitempty"`
+	ID       string                 `json:"id"`
+	Assigned []connector.Assignment `json:"assigned"`
+	// WaitingSince: the consumer owns no partition, since then.
+	WaitingSince *time.Time                 `json:"waiting_for_partitions_since,omitempty"`
+	Lag          map[string]map[int32]int64 `json:"lag,omitempty"`
 	// Warnings: what keeps the consumer from reading that is not an
 	// error (a source topic that does not exist yet).
 	Warnings []string `json:"warnings,omitempty"`
@@ -143,6 +145,11 @@ func (p *Pipeline) Status() Status {
 		if w, ok := c.reader.(connector.Warner); ok {
 			cst.Warnings = w.Warnings()
 			st.Degraded = st.Degraded || len(cst.Warnings) > 0
+		}
+		if wr, ok := c.reader.(connector.WaitReporter); ok {
+			if since := wr.WaitingSince(); !since.IsZero() {
+				cst.WaitingSince = &since
+			}
 		}
 		if lr, ok := c.reader.(connector.LagReporter); ok {
 			cst.Lag = lr.Lag()

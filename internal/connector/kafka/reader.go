@@ -34,6 +34,9 @@ type reader struct {
 	group      string
 	instanceID *string // group.instance.id, if set
 	maxPoll    int
+	// classic: the classic group protocol (JoinGroup/SyncGroup), whose
+	// commits go through commitInGeneration.
+	classic bool
 
 	// offsets, when set (exactly-once into a database), is where the sink
 	// keeps the positions to resume from; see adjustOffsets.
@@ -56,8 +59,17 @@ type reader struct {
 	// afterwards no longer sees them, so it can never commit for a
 	// partition that has moved to another member.
 	commitMu sync.Mutex
-	mu       sync.Mutex // guards parts and every tracker
+	mu       sync.Mutex // guards parts, every tracker and ackedSinceCommit
 	parts    map[topicPartition]*partitionTracker
+
+	// commitEvery (commit.every.records) bounds what a crash re-delivers
+	// beyond the records in flight: once that many records were acked
+	// since the last commit was taken, Ack asks the commit loop, through
+	// commitNow, to commit at once instead of at its next tick.
+	commitEvery      int
+	waitingSince     time.Time // guarded by mu: owning nothing since; zero while owning some
+	ackedSinceCommit int
+	commitNow        chan struct{} // capacity 1
 
 	stopOnce  sync.Once
 	stopped   chan struct{} // closed by Close: the engine reads and acks no more
@@ -249,23 +261,45 @@ func (r *reader) Ack(records []*connector.Record) {
 	if cur != nil {
 		cur.ack(n)
 	}
+	r.ackedSinceCommit += len(records)
+	if r.commitEvery > 0 && r.ackedSinceCommit >= r.commitEvery {
+		select {
+		case r.commitNow <- struct{}{}:
+		default: // already asked
+		}
+	}
 }
 
 func (r *reader) commitLoop(interval time.Duration) {
 	defer close(r.loopDone)
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	waiting := false // the last commit was refused by a rebalance under way
 	for {
 		select {
 		case <-r.stopped:
 			return
+		case <-r.commitNow:
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			if err := r.commit(ctx, nil); err != nil {
-				r.log.Warn("committing offsets", "err", err)
-				metrics.Errors.WithLabelValues(r.pipeline, "commit").Inc()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := r.commit(ctx, nil)
+		cancel()
+		switch {
+		case err == nil:
+			waiting = false
+		case errors.Is(err, kerr.RebalanceInProgress) || errors.Is(err, kerr.IllegalGeneration):
+			// Between JoinGroup and SyncGroup the group takes no
+			// commits; a group waiting for a dead leader's SyncGroup
+			// stays so until its session ends. Said once, retried on
+			// every tick.
+			if !waiting {
+				r.log.Warn("offsets wait for the rebalance to complete", "err", err)
+				waiting = true
 			}
-			cancel()
+		default:
+			r.log.Warn("committing offsets", "err", err)
+			metrics.Errors.WithLabelValues(r.pipeline, "commit").Inc()
 		}
 	}
 }
@@ -284,6 +318,8 @@ func (r *reader) commit(ctx context.Context, only map[topicPartition]*partitionT
 	src := r.parts
 	if only != nil {
 		src = only
+	} else {
+		r.ackedSinceCommit = 0
 	}
 	for _, t := range src {
 		if only == nil && t.retired {
@@ -305,19 +341,17 @@ func (r *reader) commit(ctx context.Context, only map[topicPartition]*partitionT
 	}
 	start := time.Now()
 	var commitErr error
-	r.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-		if err != nil {
-			commitErr = err
-			return
-		}
-		for _, t := range resp.Topics {
-			for _, p := range t.Partitions {
-				if perr := kerr.ErrorForCode(p.ErrorCode); perr != nil && commitErr == nil {
-					commitErr = errors.New(t.Topic + "/" + strconv.Itoa(int(p.Partition)) + ": " + perr.Error())
-				}
+	if r.classic {
+		commitErr = r.commitInGeneration(ctx, offsets)
+	} else {
+		r.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			if err != nil {
+				commitErr = err
+				return
 			}
-		}
-	})
+			commitErr = commitResponseError(resp)
+		})
+	}
 	metrics.CommitSeconds.WithLabelValues(r.pipeline).Observe(time.Since(start).Seconds())
 	if commitErr != nil {
 		return commitErr
@@ -329,6 +363,114 @@ func (r *reader) commit(ctx context.Context, only map[topicPartition]*partitionT
 		}
 	}
 	r.mu.Unlock()
+	return nil
+}
+
+// commitInGeneration sends the OffsetCommit itself, under the member id and
+// generation the client holds now, instead of through CommitOffsetsSync.
+// franz-go blocks every commit from JoinGroup until SyncGroup returns (to
+// avoid REBALANCE_IN_PROGRESS), and a join waits for every member, a dead
+// one until its session times out (45 s by default): survivors kept
+// writing and could commit nothing for that long (issue 18). A classic
+// group in PreparingRebalance accepts commits from its members under the
+// current generation, and cooperative-sticky keeps the partitions a
+// survivor still owns, so the committed position of those keeps moving.
+// The few answers that only mean "a new generation is being formed"
+// (REBALANCE_IN_PROGRESS between join and sync, ILLEGAL_GENERATION just
+// after) are retried briefly with the generation reloaded; the commit
+// loop tries again on its next tick anyway. Partitions given away are
+// never in offsets: commit reads only trackers not retired, and
+// onRevoked retires before its own final commit.
+func (r *reader) commitInGeneration(ctx context.Context, offsets map[string]map[int32]kgo.EpochOffset) error {
+	for attempt := 0; ; attempt++ {
+		member, generation := r.cl.GroupMetadata()
+		if member == "" {
+			return errors.New("not a member of the group yet")
+		}
+		req := kmsg.NewPtrOffsetCommitRequest()
+		req.Group = r.group
+		req.MemberID = member
+		req.Generation = generation
+		req.InstanceID = r.instanceID
+		ids, err := r.topicIDs(ctx, offsets)
+		if err != nil {
+			return err
+		}
+		for topic, ps := range offsets {
+			rt := kmsg.NewOffsetCommitRequestTopic()
+			rt.Topic = topic
+			rt.TopicID = ids[topic] // OffsetCommit v10+ names topics by id
+			for p, eo := range ps {
+				rp := kmsg.NewOffsetCommitRequestTopicPartition()
+				rp.Partition = p
+				rp.Offset = eo.Offset
+				rp.LeaderEpoch = eo.Epoch
+				rp.Metadata = &req.MemberID
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			req.Topics = append(req.Topics, rt)
+		}
+		resp, err := req.RequestWith(ctx, r.cl)
+		if err == nil {
+			err = commitResponseError(resp)
+		}
+		if err == nil || attempt >= 3 || !(errors.Is(err, kerr.RebalanceInProgress) || errors.Is(err, kerr.IllegalGeneration)) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// topicIDs looks up the ids of the topics in offsets, from metadata the
+// client fetched in the last minute when it has it. A broker without topic
+// ids answers zero ids, and the client then speaks an OffsetCommit version
+// that names topics.
+func (r *reader) topicIDs(ctx context.Context, offsets map[string]map[int32]kgo.EpochOffset) (map[string][16]byte, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	for topic := range offsets {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(topic)
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := r.cl.RequestCachedMetadata(ctx, req, time.Minute)
+	if err != nil {
+		return nil, fmt.Errorf("looking up topic ids: %w", err)
+	}
+	ids := make(map[string][16]byte, len(resp.Topics))
+	for _, t := range resp.Topics {
+		if t.Topic != nil {
+			ids[*t.Topic] = t.TopicID
+		}
+	}
+	return ids, nil
+}
+
+// commitPartitionError is a partition's error in an OffsetCommit answer.
+type commitPartitionError struct {
+	topic     string
+	partition int32
+	err       error
+}
+
+func (e *commitPartitionError) Error() string {
+	return e.topic + "/" + strconv.Itoa(int(e.partition)) + ": " + e.err.Error()
+}
+
+func (e *commitPartitionError) Unwrap() error { return e.err }
+
+// commitResponseError is the first partition error of an answer, or nil.
+func commitResponseError(resp *kmsg.OffsetCommitResponse) error {
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if perr := kerr.ErrorForCode(p.ErrorCode); perr != nil {
+				return &commitPartitionError{t.Topic, p.Partition, perr}
+			}
+		}
+	}
 	return nil
 }
 
@@ -344,6 +486,7 @@ func (r *reader) onAssigned(_ context.Context, _ *kgo.Client, assigned map[strin
 			r.parts[topicPartition{topic, p}] = t
 		}
 	}
+	r.waitingSince = time.Time{}
 	r.mu.Unlock()
 	r.log.Info("partitions assigned", "partitions", describe(assigned))
 }
@@ -433,6 +576,9 @@ func (r *reader) retire(parts map[string][]int32) map[topicPartition]*partitionT
 			}
 		}
 	}
+	if len(r.parts) == 0 && len(gone) > 0 {
+		r.waitingSince = time.Now()
+	}
 	// Retire after the commit position is read by the caller: commit()
 	// reads retired trackers only when passed them explicitly.
 	for _, t := range gone {
@@ -500,6 +646,16 @@ func (r *reader) Assigned() []connector.Assignment {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Topic < out[j].Topic })
 	return out
+}
+
+// WaitingSince is when this member last owned no partition (it joined
+// then, or lost or gave up its last one), zero while it owns some: a
+// member of a group with more members than partitions waits, and so does
+// one whose join waits for a dead member's session to end.
+func (r *reader) WaitingSince() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.waitingSince
 }
 
 func describe(m map[string][]int32) string {

@@ -120,6 +120,13 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 		offsets:       s.offsets,
 		clientSet:     make(chan struct{}),
 		stopped:       make(chan struct{}),
+		classic:       cfg.GroupProtocol != "consumer",
+		commitEvery:   props.CommitEveryRecords,
+		commitNow:     make(chan struct{}, 1),
+		waitingSince:  time.Now(),
+	}
+	if r.commitEvery == 0 {
+		r.commitEvery = DefaultCommitEveryRecords
 	}
 	if id := InstanceID(props.GroupInstanceID, member); id != "" {
 		r.instanceID = &id
@@ -162,6 +169,10 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 	}
 	return r, nil
 }
+
+// DefaultCommitEveryRecords is commit.every.records when unset: a commit
+// at least after every default batch (batch.max_records).
+const DefaultCommitEveryRecords = 10000
 
 // warnMissing logs that topic does not exist, at most once per
 // missingEvery whichever reader noticed.
@@ -246,6 +257,17 @@ func (s *Source) clientOptions(cfg config.KafkaSource, p config.ConsumerProperti
 				balancers = append(balancers, kgo.RoundRobinBalancer())
 			}
 		}
+	}
+	if cfg.GroupProtocol == "consumer" {
+		// KIP-848: the broker assigns, with its range or uniform (sticky)
+		// assignor; franz-go asks for it only with one of these two
+		// balancers first. A broker without KIP-848 (before Kafka 4.0)
+		// makes the client fall back to the classic protocol with them.
+		balancers = []kgo.GroupBalancer{kgo.StickyBalancer()}
+		if len(p.AssignmentStrategy) > 0 && p.AssignmentStrategy[0] == "range" {
+			balancers = []kgo.GroupBalancer{kgo.RangeBalancer()}
+		}
+		opts = append(opts, kgo.ServerSideBalancer())
 	}
 	opts = append(opts, kgo.Balancers(balancers...))
 	if p.FetchMinBytes > 0 {

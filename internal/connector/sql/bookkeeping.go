@@ -71,11 +71,17 @@ func (b *bookkeeping) setup(ctx context.Context, db database, staging string, wi
 		return err
 	}
 	defer tx.rollback(context.WithoutCancel(ctx))
+	release, err := lockDDL(ctx, tx, b.d)
+	if err != nil {
+		return err
+	}
+	defer release()
 	for _, s := range b.ddl(withMerge) {
 		if err := tx.exec(ctx, s); err != nil {
 			return fmt.Errorf("creating the sink's bookkeeping tables: %w", err)
 		}
 	}
+	release()
 	if withMerge {
 		if err := tx.exec(ctx, b.d.insertIgnore(b.state, "pipeline, staging_table, batch", "(?, ?, 1)", "pipeline"), b.pipeline, staging); err != nil {
 			return err

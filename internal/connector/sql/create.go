@@ -345,12 +345,77 @@ func execDDL(ctx context.Context, db database, stmts ...string) error {
 		return err
 	}
 	defer tx.rollback(context.WithoutCancel(ctx))
+	release, err := lockDDL(ctx, tx, db.dialect())
+	if err != nil {
+		return err
+	}
+	defer release()
 	for _, stmt := range stmts {
 		if err := tx.exec(ctx, stmt); err != nil {
 			return err
 		}
 	}
+	release()
 	return tx.commit(ctx)
+}
+
+// ddlLockName is the database lock that serialises Sluice's DDL: tables
+// created from the first record (create_table), columns added for new
+// fields (add_columns) and the bookkeeping tables. Two processes starting
+// at once otherwise both run CREATE TABLE IF NOT EXISTS, and PostgreSQL
+// refuses the second with "duplicate key value violates unique constraint
+// pg_type_typname_nsp_index" or "relation already exists" (its IF NOT
+// EXISTS check is not atomic with the creation). It is the merges' kind of
+// lock (a PostgreSQL advisory lock, a MySQL named lock), but one per
+// database rather than per pipeline: two pipelines may create the same
+// table, and DDL must not wait for a merge.
+const ddlLockName = "sluice.ddl"
+
+// ddlLockWait bounds how long DDL waits for another process's DDL.
+const ddlLockWait = 60
+
+// lockDDL takes the DDL lock in tx and returns what releases it, which
+// the caller runs once the DDL is done and before tx ends (it runs only
+// once; a deferred call after that does nothing). PostgreSQL's transaction-scoped advisory lock is
+// released by the commit or rollback itself; MySQL's named lock belongs to
+// the connection, so release gives it back before the connection returns
+// to the pool (MySQL commits DDL at once, so nothing waits for the
+// transaction's end). SQLite's DDL is transactional and its writers
+// serialised already.
+func lockDDL(ctx context.Context, tx txn, d *dialect) (release func(), err error) {
+	switch d.name {
+	case "postgres":
+		if err := tx.exec(ctx, "SELECT pg_advisory_xact_lock(?)", lockKeyOf(ddlLockName)); err != nil {
+			return nil, fmt.Errorf("taking the DDL lock: %w", err)
+		}
+	case "mysql":
+		rows, err := tx.query(ctx, "SELECT GET_LOCK(?, ?)", ddlLockName, ddlLockWait)
+		if err != nil {
+			return nil, fmt.Errorf("taking the DDL lock: %w", err)
+		}
+		var got *int64
+		if rows.Next() {
+			err = rows.Scan(&got)
+		}
+		rows.Close()
+		if err == nil {
+			err = rows.Err()
+		}
+		if err == nil && (got == nil || *got != 1) {
+			err = fmt.Errorf("another process held it for %d s", ddlLockWait)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("taking the DDL lock %s: %w", ddlLockName, err)
+		}
+		released := false
+		return func() {
+			if !released {
+				released = true
+				_ = tx.exec(context.WithoutCancel(ctx), "DO RELEASE_LOCK(?)", ddlLockName)
+			}
+		}, nil
+	}
+	return func() {}, nil
 }
 
 func shapeColumns(rec *connector.Record, cfg *config.SQLSink, withBatch bool, log *slog.Logger) []newColumn {
