@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -91,10 +92,6 @@ func (r *retrying) snapshot() []RetryStatus {
 	for o := range r.ops {
 		out = append(out, RetryStatus{What: o.what, Since: o.since, Attempts: o.attempt, LastError: o.last.Error()})
 	}
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j].Since.Before(out[j-1].Since); j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
+	slices.SortFunc(out, func(a, b RetryStatus) int { return a.Since.Compare(b.Since) })
 	return out
 }
