@@ -37,8 +37,11 @@ type BrokerSample struct {
 	// IngressBytes and EgressBytes are record bytes per second produced
 	// to and fetched from the broker.
 	IngressBytes, EgressBytes float64
-	// Connections is the number of open client connections.
-	Connections float64
+	// Connections is the number of open client connections;
+	// ConnectionsUnknown says the source does not count them (Cloud
+	// Monitoring), so 0 is not a figure.
+	Connections        float64
+	ConnectionsUnknown bool
 	// Requests is requests per second by request type (Produce, Fetch,
 	// Metadata, ...), RequestsTotal their sum.
 	Requests      map[string]float64
@@ -62,8 +65,9 @@ type BrokerSample struct {
 // summed, the load is the busiest broker's, which is what limits the
 // cluster.
 func TotalBrokers(bs []BrokerSample) BrokerSample {
-	t := BrokerSample{Broker: "total", Requests: map[string]float64{}, HasRate: len(bs) > 0}
+	t := BrokerSample{Broker: "total", Requests: map[string]float64{}, HasRate: len(bs) > 0, ConnectionsUnknown: len(bs) > 0}
 	for _, b := range bs {
+		t.ConnectionsUnknown = t.ConnectionsUnknown && b.ConnectionsUnknown
 		t.IngressBytes += b.IngressBytes
 		t.EgressBytes += b.EgressBytes
 		t.Connections += b.Connections
