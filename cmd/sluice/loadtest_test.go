@@ -221,7 +221,8 @@ func TestClusterAndTopicDescribeShowBrokersAndISR(t *testing.T) {
 }
 
 // --command-config reads a Kafka client.properties file: brokers, SASL from
-// sasl.jaas.config, and the producer settings loadtest takes (flags win).
+// sasl.jaas.config, and the producer settings loadtest takes (flags win),
+// in topics, loadtest, tail, monitor and cluster.
 func TestKafkaCommandsReadClientProperties(t *testing.T) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-256", "ops", "s3cret"))
 	if err != nil {
@@ -257,6 +258,12 @@ linger.ms=10
 	out, _, err = runCLI(t, "tail", "props", "--command-config", props, "--from", "earliest", "--until-end", "--registry-url", "")
 	if err != nil || len(strings.Split(strings.TrimSpace(out), "\n")) != 100 {
 		t.Errorf("tail: %v, %d lines", err, len(strings.Split(strings.TrimSpace(out), "\n")))
+	}
+	// monitor authenticates with the file's SASL settings too: it sees
+	// the topic's 100 records and no error.
+	out, _, err = runCLI(t, "monitor", "--command-config", props, "--topics", "props", "--interval", "200ms", "--duration", "700ms")
+	if err != nil || !strings.Contains(out, "props rec/s") || strings.Contains(out, "error") {
+		t.Errorf("monitor: %v\n%s", err, out)
 	}
 	if out, _, err := runCLI(t, "cluster", "describe", "--command-config", props); err != nil || !strings.Contains(out, "1 brokers") || strings.Contains(out, "s3cret") {
 		t.Errorf("cluster describe: %v\n%s", err, out)
