@@ -329,3 +329,22 @@ func startKfake(t *testing.T) []string {
 	t.Cleanup(c.Close)
 	return c.ListenAddrs()
 }
+
+// monitor names what is wrong with a Google Managed Kafka source or a
+// limit before it connects to anything.
+func TestMonitorRefusesHalfAGCPSourceAndABadLimit(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--gcp-project", "shop-prod"}, "--gcp-project and --cluster: give both"},
+		{[]string{"--gcp-project", "shop-prod", "--cluster", "orders", "--metrics-url", "http://127.0.0.1:9308/metrics"}, "--metrics-url: give it or --gcp-project, not both"},
+		{[]string{"--limit", "ingress=50MB"}, "--limit: ingress: \"50MB\" is not a positive number"},
+		{[]string{"--limit", "lag=5"}, "FIGURE one of ingress, egress, connections, requests, load"},
+	} {
+		_, _, err := runCLI(t, append([]string{"monitor", "--brokers", "127.0.0.1:1", "--duration", "1s"}, tc.args...)...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
