@@ -84,33 +84,44 @@ func ConnectionStudy(ctx context.Context, o ProduceOptions, connections []int, m
 		done := make(chan struct{})
 		var samples []MonitorSample
 		var monErr error
-		started := make(chan struct{})
+		// sampled is told of every sample the monitor takes.
+		sampled := make(chan struct{}, 1)
 		m := mon
 		m.OnSample = func(MonitorSample) {
 			select {
-			case <-started:
+			case sampled <- struct{}{}:
 			default:
-				close(started)
 			}
 		}
 		go func() {
 			defer close(done)
 			samples, monErr = Monitor(monCtx, m)
 		}()
+		// waitSamples waits for n samples taken from now on, so that what
+		// happened before now is in the rates, however slow the machine.
+		waitSamples := func(n int) {
+			select {
+			case <-sampled:
+			default:
+			}
+			for range n {
+				select {
+				case <-sampled:
+				case <-done:
+					return
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
 		// The load starts once the monitor has its first reading, which
 		// the rates of the second one are taken against.
-		select {
-		case <-started:
-		case <-done:
-		case <-ctx.Done():
-		}
+		waitSamples(1)
 		res, err := Produce(ctx, run)
 		if err == nil {
-			// One more interval, so the last second of load is counted.
-			select {
-			case <-time.After(mon.Interval + mon.Interval/2):
-			case <-ctx.Done():
-			}
+			// The sample under way may have begun before the last
+			// records; the one after it has them all.
+			waitSamples(2)
 		}
 		stopMonitor()
 		<-done
