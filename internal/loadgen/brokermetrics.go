@@ -391,14 +391,16 @@ type metricsScraper struct {
 	// API key and secret).
 	user, password string
 
+	// prev is each broker's last reading and when it was taken. A broker
+	// that could not be read keeps its last one, so the next rate spans
+	// the gap instead of losing what happened in it.
 	prev   map[string]brokerReading
-	prevAt time.Time
+	prevAt map[string]time.Time
 }
 
 // scrape reads every endpoint and returns its brokers sorted by name; a
 // failing endpoint is reported in the error, the others still count.
 func (m *metricsScraper) scrape(ctx context.Context) ([]BrokerSample, error) {
-	now := time.Now()
 	var readings []brokerReading
 	var errs []error
 	for _, u := range m.urls {
@@ -409,21 +411,20 @@ func (m *metricsScraper) scrape(ctx context.Context) ([]BrokerSample, error) {
 		}
 		readings = append(readings, rs...)
 	}
-	seconds := 0.0
-	if !m.prevAt.IsZero() {
-		seconds = now.Sub(m.prevAt).Seconds()
+	now := time.Now()
+	if m.prev == nil {
+		m.prev, m.prevAt = map[string]brokerReading{}, map[string]time.Time{}
 	}
-	next := map[string]brokerReading{}
 	var out []BrokerSample
 	for _, r := range readings {
 		var prev *brokerReading
+		seconds := 0.0
 		if p, ok := m.prev[r.broker]; ok {
-			prev = &p
+			prev, seconds = &p, now.Sub(m.prevAt[r.broker]).Seconds()
 		}
 		out = append(out, brokerRates(r, prev, seconds))
-		next[r.broker] = r
+		m.prev[r.broker], m.prevAt[r.broker] = r, now
 	}
-	m.prev, m.prevAt = next, now
 	slices.SortFunc(out, func(a, b BrokerSample) int { return strings.Compare(a.Broker, b.Broker) })
 	return out, errors.Join(errs...)
 }
