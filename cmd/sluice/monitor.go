@@ -111,7 +111,7 @@ topic and lag per group over time, and the broker figures.`,
 	f.StringSliceVar(&o.MetricsURLs, "metrics-url", nil, "Prometheus endpoint with broker metrics; repeat for one per broker (sluice dev: http://127.0.0.1:9308/metrics)")
 	f.StringVar(&o.MetricsSource, "metrics-source", loadgen.MetricsAuto, "whose metric names --metrics-url serves: auto, sluice, jmx, redpanda or confluent")
 	f.StringVar(&o.GCPProject, "gcp-project", "", "Google Cloud project of a Managed Kafka cluster whose figures to read from Cloud Monitoring (with --cluster)")
-	f.StringVar(&o.GCPCluster, "cluster", "", "Managed Kafka cluster ID, with --gcp-project")
+	f.StringVar(&o.GCPCluster, "cluster", "", "Managed Kafka cluster, with --gcp-project: its ID, or its full name projects/P/locations/L/clusters/ID (which also pins the region)")
 	f.StringArrayVar(&limitFlags, "limit", nil, "draw a limit across a broker chart, FIGURE=VALUE: ingress=50MB/s, egress=100MB/s, connections=1000, requests=15000/s, load=80%; repeatable")
 	return cmd
 }

@@ -49,6 +49,7 @@ const gcpWindow = 6 * time.Minute
 // topic totals, not what each broker's clients did.
 type cloudMonitoring struct {
 	project, cluster string
+	location         string // from a full cluster name; empty: any region
 	endpoint         string // https://monitoring.googleapis.com; a fake in tests
 	client           *http.Client
 	// token returns an OAuth 2.0 access token (Application Default
@@ -63,9 +64,15 @@ type cloudMonitoring struct {
 	lastAt time.Time
 }
 
+// newCloudMonitoring reads cluster, an ID or a full name
+// (projects/P/locations/L/clusters/ID, as gcloud prints it, which also
+// pins the region), in project.
 func newCloudMonitoring(project, cluster string, timeout time.Duration) *cloudMonitoring {
 	c := &cloudMonitoring{project: project, cluster: cluster, endpoint: "https://monitoring.googleapis.com",
 		client: &http.Client{Timeout: timeout}, now: time.Now}
+	if parts := strings.Split(cluster, "/"); len(parts) == 6 && parts[0] == "projects" && parts[2] == "locations" && parts[4] == "clusters" {
+		c.location, c.cluster = parts[3], parts[5]
+	}
 	var once sync.Once
 	var get func(context.Context) (string, error)
 	var detectErr error
@@ -249,8 +256,12 @@ func (c *cloudMonitoring) latest(ctx context.Context, metric string, now time.Ti
 	if metric == gcpCPULimit {
 		aligner = "ALIGN_MEAN"
 	}
+	filter := fmt.Sprintf("metric.type = %q AND resource.labels.cluster_id = %q", metric, c.cluster)
+	if c.location != "" {
+		filter += fmt.Sprintf(" AND resource.labels.location = %q", c.location)
+	}
 	q := url.Values{
-		"filter":                       {fmt.Sprintf("metric.type = %q AND resource.labels.cluster_id = %q", metric, c.cluster)},
+		"filter":                       {filter},
 		"interval.startTime":           {now.Add(-gcpWindow).UTC().Format(time.RFC3339)},
 		"interval.endTime":             {now.UTC().Format(time.RFC3339)},
 		"aggregation.alignmentPeriod":  {"60s"},

@@ -205,6 +205,16 @@ func TestManagedKafkaProblemsAreNamed(t *testing.T) {
 		t.Errorf("figures without CPU metrics %+v", bs)
 	}
 
+	// A full cluster name, as gcloud prints it, also pins the region.
+	full := newCloudMonitoring("shop-prod", "projects/shop-prod/locations/europe-west1/clusters/orders-kafka", 5*time.Second)
+	full.endpoint = srv.URL
+	full.token = cm.token
+	fake.filters = nil
+	if _, err := full.scrape(context.Background()); full.cluster != "orders-kafka" || len(fake.filters) < 2 ||
+		!strings.HasSuffix(fake.filters[1], `resource.labels.cluster_id = "orders-kafka" AND resource.labels.location = "europe-west1"`) {
+		t.Errorf("full name: cluster %q, filters %q, %v", full.cluster, fake.filters, err)
+	}
+
 	for name, cm := range map[string]*cloudMonitoring{
 		"Request had invalid authentication credentials": newCloudMonitoring("shop-prod", "orders-kafka", 5*time.Second),
 		"Permission monitoring.timeSeries.list denied":   newCloudMonitoring("someone-else", "orders-kafka", 5*time.Second),
