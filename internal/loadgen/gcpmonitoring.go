@@ -21,10 +21,12 @@ import (
 // Monitoring under managedkafka.googleapis.com/, listed in
 // https://cloud.google.com/monitoring/api/metrics_gcp_i_o#gcp-managedkafka
 // (and used in https://cloud.google.com/managed-service-for-apache-kafka/docs/monitor-reliability
-// and .../docs/monitor-clients). The figures are read from these types;
-// which exist in a project is checked once against its metric
-// descriptors, so a type Google renames or has not published shows as a
-// named gap, not as a zero.
+// and .../docs/monitor-clients). The figures are read from these types.
+// They were written from that list without network access to recheck
+// it, and no connection count is among them; so which exist in a
+// project is checked once against its metric descriptors, and a type
+// Google renames or has not published shows as a named gap, not as a
+// zero.
 const (
 	gcpMetricPrefix = "managedkafka.googleapis.com/"
 	gcpByteIn       = gcpMetricPrefix + "byte_in_count"       // DELTA INT64 bytes produced
