@@ -15,8 +15,8 @@ import (
 // File is one pipeline file: a single pipeline at the top level, or a list
 // under `pipelines:`, plus process-wide settings.
 type File struct {
-	Pipelines []Pipeline `yaml:"pipelines"`
-	Admin     *Admin     `yaml:"admin"`
+	Pipelines []Pipeline `yaml:"pipelines" doc:"Several pipelines in one file, each with the keys of a single pipeline."`
+	Admin     *Admin     `yaml:"admin" doc:"The HTTP admin API and dashboard, for the whole process."`
 }
 
 // Problems is every problem found in a file, each with its field path.
