@@ -3,10 +3,11 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 
@@ -65,7 +66,7 @@ func (c schemaCheck) check(s map[string]any, v any, path string) []string {
 			return append(probs, path+": not an object")
 		}
 		props, _ := s["properties"].(map[string]any)
-		for _, k := range sortedKeys(m) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			if ps, ok := props[k]; ok {
 				probs = append(probs, c.check(ps.(map[string]any), m[k], join(path, k))...)
 			} else if ap, ok := s["additionalProperties"].(map[string]any); ok {
@@ -116,15 +117,6 @@ func containsValue(enum []any, v any) bool {
 		}
 	}
 	return false
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // validateWithSchema checks a YAML file as an editor would: as JSON.
