@@ -9,7 +9,7 @@ type Format struct {
 	SchemaRegistry  *SchemaRegistry `yaml:"schema_registry" doc:"A Confluent-compatible schema registry; required for avro-confluent."`
 	ReaderSchema    string          `yaml:"reader_schema" advanced:"true" doc:"Pin an Avro reader schema (JSON): records resolve to it."`
 	SubjectStrategy string          `yaml:"subject_strategy" default:"topic" enum:"topic|record|topic-record" advanced:"true" doc:"How a schema's registry subject is named when encoding."`
-	AutoRegister    *bool           `yaml:"auto_register" advanced:"true" doc:"Register schema when encoding; default true."`
+	AutoRegister    *bool           `yaml:"auto_register" default:"true" advanced:"true" doc:"Register schema under its subject when encoding (false: it must be registered already)."`
 	// Schema is the Avro schema used to encode (kafka sink, load generator).
 	Schema string `yaml:"schema" doc:"The Avro schema (JSON) values are encoded with (kafka sink format)."`
 }
@@ -20,7 +20,7 @@ type SchemaRegistry struct {
 	Username    string        `yaml:"username" doc:"Basic auth user."`
 	Password    string        `yaml:"password" secret:"true" doc:"Basic auth password." example:"${REGISTRY_PASSWORD}"`
 	BearerToken string        `yaml:"bearer_token" secret:"true" doc:"A bearer token, instead of basic auth." example:"${REGISTRY_TOKEN}"`
-	Timeout     time.Duration `yaml:"timeout" advanced:"true" doc:"Bound on each registry call; default 10s."`
+	Timeout     time.Duration `yaml:"timeout" default:"10s" advanced:"true" doc:"Bound on each registry call."`
 	TLS         *TLS          `yaml:"tls" doc:"TLS to the registry."`
 }
 

@@ -60,9 +60,14 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[int]bool) []
 	return probs
 }
 
+var yamlUnmarshaler = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+
 // typeMismatch says why n cannot decode into t, or "".
 func typeMismatch(n *yaml.Node, t reflect.Type) string {
 	want := map[yaml.Kind]string{yaml.MappingNode: "a mapping", yaml.SequenceNode: "a list"}
+	if reflect.PointerTo(t).Implements(yamlUnmarshaler) && n.Decode(reflect.New(t).Interface()) == nil {
+		return "" // a type that decodes itself may take other shapes
+	}
 	switch t.Kind() {
 	case reflect.Interface:
 		return ""
