@@ -107,8 +107,8 @@ func New(ctx context.Context, o Options) (connector.Sink, error) {
 	}
 	s.table = t
 	s.writers = o.Config.Writers
-	if s.writers == 0 {
-		s.writers = 2
+	if s.writers == 0 { // a library caller that did not load a file
+		s.writers = config.SQLDefaultWriters[o.Kind]
 	}
 	if o.Kind == "sqlite" {
 		s.writers = 1
