@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -144,5 +143,3 @@ A running process answers the same at GET /v1/version.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (as GET /v1/version)")
 	return cmd
 }
-
-var errUsage = errors.New("usage")

@@ -132,7 +132,7 @@ func bareLoop(ctx context.Context, job Job, file any) error {
 // with a commit of the polled offsets), as its examples write it.
 func bareTransactLoop(ctx context.Context, job Job) error {
 	s, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(job.Brokers...), kgo.ConsumerGroup(job.Group), kgo.ConsumeTopics(job.InTopic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.RequireStableFetchOffsets(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.TransactionalID("bench-"+job.Group), kgo.MaxBufferedRecords(100000))
 	if err != nil {
 		return err

@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sluice-dev/sluice/internal/codec"
 	"github.com/sluice-dev/sluice/internal/connector"
 	"github.com/sluice-dev/sluice/internal/metrics"
 	"golang.org/x/sync/errgroup"
@@ -34,7 +33,7 @@ type Options struct {
 	Name      string
 	Source    connector.Source
 	Consumers int // consumers started by Run; default 1
-	Decoder   codec.Decoder
+	Decoder   connector.Decoder
 	// Transformer, when set, runs on every decoded record before it is
 	// batched; the records it drops are acked and counted as filtered.
 	Transformer connector.Transformer
@@ -63,7 +62,7 @@ func (o *Options) defaults() {
 		o.Consumers = 1
 	}
 	if o.Decoder == nil {
-		o.Decoder = codec.Raw{}
+		o.Decoder = undecoded{}
 	}
 	if o.OnError == "" {
 		o.OnError = OnErrorFail
@@ -380,3 +379,9 @@ func (p *Pipeline) setState(s State, err error) {
 		metrics.PipelineState.WithLabelValues(p.opts.Name, string(st)).Set(v)
 	}
 }
+
+// undecoded is the default Decoder (format raw): it leaves records as
+// bytes.
+type undecoded struct{}
+
+func (undecoded) Decode(context.Context, *connector.Record) error { return nil }

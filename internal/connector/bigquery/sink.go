@@ -33,6 +33,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/connector"
+	"github.com/sluice-dev/sluice/internal/metrics"
 )
 
 // prepareParallelism bounds the tables whose metadata one Write reads or
@@ -355,7 +356,7 @@ func (b *badRecords) add(re *connector.RecordError) {
 	b.list = append(b.list, re)
 	b.mu.Unlock()
 	b.s.stats.rejected.Add(1)
-	rowsRejected.WithLabelValues(b.s.pipeline).Inc()
+	metrics.BigQueryRowsRejected.WithLabelValues(b.s.pipeline).Inc()
 }
 
 func (b *badRecords) err() error {

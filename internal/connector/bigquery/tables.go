@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/connector"
+	"github.com/sluice-dev/sluice/internal/metrics"
 )
 
 // tableVersion is a table's schema as last seen, with what writing to it
@@ -179,7 +180,7 @@ func (t *tables) create(ctx context.Context, ref *bq.Table, name string, recs []
 	}
 	switch {
 	case err == nil:
-		schemaChanges.WithLabelValues(t.pipeline, "create").Inc()
+		metrics.BigQueryTableChanges.WithLabelValues(t.pipeline, "create").Inc()
 		t.log.Debug("created BigQuery table", "table", name, "columns", schemaString(schema))
 	case httpCode(err) == 409: // created meanwhile by another writer
 	case httpCode(err) == 400:
@@ -301,7 +302,7 @@ func (t *tables) evolve(ctx context.Context, name string, tv *tableVersion, want
 	case code == 412: // changed by someone else since we read it
 		md, err = ref.Metadata(ctx)
 	case err == nil:
-		schemaChanges.WithLabelValues(t.pipeline, "add_columns").Inc()
+		metrics.BigQueryTableChanges.WithLabelValues(t.pipeline, "add_columns").Inc()
 		t.log.Info("added columns to BigQuery table", "table", name, "columns", schemaString(added(tv.schema, want)))
 	}
 	if err != nil {

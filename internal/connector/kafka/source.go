@@ -238,9 +238,8 @@ func (s *Source) clientOptions(cfg config.KafkaSource, p config.ConsumerProperti
 	if cfg.Isolation == "read_committed" || s.txn {
 		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	}
-	if s.txn {
-		opts = append(opts, kgo.RequireStableFetchOffsets())
-	}
+	// Exactly-once also needs fetched offsets to wait for pending
+	// transactional commits (KIP-447): franz-go always asks for that now.
 	opts = append(opts, kgo.AdjustFetchOffsetsFn(r.adjustOffsets))
 	balancers := []kgo.GroupBalancer{kgo.CooperativeStickyBalancer()}
 	if len(p.AssignmentStrategy) > 0 {

@@ -141,3 +141,4 @@ func TestAllDurableIsNil(t *testing.T) {
 type fakeController struct{}
 
 func (fakeController) PauseAndDrain(context.Context) (func(), error) { return func() {}, nil }
+func (fakeController) Pause() func()                                 { return func() {} }

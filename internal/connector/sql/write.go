@@ -80,7 +80,7 @@ func (s *Sink) WritePrepared(ctx context.Context, batch []*connector.Record, pre
 	if len(pr.newFields) > 0 {
 		// The records bring fields the table lacks (add_columns): add
 		// them, then map the batch again with the wider table.
-		if m, pr, err = s.evolve(ctx, pr, batch); err != nil {
+		if _, pr, err = s.evolve(ctx, pr, batch); err != nil {
 			return err
 		}
 	}
