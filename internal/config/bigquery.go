@@ -64,6 +64,20 @@ type BigQuerySink struct {
 	// CredentialsFile is a service account (or other Google credentials)
 	// JSON file; default: application default credentials.
 	CredentialsFile string `yaml:"credentials_file"`
+	// TimePartitioning partitions the tables the sink creates by a
+	// TIMESTAMP, DATE or DATETIME column (or by ingestion time without a
+	// field). Default none: tables are not partitioned.
+	TimePartitioning *BigQueryTimePartitioning `yaml:"time_partitioning"`
+	// Clustering lists up to 4 top-level columns the tables the sink
+	// creates are clustered by, in order. Default none.
+	Clustering []string `yaml:"clustering"`
+	// RequirePartitionFilter makes queries on the created tables name the
+	// partition column in a filter. Needs time_partitioning. Default false.
+	RequirePartitionFilter bool `yaml:"require_partition_filter"`
+	// Description is set on the tables the sink creates. Default none.
+	Description string `yaml:"description"`
+	// Labels are set on the tables the sink creates. Default none.
+	Labels map[string]string `yaml:"labels"`
 }
 
 // BigQueryMetadataColumns are the names metadata may list.
@@ -90,6 +104,7 @@ func (b *BigQuerySink) applyDefaults() {
 	if b.Location == "" {
 		b.Location = "US"
 	}
+	b.applyTableSpecDefaults()
 }
 
 // Plaintext reports whether the endpoints are an emulator's: no TLS, no
@@ -153,6 +168,7 @@ func (b *BigQuerySink) validate(sv *validator, p *Pipeline) {
 	if b.CredentialsFile != "" && b.Plaintext() {
 		v.add("credentials_file", "is not used with an emulator endpoint (loopback or http://)")
 	}
+	b.validateTableSpec(v)
 	if p.Delivery == ExactlyOnce {
 		sv.add("bigquery", "delivery: exactly_once is not supported by the bigquery sink (default stream, at-least-once); use at_least_once")
 	}

@@ -43,6 +43,9 @@ type Pipeline struct {
 type DLQ struct {
 	Topic   string   `yaml:"topic"`   // template; default "{{.Topic}}.dlq"
 	Brokers []string `yaml:"brokers"` // default: the Kafka source's brokers
+	// BigQuery, instead of a topic, writes bad records as rows of an error
+	// table next to the sink's tables (bigquery sink only). Default none.
+	BigQuery *BigQueryDLQ `yaml:"bigquery"`
 }
 
 // Batch bounds what one sink write holds.
@@ -103,6 +106,7 @@ func (f *File) applyDefaults() {
 		if p.DLQ.Topic == "" {
 			p.DLQ.Topic = "{{.Topic}}.dlq"
 		}
+		p.DLQ.applyBigQueryDefaults()
 		// Exactly-once into Kafka commits a transaction per batch, two
 		// round trips each: larger batches by default (Kafka Streams
 		// commits every 100 ms under exactly-once; 50,000 records is
@@ -210,7 +214,9 @@ func (p *Pipeline) validate(v *validator) {
 	if p.Delivery == ExactlyOnce && p.Source.PubSub != nil {
 		v.add("delivery", "exactly_once keeps Kafka offsets with the rows; a pubsub source has none (it is at least once: a message is acked after the sink is durable)")
 	}
-	if p.OnError == OnErrorDLQ && p.Source.Kafka == nil && len(p.DLQ.Brokers) == 0 {
+	if p.DLQ.BigQuery != nil {
+		p.validateBigQueryDLQ(v)
+	} else if p.OnError == OnErrorDLQ && p.Source.Kafka == nil && len(p.DLQ.Brokers) == 0 {
 		v.add("dlq.brokers", "is required with on_error: dlq when the source is not Kafka")
 	}
 	// Transforms that reshape records make fields the reader schema does
