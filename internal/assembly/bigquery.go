@@ -24,3 +24,9 @@ func buildBigQuerySink(ctx context.Context, p *config.Pipeline, log *slog.Logger
 	}
 	return s, true, nil
 }
+
+// newBigQueryDeadLetter writes bad records to error tables in the bigquery
+// sink's dataset (dlq.bigquery).
+func newBigQueryDeadLetter(ctx context.Context, p *config.Pipeline, log *slog.Logger) (connector.DeadLetter, error) {
+	return bigquery.NewDeadLetterTable(ctx, bigquery.Options{Config: *p.Sink.BigQuery, Pipeline: p.Name, Logger: log}, p.DLQ.BigQuery.Table)
+}
