@@ -153,13 +153,12 @@ func (t *tables) create(ctx context.Context, ref *bq.Table, name string, recs []
 	seen := map[*connector.Schema]bool{}
 	for _, r := range recs {
 		switch {
-		case r.Fields == nil:
 		case r.Schema != nil:
 			if !seen[r.Schema] {
 				seen[r.Schema] = true
 				schema, _, _ = mergeSchema(schema, columnsFromSchema(r.Schema), "")
 			}
-		default:
+		case r.Fields != nil:
 			schema, _, _ = mergeSchema(schema, inferColumns(r.Fields), "")
 		}
 	}
@@ -242,7 +241,6 @@ func (t *tables) needs(tv *tableVersion, recs []*connector.Record) (bq.Schema, [
 	seen := map[*connector.Schema]bool{} // schemas merged into schema already
 	for _, r := range recs {
 		switch {
-		case r.Fields == nil:
 		case r.Schema != nil:
 			if c, ok := tv.coverage(r.Schema); ok {
 				if err := c.err; err != nil {
@@ -271,7 +269,7 @@ func (t *tables) needs(tv *tableVersion, recs []*connector.Record) (bq.Schema, [
 			var ch bool
 			schema, ch, _ = mergeSchema(schema, cols, "")
 			grown = grown || ch
-		case !tv.plan.covers(r.Fields):
+		case r.Fields != nil && !tv.plan.covers(r.Fields):
 			var ch bool
 			schema, ch, _ = mergeSchema(schema, inferColumns(r.Fields), "")
 			grown = grown || ch
