@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
+	"math/bits"
 	"slices"
 	"strings"
 
@@ -209,4 +211,46 @@ func (c *colPlan) appendOne(buf []byte, v any, path string) ([]byte, error) {
 		return protowire.AppendBytes(buf, val.Bytes()), nil
 	}
 	return nil, fmt.Errorf("field %s%s: column kind %s is not written directly", path, c.name, c.fd.Kind())
+}
+
+// decimalBytesSmall is decimalBytes for the common case, without big
+// arithmetic: a scale of at most 18 whose power of ten the denominator
+// divides (always so for an Avro decimal of that scale or less) and a
+// scaled value that fits an int64. false: take the general path.
+func decimalBytesSmall(r *big.Rat, scale int) ([]byte, bool) {
+	if scale > 18 || !r.Num().IsInt64() || !r.Denom().IsInt64() {
+		return nil, false
+	}
+	pow := int64(1)
+	for range scale {
+		pow *= 10
+	}
+	num, den := r.Num().Int64(), r.Denom().Int64()
+	if pow%den != 0 {
+		return nil, false
+	}
+	mul := pow / den
+	hi, lo := bits.Mul64(uint64(absInt64(num)), uint64(mul))
+	if hi != 0 || lo > math.MaxInt64 {
+		return nil, false
+	}
+	q := int64(lo)
+	if num < 0 {
+		q = -q
+	}
+	// Two's complement, little-endian, with room for the sign bit: the
+	// length decimalBytes gives (magnitude bits / 8 + 1).
+	n := bits.Len64(uint64(absInt64(q)))/8 + 1
+	out := make([]byte, n)
+	for i := range out {
+		out[i] = byte(q >> (8 * i))
+	}
+	return out, true
+}
+
+func absInt64(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
 }

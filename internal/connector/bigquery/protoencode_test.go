@@ -227,3 +227,24 @@ func TestDirectPathRefusesBadBytesAsBadInput(t *testing.T) {
 		t.Fatalf("ids = %v, want record 0 alone", ids)
 	}
 }
+
+func TestSmallDecimalsEncodeAsTheBigPathDoes(t *testing.T) {
+	nums := []int64{0, 1, -1, 127, 128, -128, -129, 255, 256, 32767, -32768, 1 << 40, -(1 << 40), 9223372036, -9223372036854775807}
+	for _, num := range nums {
+		for _, den := range []int64{1, 2, 4, 5, 8, 10, 100, 3, 1000000000} {
+			for _, scale := range []int{0, 2, 9} {
+				r := big.NewRat(num, den)
+				got, ok := decimalBytesSmall(r, scale)
+				if !ok {
+					continue
+				}
+				if want := decimalBytesBig(r, scale); !slices.Equal(got, want) {
+					t.Fatalf("%s at scale %d: %x, want %x", r, scale, got, want)
+				}
+			}
+		}
+	}
+	if _, ok := decimalBytesSmall(big.NewRat(1, 3), 9); ok {
+		t.Fatal("1/3 took the small path")
+	}
+}
