@@ -12,14 +12,13 @@ import (
 	"github.com/sluice-dev/sluice/internal/bqemu"
 )
 
-// TestBigQueryRejectedRowsGoToTheErrorTableWhileGoodRowsLand: with
-// dlq.bigquery, the rows BigQuery refuses inside an append (NUMERIC out
-// of range, a REQUIRED column missing) and the values that fit no column
-// become rows of payments_error_records with the raw payload, the reason
-// and the Kafka coordinates, and the good rows of the same appends land
-// once each.
-func TestBigQueryRejectedRowsGoToTheErrorTableWhileGoodRowsLand(t *testing.T) {
-	const n = 200
+// bqPaymentsWithBadRows makes table payments (id REQUIRED, amount
+// NUMERIC, note) and produces n JSON records to topic payments (3
+// partitions), 3 in 10 of them bad: a NUMERIC out of range and a missing
+// id (row errors inside an append) and a value that fits no NUMERIC
+// (refused before sending). It returns the bad values.
+func bqPaymentsWithBadRows(t *testing.T, n int) (*bqemu.Emulator, bqemu.Addrs, []string, map[string]bool) {
+	t.Helper()
 	e, addrs := startBQEmulator(t, bqemu.Faults{})
 	ctx := context.Background()
 	if err := e.CreateDataset(ctx, bqProject, bqDataset); err != nil {
@@ -33,23 +32,36 @@ func TestBigQueryRejectedRowsGoToTheErrorTableWhileGoodRowsLand(t *testing.T) {
 		t.Fatal(err)
 	}
 	brokers := startBroker(t).ListenAddrs()
-	createTopic(t, brokers, "payments", 2)
-	values := map[string]bool{}
+	createTopic(t, brokers, "payments", 3)
+	bad := map[string]bool{}
 	bqProduceJSON(t, brokers, "payments", 0, n, func(i int) string {
 		var v string
 		switch i % 10 {
 		case 3:
-			v = fmt.Sprintf(`{"id":%d,"amount":1e40}`, i) // a row error inside the append
+			v = fmt.Sprintf(`{"id":%d,"amount":1e40}`, i) // beyond NUMERIC's range: a row error
 		case 5:
-			v = fmt.Sprintf(`{"amount":%d}`, i) // REQUIRED id missing: a row error
+			v = fmt.Sprintf(`{"amount":%d}`, i) // the REQUIRED id missing: a row error
 		case 7:
 			v = fmt.Sprintf(`{"id":%d,"amount":"lots"}`, i) // fits no NUMERIC: refused before sending
 		default:
 			return fmt.Sprintf(`{"id":%d,"amount":%d.5,"note":"ok"}`, i, i)
 		}
-		values[v] = true
+		bad[v] = true
 		return v
 	})
+	return e, addrs, brokers, bad
+}
+
+// TestBigQueryRejectedRowsGoToTheErrorTableWhileGoodRowsLand: with
+// dlq.bigquery, the rows BigQuery refuses inside an append (NUMERIC out
+// of range, a REQUIRED column missing) and the values that fit no column
+// become rows of payments_error_records with the raw payload, the reason
+// and the Kafka coordinates, and the good rows of the same appends land
+// once each.
+func TestBigQueryRejectedRowsGoToTheErrorTableWhileGoodRowsLand(t *testing.T) {
+	const n = 200
+	e, addrs, brokers, values := bqPaymentsWithBadRows(t, n)
+	ctx := context.Background()
 	r := bqRunPipeline(t, fmt.Sprintf(`
 name: payments
 source:
