@@ -54,6 +54,9 @@ func buildKafkaSource(_ context.Context, p *config.Pipeline, sink connector.Sink
 }
 
 func newDeadLetter(ctx context.Context, p *config.Pipeline, log *slog.Logger) (connector.DeadLetter, error) {
+	if p.DLQ.BigQuery != nil {
+		return newBigQueryDeadLetter(ctx, p, log)
+	}
 	conn := config.KafkaConn{Brokers: p.DLQ.Brokers}
 	if p.Source.Kafka != nil {
 		conn = p.Source.Kafka.KafkaConn

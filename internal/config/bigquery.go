@@ -64,6 +64,20 @@ type BigQuerySink struct {
 	// CredentialsFile is a service account (or other Google credentials)
 	// JSON file; default: application default credentials.
 	CredentialsFile string `yaml:"credentials_file" doc:"A service account (or other Google credentials) JSON file; default: Application Default Credentials."`
+	// TimePartitioning partitions the tables the sink creates by a
+	// TIMESTAMP, DATE or DATETIME column (or by ingestion time without a
+	// field). Default none: tables are not partitioned.
+	TimePartitioning *BigQueryTimePartitioning `yaml:"time_partitioning" doc:"Partitions the tables the sink creates by a TIMESTAMP, DATE or DATETIME column, or by ingestion time without a field; default none."`
+	// Clustering lists up to 4 top-level columns the tables the sink
+	// creates are clustered by, in order. Default none.
+	Clustering []string `yaml:"clustering" doc:"Up to 4 top-level columns the created tables are clustered by, in order; default none." example:"[country, user_id]"`
+	// RequirePartitionFilter makes queries on the created tables name the
+	// partition column in a filter. Needs time_partitioning. Default false.
+	RequirePartitionFilter bool `yaml:"require_partition_filter" doc:"Queries on the created tables must filter on the partition column; needs time_partitioning."`
+	// Description is set on the tables the sink creates. Default none.
+	Description string `yaml:"description" doc:"Description set on the tables the sink creates."`
+	// Labels are set on the tables the sink creates. Default none.
+	Labels map[string]string `yaml:"labels" doc:"Labels set on the tables the sink creates."`
 }
 
 // BigQueryMetadataColumns are the names metadata may list.
@@ -126,6 +140,7 @@ func (b *BigQuerySink) validate(sv *validator, p *Pipeline) {
 	if b.CredentialsFile != "" && b.Plaintext() {
 		v.add("credentials_file", "is not used with an emulator endpoint (loopback or http://)")
 	}
+	b.validateTableSpec(v)
 	if p.Delivery == ExactlyOnce {
 		sv.add("bigquery", "delivery: exactly_once is not supported by the bigquery sink (default stream, at-least-once); use at_least_once")
 	}

@@ -44,6 +44,9 @@ type Pipeline struct {
 type DLQ struct {
 	Topic   string   `yaml:"topic" default:"{{.Topic}}.dlq" doc:"Dead-letter topic, a template over the record; created on first use."`
 	Brokers []string `yaml:"brokers" doc:"Brokers of the dead-letter topic; default: the Kafka source's (required when the source is not Kafka)."`
+	// BigQuery, instead of a topic, writes bad records as rows of an error
+	// table next to the sink's tables (bigquery sink only). Default none.
+	BigQuery *BigQueryDLQ `yaml:"bigquery" doc:"Instead of a topic, writes bad records as rows of an error table next to the sink's tables (bigquery sink only), as Dataflow's error tables."`
 }
 
 // Batch bounds what one sink write holds.
@@ -178,7 +181,9 @@ func (p *Pipeline) validate(v *validator) {
 	if p.Delivery == ExactlyOnce && p.Source.PubSub != nil {
 		v.add("delivery", "exactly_once keeps Kafka offsets with the rows; a pubsub source has none (it is at least once: a message is acked after the sink is durable)")
 	}
-	if p.OnError == OnErrorDLQ && p.Source.Kafka == nil && len(p.DLQ.Brokers) == 0 {
+	if p.DLQ.BigQuery != nil {
+		p.validateBigQueryDLQ(v)
+	} else if p.OnError == OnErrorDLQ && p.Source.Kafka == nil && len(p.DLQ.Brokers) == 0 {
 		v.add("dlq.brokers", "is required with on_error: dlq when the source is not Kafka")
 	}
 	// Transforms that reshape records make fields the reader schema does

@@ -71,6 +71,9 @@ func (s *Sink) applyDefaults() {
 		t := f.Path != "-"
 		f.Sync = &t
 	}
+	if b := s.BigQuery; b != nil {
+		b.applyTableSpecDefaults()
+	}
 	for kind, q := range map[string]*SQLSink{"postgres": s.Postgres, "mysql": s.MySQL, "sqlite": s.SQLite} {
 		if q != nil {
 			q.applyDefaults(kind)

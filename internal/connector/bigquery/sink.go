@@ -45,6 +45,11 @@ type Options struct {
 	Config   config.BigQuerySink // defaults applied (config.Parse does it)
 	Pipeline string
 	Logger   *slog.Logger
+	// Fields, when set (the codec's decoder, for avro-confluent values
+	// without transforms), makes the sink take values undecoded and write
+	// them straight into proto rows (see protoencode.go). Default nil:
+	// records arrive decoded.
+	Fields connector.FieldVisitor
 }
 
 // Sink is the bigquery sink. Write may be called concurrently.
@@ -57,6 +62,7 @@ type Sink struct {
 	tables   *tables
 	writers  *writers
 	stats    counters
+	visitor  valueVisitor // nil: records arrive decoded
 
 	stop      context.CancelFunc
 	bg        errgroup.Group // the idle-writer reaper
@@ -106,6 +112,7 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 	life, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Sink{
 		cfg: cfg, pipeline: o.Pipeline, log: log, tmpl: tmpl, client: client, stop: stop,
+		visitor: directVisitor(o.Fields, cfg.Table),
 		tables:  &tables{cfg: cfg, rest: client.rest, log: log, pipeline: o.Pipeline, m: map[string]*tableState{}},
 		writers: &writers{client: client, pipeline: o.Pipeline, life: life, open: map[*tableVersion]struct{}{}},
 	}
@@ -123,7 +130,7 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 // being durable. Transient failures are retried here until ctx ends.
 func (s *Sink) Write(ctx context.Context, batch []*connector.Record) error {
 	bad := &badRecords{s: s}
-	groups, order := s.route(batch, bad)
+	groups, order := s.route(ctx, batch, bad)
 
 	var (
 		mu    sync.Mutex
@@ -171,11 +178,20 @@ func (s *Sink) Write(ctx context.Context, batch []*connector.Record) error {
 }
 
 // route groups records by destination table, in order of first use.
-func (s *Sink) route(batch []*connector.Record, bad *badRecords) (map[string][]*connector.Record, []string) {
+func (s *Sink) route(ctx context.Context, batch []*connector.Record, bad *badRecords) (map[string][]*connector.Record, []string) {
 	groups := make(map[string][]*connector.Record)
 	var order []string
 	for _, rec := range batch {
-		if rec.Fields == nil {
+		if s.visiting() && rec.Value != nil {
+			if err := s.learnSchema(ctx, rec); err != nil {
+				var re *connector.RecordError
+				if !errors.As(err, &re) {
+					re = &connector.RecordError{Record: rec, Reason: "value", Err: err}
+				}
+				bad.add(re)
+				continue
+			}
+		} else if rec.Fields == nil {
 			bad.add(&connector.RecordError{Record: rec, Reason: "empty",
 				Err: errors.New("the record has no decoded value (a tombstone?): nothing to write to BigQuery")})
 			continue
@@ -265,20 +281,33 @@ func (s *Sink) tryPrepare(ctx context.Context, name string, recs []*connector.Re
 			}
 		}
 	}
-	units, encBad := s.encode(tv, keep)
+	units, encBad := s.encode(ctx, tv, keep)
 	return units, append(refused, encBad...), nil
 }
 
 // encode encodes recs with tv's descriptor into appends under the request
 // size limit; records whose values fit no column are returned as bad.
-func (s *Sink) encode(tv *tableVersion, recs []*connector.Record) ([]*appendUnit, []*connector.RecordError) {
+func (s *Sink) encode(ctx context.Context, tv *tableVersion, recs []*connector.Record) ([]*appendUnit, []*connector.RecordError) {
 	var (
 		units []*appendUnit
 		bad   []*connector.RecordError
 	)
 	cur := &appendUnit{tv: tv}
 	for _, r := range recs {
-		row, err := tv.plan.encode(r, s.cfg.Metadata)
+		var (
+			row []byte
+			err error
+		)
+		if s.visiting() {
+			row, err = s.encodeVisited(ctx, tv.plan, r)
+		} else {
+			row, err = tv.plan.encode(r, s.cfg.Metadata)
+		}
+		var re *connector.RecordError
+		if errors.As(err, &re) { // the codec's: the value's bytes are bad
+			bad = append(bad, re)
+			continue
+		}
 		if err != nil {
 			bad = append(bad, &connector.RecordError{Record: r, Reason: "type", Err: fmt.Errorf("table %s: %w", tv.name, err)})
 			continue

@@ -190,6 +190,13 @@ func rational(v any) (*big.Rat, bool) {
 // decimalBytes is r scaled by 10^scale, rounded half away from zero, as a
 // little-endian two's-complement integer.
 func decimalBytes(r *big.Rat, scale int) []byte {
+	if b, ok := decimalBytesSmall(r, scale); ok {
+		return b
+	}
+	return decimalBytesBig(r, scale)
+}
+
+func decimalBytesBig(r *big.Rat, scale int) []byte {
 	scaled := new(big.Rat).Mul(r, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil)))
 	num, den := scaled.Num(), scaled.Denom()
 	q, m := new(big.Int).QuoRem(num, den, new(big.Int))
