@@ -168,7 +168,7 @@ func (s *Sink) writeExactlyOnce(ctx context.Context, batch []*connector.Record) 
 		return connector.Permanent(errors.New("delivery: exactly_once with the kafka sink needs a kafka source"))
 	}
 	released := releasedRecords(batch, owned)
-	if owned = s.txn.written.unwritten(owned); len(owned) == 0 {
+	if owned = r.aboveFloor(s.txn.written.unwritten(owned)); len(owned) == 0 {
 		return releasedErr(released)
 	}
 	p, err := s.producerFor(ctx, r)
