@@ -38,7 +38,8 @@ type Options struct {
 }
 
 // Scenarios lists what can be run.
-var Scenarios = []string{"baseline-kafka", "sluice-kafka", "baseline-kafka-eos", "sluice-kafka-eos", "baseline-file", "sluice-file", "sluice-avro-kafka"}
+var Scenarios = []string{"baseline-kafka", "sluice-kafka", "baseline-kafka-eos", "sluice-kafka-eos", "baseline-file", "sluice-file", "sluice-avro-kafka",
+	"sluice-json-kafka", "sluice-transform-kafka"}
 
 // Result is one scenario's figures.
 type Result struct {
@@ -86,6 +87,7 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 		return nil, err
 	}
 	var results []Result
+	jsonLoaded := false
 	for _, sc := range o.Scenarios {
 		outTopic := fmt.Sprintf("bench.out.%s.%s", sc, run)
 		if err := createTopic(ctx, brokers, outTopic, o.Partitions); err != nil {
@@ -107,6 +109,16 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 				return results, err
 			}
 			recordBytes = avroRecordBytes
+		}
+		if jsonScenario(sc) {
+			job.InTopic = "bench.json." + run
+			if !jsonLoaded {
+				if err := preloadJSON(ctx, brokers, job.InTopic, o.Records, o.Partitions); err != nil {
+					return results, err
+				}
+				jsonLoaded = true
+			}
+			recordBytes = jsonRecordBytes
 		}
 		r, err := runChild(ctx, o.Self, job)
 		os.RemoveAll(tmp)
