@@ -88,8 +88,10 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	}
 	var results []Result
 	jsonLoaded := false
-	for _, sc := range o.Scenarios {
-		outTopic := fmt.Sprintf("bench.out.%s.%s", sc, run)
+	for i, sc := range o.Scenarios {
+		// A scenario may be listed twice (alternating runs): each run
+		// has its own output topic and group.
+		outTopic := fmt.Sprintf("bench.out.%s.%s.%d", sc, run, i)
 		if err := createTopic(ctx, brokers, outTopic, o.Partitions); err != nil {
 			return nil, err
 		}
@@ -97,7 +99,7 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		job := Job{Scenario: sc, Brokers: brokers, InTopic: in, OutTopic: outTopic, Group: "bench-" + sc + "-" + run,
+		job := Job{Scenario: sc, Brokers: brokers, InTopic: in, OutTopic: outTopic, Group: fmt.Sprintf("bench-%s-%s-%d", sc, run, i),
 			Records: o.Records, OutFile: filepath.Join(tmp, "out.jsonl"), Registry: registryURL}
 		recordBytes := int64(o.Size)
 		if sc == "sluice-avro-kafka" {
