@@ -30,17 +30,29 @@ func preloadJSON(ctx context.Context, brokers []string, topic string, n int, par
 	if err := createTopic(ctx, brokers, topic, partitions); err != nil {
 		return err
 	}
+	kinds := []string{"view", "click", "purchase", "view", "click", "purchase", "view", "click", "purchase", "test"}
+	return produceEach(ctx, brokers, n, "JSON records", func(i int) (*kgo.Record, error) {
+		v := fmt.Sprintf(`{"id":%d,"user_id":%d,"kind":%q,"amount":%d.25,"currency":"EUR","country":"de","page":"/checkout/confirm?step=3","mobile":%t,"latency_ms":%d}`,
+			i, i%5000, kinds[i%10], i%10000, i%2 == 0, i%500)
+		return &kgo.Record{Topic: topic, Key: []byte(fmt.Sprint(i % 10000)), Value: []byte(v)}, nil
+	})
+}
+
+// produceEach produces record(i) for i in [0, n) and waits for every ack;
+// it fails with the first error of either.
+func produceEach(ctx context.Context, brokers []string, n int, what string, record func(i int) (*kgo.Record, error)) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(100000))
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	kinds := []string{"view", "click", "purchase", "view", "click", "purchase", "view", "click", "purchase", "test"}
 	errc := make(chan error, 1)
 	for i := 0; i < n; i++ {
-		v := fmt.Sprintf(`{"id":%d,"user_id":%d,"kind":%q,"amount":%d.25,"currency":"EUR","country":"de","page":"/checkout/confirm?step=3","mobile":%t,"latency_ms":%d}`,
-			i, i%5000, kinds[i%10], i%10000, i%2 == 0, i%500)
-		cl.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte(fmt.Sprint(i % 10000)), Value: []byte(v)}, func(_ *kgo.Record, err error) {
+		r, err := record(i)
+		if err != nil {
+			return err
+		}
+		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
 			if err != nil {
 				select {
 				case errc <- err:
@@ -54,7 +66,7 @@ func preloadJSON(ctx context.Context, brokers []string, topic string, n int, par
 	}
 	select {
 	case err := <-errc:
-		return fmt.Errorf("preloading JSON records: %w", err)
+		return fmt.Errorf("preloading %s: %w", what, err)
 	default:
 		return nil
 	}

@@ -135,14 +135,5 @@ func (r *reader) aboveFloor(recs []*connector.Record) []*connector.Record {
 	if len(r.txnFloor) == 0 {
 		return recs
 	}
-	out := recs[:0:0]
-	for _, rec := range recs {
-		if rec.Offset >= r.txnFloor[topicPartition{rec.Topic, rec.Partition}] {
-			out = append(out, rec)
-		}
-	}
-	if len(out) == len(recs) {
-		return recs
-	}
-	return out
+	return atOrAbove(recs, r.txnFloor)
 }
