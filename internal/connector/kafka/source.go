@@ -43,6 +43,10 @@ type SourceOptions struct {
 	// commits offsets in its transactions (txn.go), so readers commit
 	// nothing themselves, read committed data only, and wait for pending
 	// transactional offsets when partitions are assigned.
+	//
+	// Both set (exactly-once routes to a database and a Kafka topic): each
+	// sink keeps its own position, and a partition resumes from the lower
+	// one (see adjustOffsets).
 	Transactional bool
 }
 
@@ -115,6 +119,8 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 		member:        member,
 		group:         cfg.Group,
 		transactional: s.txn,
+		txnFloor:      map[topicPartition]int64{},
+		resetOffset:   kgo.NewOffset().AtStart(),
 		parts:         map[topicPartition]*partitionTracker{},
 		maxPoll:       props.MaxPollRecords,
 		offsets:       s.offsets,
@@ -124,6 +130,9 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 		commitEvery:   props.CommitEveryRecords,
 		commitNow:     make(chan struct{}, 1),
 		waitingSince:  time.Now(),
+	}
+	if cfg.StartFrom == "latest" {
+		r.resetOffset = kgo.NewOffset().AtEnd()
 	}
 	if r.commitEvery == 0 {
 		r.commitEvery = DefaultCommitEveryRecords
