@@ -18,7 +18,8 @@ func buildBigQuerySink(ctx context.Context, p *config.Pipeline, log *slog.Logger
 	if p.Sink.BigQuery == nil {
 		return nil, false, nil
 	}
-	s, err := bigquery.New(ctx, bigquery.Options{Config: *p.Sink.BigQuery, Pipeline: p.Name, Logger: log})
+	s, err := bigquery.New(ctx, bigquery.Options{Config: *p.Sink.BigQuery, Pipeline: p.Name, Logger: log,
+		ExactlyOnce: p.Delivery == config.ExactlyOnce})
 	if err != nil {
 		return nil, true, err
 	}

@@ -61,6 +61,17 @@ type BigQuerySink struct {
 	// without TLS and without credentials.
 	Endpoint     string `yaml:"endpoint"`
 	RESTEndpoint string `yaml:"rest_endpoint"`
+	// CommitInterval, with delivery: exactly_once, is how long a batch
+	// gathers records before it is written to PENDING streams and
+	// committed: one CreateWriteStream call per table per batch, which
+	// BigQuery limits per hour (see ExpectedTables). It is the pipeline's
+	// default batch.linger then. Default 10s.
+	CommitInterval time.Duration `yaml:"commit_interval"`
+	// ExpectedTables is how many tables one batch may write, for the
+	// CreateWriteStream quota check of delivery: exactly_once when the
+	// table is a template. Default: 1 for a constant table, 20 for a
+	// template.
+	ExpectedTables int `yaml:"expected_tables"`
 	// CredentialsFile is a service account (or other Google credentials)
 	// JSON file; default: application default credentials.
 	CredentialsFile string `yaml:"credentials_file"`
@@ -90,6 +101,7 @@ func (b *BigQuerySink) applyDefaults() {
 	if b.Location == "" {
 		b.Location = "US"
 	}
+	b.CommitInterval = b.commitInterval()
 }
 
 // Plaintext reports whether the endpoints are an emulator's: no TLS, no
@@ -153,9 +165,7 @@ func (b *BigQuerySink) validate(sv *validator, p *Pipeline) {
 	if b.CredentialsFile != "" && b.Plaintext() {
 		v.add("credentials_file", "is not used with an emulator endpoint (loopback or http://)")
 	}
-	if p.Delivery == ExactlyOnce {
-		sv.add("bigquery", "delivery: exactly_once is not supported by the bigquery sink (default stream, at-least-once); use at_least_once")
-	}
+	b.validateExactlyOnce(v, p)
 	if p.Format.Value != "json" && p.Format.Value != "avro-confluent" {
 		sv.add("bigquery", fmt.Sprintf("writes decoded fields: format.value must be json or avro-confluent, not %q", p.Format.Value))
 	}

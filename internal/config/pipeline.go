@@ -125,6 +125,9 @@ func (f *File) applyDefaults() {
 		}
 		if p.Batch.Linger == 0 {
 			p.Batch.Linger = 50 * time.Millisecond
+			if b := p.Sink.BigQuery; b != nil && p.Delivery == ExactlyOnce {
+				p.Batch.Linger = b.commitInterval() // a batch is a commit
+			}
 		}
 		if p.Limits.MaxInFlightRecords == 0 {
 			p.Limits.MaxInFlightRecords = 50000
