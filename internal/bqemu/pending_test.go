@@ -236,6 +236,11 @@ func TestMaxOffsetQuerySeesCommittedRowsOnly(t *testing.T) {
 			got[r[0].(int64)] = r[1].(int64)
 		}
 	}
+	q := client.Query("SELECT _sluice_partition, MAX(_sluice_offset) FROM `p.d.eos` WHERE _sluice_topic = @topic GROUP BY _sluice_partition")
+	q.Parameters = []bigquery.QueryParameter{{Name: "topic", Value: "none"}}
+	if it, err := q.Read(ctx); err != nil || it.Next(&[]bigquery.Value{}) != iterator.Done {
+		t.Fatalf("query of a topic without rows: %v; want no rows", err)
+	}
 	if got := read(); len(got) != 2 || got[0] != 9 || got[1] != 3 {
 		t.Fatalf("max offsets %v, want map[0:9 1:3] (pending rows invisible, topic b apart)", got)
 	}

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	bq "google.golang.org/api/bigquery/v2"
 	"google.golang.org/grpc/codes"
@@ -85,7 +86,55 @@ func (e *Emulator) query(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, queryResponse(k.project, e.location, findField(fields, groupCol), findField(fields, maxCol), groups))
+	resp := queryResponse(k.project, e.location, findField(fields, groupCol), findField(fields, maxCol), groups)
+	e.results.put(resp)
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// getQueryResults serves jobs.getQueryResults for the queries answered
+// lately; Google's client asks it when a jobs.query answer has no rows.
+func (e *Emulator) getQueryResults(w http.ResponseWriter, r *http.Request) {
+	resp := e.results.get(r.PathValue("job"))
+	if resp == nil {
+		writeError(w, notFoundf("Job %s:%s", r.PathValue("project"), r.PathValue("job")))
+		return
+	}
+	writeJSON(w, http.StatusOK, &bq.GetQueryResultsResponse{
+		Kind: "bigquery#getQueryResultsResponse", JobComplete: true, JobReference: resp.JobReference,
+		Schema: resp.Schema, Rows: resp.Rows, TotalRows: resp.TotalRows,
+		ForceSendFields: []string{"TotalRows", "JobComplete"},
+	})
+}
+
+// maxQueryResults bounds the query results kept for getQueryResults.
+const maxQueryResults = 1000
+
+// queryResults keeps the latest query answers by job id.
+type queryResults struct {
+	mu    sync.Mutex
+	m     map[string]*bq.QueryResponse
+	order []string
+}
+
+func (q *queryResults) put(resp *bq.QueryResponse) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.m == nil {
+		q.m = map[string]*bq.QueryResponse{}
+	}
+	id := resp.JobReference.JobId
+	q.m[id] = resp
+	q.order = append(q.order, id)
+	if len(q.order) > maxQueryResults {
+		delete(q.m, q.order[0])
+		q.order = q.order[1:]
+	}
+}
+
+func (q *queryResults) get(id string) *bq.QueryResponse {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.m[id]
 }
 
 // maxPerGroup scans the committed rows of t.

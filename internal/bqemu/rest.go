@@ -47,6 +47,7 @@ func (e *Emulator) RESTHandler() http.Handler {
 	handle("DELETE", tb, e.deleteTable)
 	handle("GET", tb+"/data", e.listTableData)
 	handle("POST", "/projects/{project}/queries", e.query)
+	handle("GET", "/projects/{project}/queries/{job}", e.getQueryResults)
 	mux.HandleFunc("GET /emulator/stats", e.getStats)
 	mux.HandleFunc("POST /emulator/stats/reset", e.resetStats)
 	mux.HandleFunc("GET /emulator/faults", e.getFaults)
