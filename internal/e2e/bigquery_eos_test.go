@@ -30,7 +30,9 @@ func TestBigQueryExactlyOnceSIGKILLsAvroTwentyTables(t *testing.T) {
 		n, kills = 100000, 5
 	}
 	const tables = 20
+	began := time.Now()
 	bin := buildSluice(t)
+	t.Logf("built sluice in %v", time.Since(began).Round(time.Millisecond))
 	e, addrs := startBQEmulator(t, bqemu.Faults{})
 	brokers := startBroker(t).ListenAddrs()
 	createTopic(t, brokers, "eos.purchases", 6)
@@ -69,9 +71,11 @@ batch: {max_records: 1000, linger: 200ms}
 			t.Fatal(err)
 		}
 		_ = cmd.Wait()
+		t.Logf("kill %d at %v", k+1, time.Since(began).Round(time.Millisecond))
 	}
 	cmd := start()
 	bqWaitCommitted(t, brokers, "eos-bq", "eos.purchases", 3*time.Minute)
+	t.Logf("every offset committed at %v", time.Since(began).Round(time.Millisecond))
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("sluice run after SIGTERM: %v", err)
