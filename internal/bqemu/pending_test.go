@@ -34,24 +34,7 @@ import (
 // needed) with schema id INT64, name STRING.
 func pendingStream(t *testing.T, e *Emulator, mw *managedwriter.Client, table string) (*managedwriter.ManagedStream, func(ids ...int) [][]byte) {
 	t.Helper()
-	if _, err := e.cat.table(tableKey{testProject, "d", table}); err != nil {
-		return simpleWriter(t, e, mw, table, managedwriter.WithType(managedwriter.PendingStream))
-	}
-	schema := eventSchema()[:2]
-	md, dp := writerSchema(t, schema)
-	w, err := mw.NewManagedStream(context.Background(), managedwriter.WithType(managedwriter.PendingStream),
-		managedwriter.WithDestinationTable(managedwriter.TableParentFromParts(testProject, "d", table)), managedwriter.WithSchemaDescriptor(dp))
-	if err != nil {
-		t.Fatalf("NewManagedStream: %v", err)
-	}
-	t.Cleanup(func() { w.Close() })
-	return w, func(ids ...int) [][]byte {
-		var rows [][]byte
-		for _, id := range ids {
-			rows = append(rows, encodeRow(t, md, map[string]any{"id": id}))
-		}
-		return rows
-	}
+	return simpleWriter(t, e, mw, table, managedwriter.WithType(managedwriter.PendingStream))
 }
 
 func commit(t *testing.T, mw *managedwriter.Client, table string, streams ...string) (*storagepb.BatchCommitWriteStreamsResponse, error) {

@@ -53,27 +53,8 @@ batch: {max_records: 1000, linger: 200ms}
 	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "run", "--log-level", "warn", file)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
-	}
-	for k := range kills {
-		cmd := start()
-		target := int64(n) * int64(k+1) / int64(kills+1)
-		eventually(t, 2*time.Minute, fmt.Sprintf("%d rows appended before kill %d", target, k+1), func() bool {
-			return e.Stats().RowsAppended >= target
-		})
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		_ = cmd.Wait()
-		t.Logf("kill %d at %v", k+1, time.Since(began).Round(time.Millisecond))
-	}
-	cmd := start()
+	cmd := runKilled(t, bin, file, kills, int64(n), "rows appended", func() int64 { return e.Stats().RowsAppended })
+	t.Logf("killed %d times by %v", kills, time.Since(began).Round(time.Millisecond))
 	bqWaitCommitted(t, brokers, "eos-bq", "eos.purchases", 3*time.Minute)
 	t.Logf("every offset committed at %v", time.Since(began).Round(time.Millisecond))
 	_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -154,4 +135,31 @@ func bqCountByOffset(t *testing.T, addrs bqemu.Addrs) (map[bqOffsetKey]int, map[
 		}
 	}
 	return held, byTable
+}
+
+// runKilled starts `sluice run file` and SIGKILLs it kills times, each
+// time once progress() (out of n) passed the next step, then starts it
+// once more and returns that last process, running.
+func runKilled(t *testing.T, bin, file string, kills int, n int64, what string, progress func() int64) *exec.Cmd {
+	t.Helper()
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, "run", "--log-level", "warn", file)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	for k := range kills {
+		cmd := start()
+		target := n * int64(k+1) / int64(kills+1)
+		eventually(t, 2*time.Minute, fmt.Sprintf("%d %s before kill %d", target, what, k+1), func() bool {
+			return progress() >= target
+		})
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = cmd.Wait()
+	}
+	return start()
 }
