@@ -142,16 +142,8 @@ func bqCountByOffset(t *testing.T, addrs bqemu.Addrs) (map[bqOffsetKey]int, map[
 // once more and returns that last process, running.
 func runKilled(t *testing.T, bin, file string, kills int, n int64, what string, progress func() int64) *exec.Cmd {
 	t.Helper()
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "run", "--log-level", "warn", file)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
-	}
 	for k := range kills {
-		cmd := start()
+		cmd := startSluice(t, bin, file)
 		target := n * int64(k+1) / int64(kills+1)
 		eventually(t, 2*time.Minute, fmt.Sprintf("%d %s before kill %d", target, what, k+1), func() bool {
 			return progress() >= target
@@ -161,5 +153,5 @@ func runKilled(t *testing.T, bin, file string, kills int, n int64, what string, 
 		}
 		_ = cmd.Wait()
 	}
-	return start()
+	return startSluice(t, bin, file)
 }
