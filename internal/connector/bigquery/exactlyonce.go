@@ -317,8 +317,11 @@ func (s *Sink) commitTable(ctx context.Context, tb *tableBatch) error {
 		if err == nil {
 			err = commitError(resp)
 			if err == nil {
+				recs := tb.records()
 				s.stats.commits.Add(1)
-				s.advanceMarks(tb.name, tb.records())
+				s.stats.rows.Add(int64(len(recs))) // confirmed by the commit
+				rowsAppended.WithLabelValues(s.pipeline).Add(float64(len(recs)))
+				s.advanceMarks(tb.name, recs)
 				return nil
 			}
 			return err // a stream error: nothing committed, and it will not heal

@@ -98,8 +98,8 @@ func TestExactlyOnceRestartSkipsWhatBigQueryHolds(t *testing.T) {
 	second := eosSink(t, addrs)
 	write(t, second, batch) // replayed from offset 0
 	heldOnce(t, e, 4, batch)
-	if st := second.Stats(); st.Skipped != 25 {
-		t.Fatalf("skipped %d records, want the 25 already committed", st.Skipped)
+	if st := second.Stats(); st.Skipped != 25 || st.RowsAppended != 15 {
+		t.Fatalf("skipped %d records and committed %d rows, want the 25 already committed skipped and 15 committed", st.Skipped, st.RowsAppended)
 	}
 }
 

@@ -187,7 +187,6 @@ func (s *Sink) appendUnits(ctx context.Context, ms *managedwriter.ManagedStream,
 		resp, err := res.FullResponse(actx)
 		s.stats.appends.Add(1)
 		if err == nil {
-			s.stats.rows.Add(int64(len(units[i].rows)))
 			continue
 		}
 		if rowErrs := resp.GetRowErrors(); len(rowErrs) > 0 {
