@@ -62,12 +62,15 @@ func TestExactlyOnceFailedCommitCommitsNothingAndRetryOnce(t *testing.T) {
 	if err := e.SetFaults(bqemu.Faults{CommitNext: 1000}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := s.Write(ctx, batch)
 	var be *connector.BatchError
 	if !errors.As(err, &be) || len(be.NotWritten) != len(batch) || len(be.Failed) != 0 {
 		t.Fatalf("Write with every commit failing: %v; want all %d records NotWritten", err, len(batch))
+	}
+	if e.Faults().CommitNext == 1000 {
+		t.Fatal("no commit was tried within the write's 5 s")
 	}
 	for i := range 3 {
 		if n := len(countIDs(t, e, fmt.Sprintf("t%d", i))); n != 1 {
