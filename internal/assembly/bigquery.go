@@ -18,7 +18,8 @@ func buildBigQuerySink(ctx context.Context, p *config.Pipeline, log *slog.Logger
 	if p.Sink.BigQuery == nil {
 		return nil, false, nil
 	}
-	o := bigquery.Options{Config: *p.Sink.BigQuery, Pipeline: p.Name, Logger: log}
+	o := bigquery.Options{Config: *p.Sink.BigQuery, Pipeline: p.Name, Logger: log,
+		ExactlyOnce: p.Delivery == config.ExactlyOnce}
 	if p.Format.Value == "avro-confluent" && len(p.Transforms) == 0 {
 		// Avro straight into proto rows, without a map per record (the
 		// sink falls back to decoded records when its table template

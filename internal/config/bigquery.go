@@ -61,6 +61,17 @@ type BigQuerySink struct {
 	// without TLS and without credentials.
 	Endpoint     string `yaml:"endpoint" advanced:"true" doc:"The Storage Write API's gRPC address, host:port; default Google's. With rest_endpoint, for an emulator: a loopback endpoint or an http:// rest_endpoint is spoken to without TLS and credentials." example:"127.0.0.1:9060"`
 	RESTEndpoint string `yaml:"rest_endpoint" advanced:"true" doc:"The BigQuery REST API's base URL; default Google's. Goes with endpoint." example:"http://127.0.0.1:9050"`
+	// CommitInterval, with delivery: exactly_once, is how long a batch
+	// gathers records before it is written to PENDING streams and
+	// committed: one CreateWriteStream call per table per batch, which
+	// BigQuery limits per hour (see ExpectedTables). It is the pipeline's
+	// default batch.linger then. Default 10s.
+	CommitInterval time.Duration `yaml:"commit_interval" default:"10s" doc:"With delivery: exactly_once, how long a batch gathers records before it is written to PENDING streams and committed (one CreateWriteStream call per table per batch, which BigQuery limits per hour); the pipeline's default batch.linger then."`
+	// ExpectedTables is how many tables one batch may write, for the
+	// CreateWriteStream quota check of delivery: exactly_once when the
+	// table is a template. Default: 1 for a constant table, 20 for a
+	// template.
+	ExpectedTables int `yaml:"expected_tables" min:"0" doc:"How many tables one batch may write, for the CreateWriteStream quota check of delivery: exactly_once; default 1 for a constant table, 20 for a template."`
 	// CredentialsFile is a service account (or other Google credentials)
 	// JSON file; default: application default credentials.
 	CredentialsFile string `yaml:"credentials_file" doc:"A service account (or other Google credentials) JSON file; default: Application Default Credentials."`
@@ -141,9 +152,7 @@ func (b *BigQuerySink) validate(sv *validator, p *Pipeline) {
 		v.add("credentials_file", "is not used with an emulator endpoint (loopback or http://)")
 	}
 	b.validateTableSpec(v)
-	if p.Delivery == ExactlyOnce {
-		sv.add("bigquery", "delivery: exactly_once is not supported by the bigquery sink (default stream, at-least-once); use at_least_once")
-	}
+	b.validateExactlyOnce(v, p)
 	if p.Format.Value != "json" && p.Format.Value != "avro-confluent" {
 		sv.add("bigquery", fmt.Sprintf("writes decoded fields: format.value must be json or avro-confluent, not %q", p.Format.Value))
 	}

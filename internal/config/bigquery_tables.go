@@ -38,7 +38,6 @@ type BigQueryDLQ struct {
 	Table string `yaml:"table" default:"{{.Table}}_error_records" doc:"The error table, a template over {{.Table}} (the table the record was meant for); created in the sink's dataset when missing."`
 }
 
-
 // bigQueryMaxClustering is BigQuery's limit on clustering columns.
 const bigQueryMaxClustering = 4
 

@@ -114,6 +114,9 @@ func (f *File) applyDefaults() {
 				p.Batch.MaxRecords = l
 			}
 		}
+		if b := p.Sink.BigQuery; b != nil && p.Delivery == ExactlyOnce && p.Batch.Linger == 0 {
+			p.Batch.Linger = b.commitInterval() // a batch is a commit
+		}
 		p.Sink.applyDefaults()
 		for _, s := range p.Sinks {
 			s.applyDefaults() // its fields are pointers: the map's copy is enough

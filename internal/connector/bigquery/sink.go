@@ -50,6 +50,9 @@ type Options struct {
 	// them straight into proto rows (see protoencode.go). Default nil:
 	// records arrive decoded.
 	Fields connector.FieldVisitor
+	// ExactlyOnce writes through PENDING streams with offset
+	// deduplication (exactlyonce.go) instead of the default stream.
+	ExactlyOnce bool
 }
 
 // Sink is the bigquery sink. Write may be called concurrently.
@@ -63,6 +66,7 @@ type Sink struct {
 	writers  *writers
 	stats    counters
 	visitor  valueVisitor // nil: records arrive decoded
+	eos      *exactlyOnce // nil: at least once
 
 	stop      context.CancelFunc
 	bg        errgroup.Group // the idle-writer reaper
@@ -72,6 +76,7 @@ type Sink struct {
 
 type counters struct {
 	appends, retries, rows, rowErrors, rejected, possibleDuplicates atomic.Int64
+	skipped, commits                                                atomic.Int64
 }
 
 // Stats is a snapshot of what a Sink did.
@@ -82,6 +87,8 @@ type Stats struct {
 	RowErrors          int64 // rows BigQuery refused one by one
 	Rejected           int64 // records sent to on_error, for any reason
 	PossibleDuplicates int64 // rows sent again after an append of unknown outcome
+	Skipped            int64 // exactly once: records BigQuery already held, not written again
+	Commits            int64 // exactly once: tables committed (BatchCommitWriteStreams)
 	Writers            int   // tables with an open writer
 	ConnectionLimit    int   // AppendRows streams the shared client may open
 }
@@ -90,6 +97,9 @@ type Stats struct {
 // BigQuery until the first Write.
 func New(ctx context.Context, o Options) (*Sink, error) {
 	cfg := o.Config
+	if o.ExactlyOnce {
+		cfg.Metadata = withOffsetColumns(cfg.Metadata)
+	}
 	tmpl, err := connector.ParseNameTemplate("sink.bigquery.table", cfg.Table)
 	if err != nil {
 		return nil, connector.Permanent(err)
@@ -116,6 +126,9 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 		tables:  &tables{cfg: cfg, rest: client.rest, log: log, pipeline: o.Pipeline, m: map[string]*tableState{}},
 		writers: &writers{client: client, pipeline: o.Pipeline, life: life, open: map[*tableVersion]struct{}{}},
 	}
+	if o.ExactlyOnce {
+		s.eos = newExactlyOnce(client.key)
+	}
 	for _, m := range cfg.Metadata {
 		c := *metadataColumns[m]
 		s.tables.meta = append(s.tables.meta, &c)
@@ -129,34 +142,21 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 // rows, values that fit no column, names that make no table), all others
 // being durable. Transient failures are retried here until ctx ends.
 func (s *Sink) Write(ctx context.Context, batch []*connector.Record) error {
-	bad := &badRecords{s: s}
-	groups, order := s.route(ctx, batch, bad)
-
-	var (
-		mu    sync.Mutex
-		units []*appendUnit
-	)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(prepareParallelism)
-	for _, name := range order {
-		recs := groups[name]
-		g.Go(func() error {
-			us, err := s.prepare(gctx, name, recs, bad)
-			mu.Lock()
-			units = append(units, us...)
-			mu.Unlock()
-			return err
-		})
+	if s.eos != nil {
+		return s.writeExactlyOnce(ctx, batch)
 	}
-	if err := g.Wait(); err != nil {
+	bad := &badRecords{s: s}
+	units, err := s.prepareAll(ctx, batch, bad)
+	if err != nil {
 		return err
 	}
+	var mu sync.Mutex
 
 	// Units append independently: when one fails, the others' rows are
 	// durable, and only the failed units' records are reported not written
 	// (so a retry does not append the rest a second time).
 	var notWritten []*connector.Record
-	g, gctx = errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.cfg.MaxInFlightAppends * s.client.connectionLimit())
 	for _, u := range units {
 		g.Go(func() error {
@@ -175,6 +175,29 @@ func (s *Sink) Write(ctx context.Context, batch []*connector.Record) error {
 		return &connector.BatchError{Failed: bad.list, NotWritten: connector.Without(notWritten, bad.list), Cause: err}
 	}
 	return bad.err()
+}
+
+// prepareAll routes batch to its tables and prepares each table's
+// appends; bad input goes to bad.
+func (s *Sink) prepareAll(ctx context.Context, batch []*connector.Record, bad *badRecords) ([]*appendUnit, error) {
+	groups, order := s.route(ctx, batch, bad)
+	var (
+		mu    sync.Mutex
+		units []*appendUnit
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(prepareParallelism)
+	for _, name := range order {
+		recs := groups[name]
+		g.Go(func() error {
+			us, err := s.prepare(gctx, name, recs, bad)
+			mu.Lock()
+			units = append(units, us...)
+			mu.Unlock()
+			return err
+		})
+	}
+	return units, g.Wait()
 }
 
 // route groups records by destination table, in order of first use.
@@ -356,6 +379,7 @@ func (s *Sink) Stats() Stats {
 		RowErrors: s.stats.rowErrors.Load(), Rejected: s.stats.rejected.Load(),
 		PossibleDuplicates: s.stats.possibleDuplicates.Load(),
 		Writers:            s.writers.count(), ConnectionLimit: s.client.connectionLimit(),
+		Skipped: s.stats.skipped.Load(), Commits: s.stats.commits.Load(),
 	}
 }
 
