@@ -36,6 +36,13 @@ type Pipeline struct {
 	// is retried on a transient error before the pipeline stops with it
 	// (default 10m; "0s" is refused, use a large value to wait longer).
 	MaxRetryTime time.Duration `yaml:"max_retry_time"`
+	// Parallelism writes each consumer's records on several workers
+	// (see Parallelism); unset: one writer per consumer.
+	Parallelism *Parallelism `yaml:"parallelism"`
+	// AllowDuplicates says at-least-once without order is enough: it
+	// allows parallelism.by: round_robin and makes it the default.
+	// Default false; refused with delivery: exactly_once.
+	AllowDuplicates bool `yaml:"allow_duplicates"`
 }
 
 // DLQ is where bad records go with on_error: dlq. By default a Kafka topic
@@ -138,6 +145,7 @@ func (f *File) applyDefaults() {
 		if p.MaxRetryTime == 0 {
 			p.MaxRetryTime = 10 * time.Minute
 		}
+		p.applyParallelismDefaults()
 		p.Source.applyDefaults()
 		p.Format.applyDefaults()
 		p.Sink.applyDefaults()
@@ -237,6 +245,7 @@ func (p *Pipeline) validate(v *validator) {
 		p.validateRoutes(v)
 	}
 	p.validateTransforms(v)
+	p.validateParallelism(v)
 }
 
 // checkListenAddress checks host:port syntax, as net.Listen will need it,
