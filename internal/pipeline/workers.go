@@ -53,6 +53,13 @@ type dispatcher struct {
 	lanes   []*lane
 	slotted bool // set Record.Slot: ByKey and ByPartition
 	byKey   bool
+	// batchRecords is the most records a lane's batch holds:
+	// batch.max_records, less with many lanes, so that every lane's
+	// batch being built, its queue and its write fit in
+	// max_in_flight_records together. Otherwise the cap would be reached
+	// with every lane's batch half full, and each read would wait for a
+	// write and flush small batches.
+	batchRecords int
 }
 
 // lane is a batch being built and the queue of batches its writers take.
@@ -69,8 +76,13 @@ func (c *consumer) startWriters(g *errgroup.Group, writeCtx context.Context, sto
 	o := c.p.opts
 	d := &dispatcher{c: c, slotted: o.By == ByKey || o.By == ByPartition, byKey: o.By == ByKey}
 	nLanes, writersPerLane := 1, o.Workers
+	d.batchRecords = o.BatchRecords
 	if d.slotted {
 		nLanes, writersPerLane = o.Workers, 1
+		if nLanes > 1 {
+			// Per lane: one batch being built, two queued, one written.
+			d.batchRecords = max(1, min(o.BatchRecords, o.MaxInFlightRecords/(4*nLanes)))
+		}
 	}
 	var stopPreparing atomic.Bool // after a failed write, the rest is only released
 	for range nLanes {
@@ -161,7 +173,7 @@ func (d *dispatcher) add(r *connector.Record, weight int) {
 	l.cur.records = append(l.cur.records, r)
 	l.cur.bytes += r.Size()
 	l.cur.weight += weight
-	if len(d.lanes) > 1 && len(l.cur.records) >= d.c.p.opts.BatchRecords {
+	if len(d.lanes) > 1 && len(l.cur.records) >= d.batchRecords {
 		d.flush(l, "records")
 	}
 }
@@ -189,7 +201,7 @@ func (d *dispatcher) flushDue(linger time.Duration) {
 	o := d.c.p.opts
 	for _, l := range d.lanes {
 		switch {
-		case len(l.cur.records) >= o.BatchRecords:
+		case len(l.cur.records) >= d.batchRecords:
 			d.flush(l, "records")
 		case l.cur.bytes >= o.BatchBytes:
 			d.flush(l, "bytes")
