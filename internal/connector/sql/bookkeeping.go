@@ -158,22 +158,7 @@ func (b *bookkeeping) saveOffsets(ctx context.Context, tx txn, topic string, nex
 
 // loadOffsets is connector.OffsetStore's query.
 func (b *bookkeeping) loadOffsets(ctx context.Context, db database, topic string) (map[int32]int64, error) {
-	rows, err := db.query(ctx, fmt.Sprintf(`SELECT %s, next_offset FROM %s WHERE pipeline = ? AND topic = ? AND next_offset >= 0`,
-		b.d.q.ident("partition"), b.offsets), b.pipeline, topic)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[int32]int64{}
-	for rows.Next() {
-		var p int32
-		var n int64
-		if err := rows.Scan(&p, &n); err != nil {
-			return nil, err
-		}
-		out[p] = n
-	}
-	return out, rows.Err()
+	return b.partitionRows(ctx, db.query, topic, nil)
 }
 
 // batchRecords is how many rows batch holds.

@@ -104,7 +104,7 @@ func (b *bookkeeping) lockSlotOffsets(ctx context.Context, tx txn, topic string,
 	}
 	floors, err := b.partitionRows(ctx, tx.query, topic, parts)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading partition offsets: %w", err)
 	}
 	for k, next := range out {
 		if f, ok := floors[k.partition]; ok && f > next {
@@ -114,18 +114,22 @@ func (b *bookkeeping) lockSlotOffsets(ctx context.Context, tx txn, topic string,
 	return out, nil
 }
 
-// partitionRows reads the sluice_offsets rows of parts that hold an offset.
+// partitionRows reads the sluice_offsets rows of parts (nil: all) that
+// hold an offset.
 func (b *bookkeeping) partitionRows(ctx context.Context, q func(context.Context, string, ...any) (rowsIter, error), topic string, parts []int32) (map[int32]int64, error) {
 	part := b.d.q.ident("partition")
-	in := strings.Repeat("?, ", len(parts))
+	stmt := fmt.Sprintf(`SELECT %s, next_offset FROM %s WHERE pipeline = ? AND topic = ? AND next_offset >= 0`, part, b.offsets)
 	args := []any{b.pipeline, topic}
-	for _, p := range parts {
-		args = append(args, p)
+	if parts != nil {
+		in := strings.Repeat("?, ", len(parts))
+		stmt += fmt.Sprintf(" AND %s IN (%s)", part, in[:len(in)-2])
+		for _, p := range parts {
+			args = append(args, p)
+		}
 	}
-	rows, err := q(ctx, fmt.Sprintf(`SELECT %s, next_offset FROM %s WHERE pipeline = ? AND topic = ? AND next_offset >= 0 AND %s IN (%s)`,
-		part, b.offsets, part, in[:len(in)-2]), args...)
+	rows, err := q(ctx, stmt, args...)
 	if err != nil {
-		return nil, fmt.Errorf("reading partition offsets: %w", err)
+		return nil, err
 	}
 	defer rows.Close()
 	out := map[int32]int64{}
