@@ -110,6 +110,7 @@ func TestWorkersByKeyKeepPerKeyOrderThroughFailingWrites(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			src := newKeyedSource(records, keys)
 			sink := newOrderSink(tc.failRate)
+			sink.delay = 200 * time.Microsecond // writes overlap, even on a starved machine
 			const maxInFlight = 4000
 			p, err := New(Options{Name: "t", Source: src, Sink: sink, Workers: 16, By: ByKey,
 				BatchRecords: 50, MaxPollRecords: 500, MaxInFlightRecords: maxInFlight,
@@ -228,5 +229,39 @@ func TestPauseAndDrainWaitsForEveryWorker(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil || sink.count() != 3000 {
 		t.Fatalf("after resume: %d records, err %v", sink.count(), err)
+	}
+}
+
+func TestRemovingAConsumerFinishesEveryWorkersWrites(t *testing.T) {
+	src := newKeyedSource(4000, 100)
+	sink := newOrderSink(0)
+	sink.delay = time.Millisecond
+	p, err := New(Options{Name: "t", Source: src, Sink: sink, Consumers: 2, Workers: 4, By: ByKey,
+		BatchRecords: 10, MaxPollRecords: 50, Linger: time.Millisecond, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed := atomic.Bool{}
+	left := 0
+	if err := runUntil(t, p, "every record acked", func() bool {
+		if !removed.Load() && sink.count() > 500 {
+			removed.Store(true)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if err := p.RemoveConsumer(ctx, p.Status().Consumers[0].ID); err != nil {
+				t.Errorf("removing a consumer: %v", err)
+			}
+		}
+		d, _ := src.ackedCount()
+		left = len(p.Status().Consumers)
+		return d == 4000
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !removed.Load() || left != 1 {
+		t.Fatalf("removed %v, %d consumers left", removed.Load(), left)
+	}
+	if _, total := src.ackedCount(); total != 4000 || sink.count() != 4000 {
+		t.Fatalf("%d acks, %d records in the sink; want 4000 of each", total, sink.count())
 	}
 }
