@@ -80,8 +80,10 @@ func (c *consumer) startWriters(g *errgroup.Group, writeCtx context.Context, sto
 	if d.slotted {
 		nLanes, writersPerLane = o.Workers, 1
 		if nLanes > 1 {
-			// Per lane: one batch being built, two queued, one written.
-			d.batchRecords = max(1, min(o.BatchRecords, o.MaxInFlightRecords/(4*nLanes)))
+			// Per lane: one batch being built, two queued, one written;
+			// and room for one more read.
+			room := max(o.MaxInFlightRecords-o.MaxPollRecords, o.MaxInFlightRecords/2)
+			d.batchRecords = max(1, min(o.BatchRecords, room/(4*nLanes)))
 		}
 	}
 	var stopPreparing atomic.Bool // after a failed write, the rest is only released
