@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -65,15 +64,7 @@ batch: {max_records: 100, linger: 20ms}
 sink:
   postgres: {dsn: %q, table: %s, create_table: true}
 `, pipe, brokers[0], pipe, mode, d.dsn, table)
-	start := func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestSQLCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), "SLUICE_SQL_CRASH_PIPELINE="+yaml)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
-	}
+	start := func() *exec.Cmd { return startCrashChild(t, yaml) }
 	rows := func() int64 {
 		n, err := d.tryCount("SELECT count(*) FROM " + table)
 		if err != nil {
