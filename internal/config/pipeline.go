@@ -37,6 +37,13 @@ type Pipeline struct {
 	// is retried on a transient error before the pipeline stops with it
 	// (default 10m; "0s" is refused, use a large value to wait longer).
 	MaxRetryTime time.Duration `yaml:"max_retry_time" default:"10m" min:"1ns" doc:"How long one write, decode or dead-letter send is retried on a transient error (database, broker or registry down) before the pipeline stops with it; status shows the pipeline degraded meanwhile. 0s is refused: use a large value to wait longer."`
+	// Parallelism writes each consumer's records on several workers
+	// (see Parallelism); unset: one writer per consumer.
+	Parallelism *Parallelism `yaml:"parallelism" doc:"Writes each consumer's records to the sink on several workers, beyond the partition count; unset: one writer per consumer." example:"{workers: 16, by: key}"`
+	// AllowDuplicates says at-least-once without order is enough: it
+	// allows parallelism.by: round_robin and makes it the default.
+	// Default false; refused with delivery: exactly_once.
+	AllowDuplicates bool `yaml:"allow_duplicates" doc:"At-least-once without order is enough: allows parallelism.by: round_robin and makes it the default; refused with delivery: exactly_once."`
 }
 
 // DLQ is where bad records go with on_error: dlq. By default a Kafka topic
@@ -117,6 +124,7 @@ func (f *File) applyDefaults() {
 		if b := p.Sink.BigQuery; b != nil && p.Delivery == ExactlyOnce && p.Batch.Linger == 0 {
 			p.Batch.Linger = b.commitInterval() // a batch is a commit
 		}
+		p.applyParallelismDefaults()
 		p.Sink.applyDefaults()
 		for _, s := range p.Sinks {
 			s.applyDefaults() // its fields are pointers: the map's copy is enough
@@ -206,6 +214,7 @@ func (p *Pipeline) validate(v *validator) {
 		p.validateRoutes(v)
 	}
 	p.validateTransforms(v)
+	p.validateParallelism(v)
 }
 
 // checkListenAddress checks host:port syntax, as net.Listen will need it,

@@ -53,6 +53,12 @@ type Options struct {
 	// error (a failure that does not heal is never retried forever);
 	// default 10m, negative: no bound.
 	MaxRetryTime time.Duration
+	// Workers is the number of sink writers per consumer
+	// (parallelism.workers); default 1. By says how records are spread
+	// over them (see workers.go); empty: no parallelism, and Workers
+	// must be 1. With ByKey or ByPartition every record gets its Slot.
+	Workers int
+	By      Distribution
 
 	Logger *slog.Logger
 }
@@ -60,6 +66,9 @@ type Options struct {
 func (o *Options) defaults() {
 	if o.Consumers <= 0 {
 		o.Consumers = 1
+	}
+	if o.Workers <= 0 {
+		o.Workers = 1
 	}
 	if o.Decoder == nil {
 		o.Decoder = undecoded{}
@@ -148,6 +157,14 @@ func New(opts Options) (*Pipeline, error) {
 	opts.defaults()
 	if opts.Name == "" || opts.Source == nil || opts.Sink == nil {
 		return nil, errors.New("pipeline needs a name, a source and a sink")
+	}
+	switch opts.By {
+	case "", ByKey, ByPartition, ByRoundRobin:
+	default:
+		return nil, fmt.Errorf("pipeline %s: unknown distribution %q", opts.Name, opts.By)
+	}
+	if opts.By == "" && opts.Workers > 1 {
+		opts.By = ByKey
 	}
 	if opts.OnError == OnErrorDLQ && opts.DeadLetter == nil {
 		return nil, fmt.Errorf("pipeline %s: on_error dlq needs a dead-letter destination", opts.Name)
