@@ -24,8 +24,6 @@ type SchemaRegistry struct {
 	TLS         *TLS          `yaml:"tls" doc:"TLS to the registry."`
 }
 
-var formats = []string{"raw", "string", "json", "avro-confluent"}
-
 func (f *Format) validate(v *validator) {
 	if (f.Key == "avro-confluent" || f.Value == "avro-confluent") && (f.SchemaRegistry == nil || f.SchemaRegistry.URL == "") {
 		v.add("schema_registry.url", "is required for avro-confluent")

@@ -39,12 +39,6 @@ func (v *validator) required(field, value string) {
 	}
 }
 
-func (v *validator) positive(field string, n int) {
-	if n <= 0 {
-		v.add(field, "must be > 0")
-	}
-}
-
 func (v *validator) positiveDuration(field string, d time.Duration) {
 	if d <= 0 {
 		v.add(field, "must be a positive duration such as 500ms or 30s")
