@@ -143,7 +143,10 @@ func Build(ctx context.Context, p config.Pipeline, log *slog.Logger) (*Built, er
 		MaxInFlightBytes:   p.Limits.MaxInFlightBytes,
 		ShutdownTimeout:    p.ShutdownTimeout,
 		MaxRetryTime:       p.MaxRetryTime,
-		Logger:             plog,
+		Timestamp: pipeline.TimestampPolicy{Policy: p.Timestamp.Policy, Field: p.Timestamp.Field,
+			Format: p.Timestamp.Format},
+		IdlePartitionTimeout: p.Timestamp.IdlePartitionTimeout,
+		Logger:               plog,
 	})
 	if err != nil {
 		return fail(err)

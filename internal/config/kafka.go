@@ -49,6 +49,10 @@ type KafkaSource struct {
 	// Properties are Kafka consumer properties by their usual names
 	// (max.poll.records, fetch.min.bytes, ...); see internal/connector/kafka.
 	Properties map[string]any `yaml:"properties"`
+	// StopAt makes the read bounded (`stop_at: end`, or max_records /
+	// max_read_time): the pipeline drains, commits and exits. Default
+	// unset: read until stopped.
+	StopAt *StopAt `yaml:"stop_at"`
 }
 
 // consumersUnset marks source.kafka.consumers as absent from the file
@@ -156,6 +160,9 @@ func (k *KafkaSource) validate(v *validator) {
 	v.oneOf("start_from", k.StartFrom, "earliest", "latest")
 	v.oneOf("isolation", k.Isolation, "read_uncommitted", "read_committed")
 	v.oneOf("group_protocol", k.GroupProtocol, "classic", "consumer")
+	if k.StopAt != nil {
+		k.StopAt.validate(v)
+	}
 	for _, p := range ValidateConsumerProperties(k.Properties) {
 		v.add("properties."+p.Name, p.Problem)
 	}

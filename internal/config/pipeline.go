@@ -36,6 +36,9 @@ type Pipeline struct {
 	// is retried on a transient error before the pipeline stops with it
 	// (default 10m; "0s" is refused, use a large value to wait longer).
 	MaxRetryTime time.Duration `yaml:"max_retry_time"`
+	// Timestamp is the timestamp policy and watermark settings (see
+	// eventtime.go); default policy source, idle_partition_timeout 30s.
+	Timestamp Timestamp `yaml:"timestamp"`
 }
 
 // DLQ is where bad records go with on_error: dlq. By default a Kafka topic
@@ -138,6 +141,7 @@ func (f *File) applyDefaults() {
 		if p.MaxRetryTime == 0 {
 			p.MaxRetryTime = 10 * time.Minute
 		}
+		p.Timestamp.applyDefaults()
 		p.Source.applyDefaults()
 		p.Format.applyDefaults()
 		p.Sink.applyDefaults()
@@ -229,6 +233,7 @@ func (p *Pipeline) validate(v *validator) {
 	}
 	v.positiveDuration("shutdown_timeout", p.ShutdownTimeout)
 	v.positiveDuration("max_retry_time", p.MaxRetryTime)
+	p.Timestamp.validate(v.sub("timestamp"), p)
 	p.Source.validate(v.sub("source"))
 	p.Format.validate(v.sub("format"))
 	if len(p.Sinks) == 0 && len(p.Route) == 0 {

@@ -214,6 +214,7 @@ func (r *reader) Read(ctx context.Context, max int) ([]*connector.Record, error)
 			rec.Partition = kr.Partition
 			rec.Offset = kr.Offset
 			rec.Timestamp = kr.Timestamp
+			rec.TimestampType = timestampType(kr.Attrs)
 			rec.Key = kr.Key
 			rec.Value = kr.Value
 			if len(kr.Headers) > 0 {
@@ -228,6 +229,18 @@ func (r *reader) Read(ctx context.Context, max int) ([]*connector.Record, error)
 	})
 	r.mu.Unlock()
 	return out, firstErr
+}
+
+// timestampType is the type a fetched record's timestamp has (its batch's
+// attributes; a topic's message.timestamp.type decides it).
+func timestampType(a kgo.RecordAttrs) connector.TimestampType {
+	switch a.TimestampType() {
+	case 0:
+		return connector.TimestampCreateTime
+	case 1:
+		return connector.TimestampLogAppendTime
+	}
+	return connector.TimestampUnknown
 }
 
 // isPermanentFetchError: what the client reports but waiting cannot heal.
