@@ -1,0 +1,124 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// A backfill with stop_at: end moves exactly the records present at the
+// start, commits them and exits 0 by itself, saying what it moved; run
+// again after more records arrived, it moves exactly those. The pipeline
+// also stamps records with the event time of a field (timestamp policy
+// field), which is what the Kafka sink's records carry, and a record
+// without the field is bad input (skipped here), never stamped with a
+// default.
+func TestBoundedReadMovesExactlyWhatWasThereAndExits(t *testing.T) {
+	bin := buildSluice(t)
+	c := startBroker(t)
+	brokers := c.ListenAddrs()
+	createTopic(t, brokers, "bf.in", 3)
+	createTopic(t, brokers, "bf.out", 3)
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	produce := func(from, n int) {
+		produceAll(t, brokers, nil, from, n, func(i int) *kgo.Record {
+			return &kgo.Record{Topic: "bf.in", Key: []byte(fmt.Sprintf("k%d", i)),
+				Value: []byte(fmt.Sprintf(`{"id":%d,"at":%d}`, i, base.Add(time.Duration(i)*time.Second).UnixMilli()))}
+		})
+	}
+	produce(0, 3000)
+	produceAll(t, brokers, nil, 0, 1, func(int) *kgo.Record {
+		return &kgo.Record{Topic: "bf.in", Value: []byte(`{"id":-1}`)} // no "at"
+	})
+	file := filepath.Join(t.TempDir(), "bf.yaml")
+	if err := os.WriteFile(file, []byte(fmt.Sprintf(`
+name: bf
+source:
+  kafka: {brokers: [%[1]s], topics: [bf.in], group: bf, consumers: 2, stop_at: end}
+format: {value: json}
+timestamp: {policy: field, field: at, format: unix_ms}
+on_error: skip
+sink:
+  kafka: {brokers: [%[1]s], topic: bf.out}
+`, brokers[0])), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func() string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		var stdout bytes.Buffer
+		cmd := exec.CommandContext(ctx, bin, "run", "--log-level", "warn", file)
+		cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("sluice run with stop_at: end: %v (want exit 0 by itself)\n%s", err, stdout.String())
+		}
+		return stdout.String()
+	}
+	adm := adminClient(t, brokers)
+	checkOut := func(want int) {
+		t.Helper()
+		if got := sum(endOffsets(t, adm, "bf.out")); got != int64(want) {
+			t.Fatalf("bf.out holds %d records, want exactly %d", got, want)
+		}
+		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("bf.out"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		seen := map[int]bool{}
+		for len(seen) < want && ctx.Err() == nil {
+			cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+				var v struct{ ID int }
+				if err := json.Unmarshal(r.Value, &v); err != nil {
+					t.Fatal(err)
+				}
+				if at := base.Add(time.Duration(v.ID) * time.Second); !r.Timestamp.Equal(at) {
+					t.Fatalf("record %d carries timestamp %v, want its field's %v", v.ID, r.Timestamp, at)
+				}
+				seen[v.ID] = true
+			})
+		}
+		if len(seen) != want {
+			t.Fatalf("%d distinct records in bf.out, want %d", len(seen), want)
+		}
+	}
+
+	out := run()
+	if !strings.Contains(out, "moved 3000 records") || !strings.Contains(out, "skipped 1") {
+		t.Fatalf("sluice run did not say what it moved (want 3000 moved, 1 skipped):\n%s", out)
+	}
+	checkOut(3000)
+	waitCommittedToEnd(t, adm, "bf", "bf.in", 10*time.Second)
+
+	produce(3000, 500)
+	out = run()
+	if !strings.Contains(out, "moved 500 records") {
+		t.Fatalf("the second backfill did not move exactly the 500 new records:\n%s", out)
+	}
+	checkOut(3500)
+	waitCommittedToEnd(t, adm, "bf", "bf.in", 10*time.Second)
+
+	if out = run(); !strings.Contains(out, "moved 0 records") {
+		t.Fatalf("a backfill with nothing new moved something:\n%s", out)
+	}
+}
+
+func sum(m map[int32]int64) int64 {
+	var n int64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
