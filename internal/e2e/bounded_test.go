@@ -59,6 +59,8 @@ sink:
 		var stdout bytes.Buffer
 		cmd := exec.CommandContext(ctx, bin, "run", "--log-level", "warn", file)
 		cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
+		start := time.Now()
+		defer func() { t.Logf("bounded run took %.1f s", time.Since(start).Seconds()) }()
 		if err := cmd.Run(); err != nil {
 			t.Fatalf("sluice run with stop_at: end: %v (want exit 0 by itself)\n%s", err, stdout.String())
 		}
