@@ -18,7 +18,7 @@ import (
 )
 
 func newRunCommand(g *globalFlags) *cobra.Command {
-	var adminListen string
+	var adminListen, instanceID string
 	cmd := &cobra.Command{
 		Use:   "run FILE...",
 		Short: "Run the pipelines in one or more files",
@@ -50,11 +50,13 @@ run exits 0 once every pipeline has stopped.`,
 				}
 			}
 			admin = withAdminListen(admin, adminListen)
+			withInstanceID(pipelines, instanceID)
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
 			return runPipelines(ctx, pipelines, admin, log, cmd.OutOrStdout())
 		},
 	}
+	cmd.Flags().StringVar(&instanceID, "instance-id", "", "static group membership: group.instance.id of every Kafka source (each consumer appends its name); give each process its own, stable across restarts (e.g. the pod name), for rolling restarts without rebalances")
 	cmd.Flags().StringVar(&adminListen, "admin", "", "admin API address (overrides admin.listen; default 127.0.0.1:8080 when the file has an admin section)")
 	return cmd
 }
@@ -71,6 +73,26 @@ func withAdminListen(fromFile *config.Admin, listen string) *config.Admin {
 	}
 	a.Listen = listen
 	return &a
+}
+
+// withInstanceID applies --instance-id: it sets group.instance.id on every
+// Kafka source, over the file's.
+func withInstanceID(pipelines []config.Pipeline, id string) {
+	if id == "" {
+		return
+	}
+	for i := range pipelines {
+		k := pipelines[i].Source.Kafka
+		if k == nil {
+			continue
+		}
+		props := make(map[string]any, len(k.Properties)+1)
+		for name, v := range k.Properties {
+			props[name] = v
+		}
+		props["group.instance.id"] = id
+		k.Properties = props
+	}
 }
 
 // runPipelines builds and runs pipelines until ctx is done or one fails.
