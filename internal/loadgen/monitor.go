@@ -96,6 +96,11 @@ type GroupSample struct {
 	Lag     int64
 	// LagByTopic splits Lag by topic.
 	LagByTopic map[string]int64
+	// LagSeconds is the lag in time: how long the oldest record the
+	// group has not consumed has waited (by its timestamp); HasLagSeconds
+	// is false when nothing lags or it could not be read.
+	LagSeconds    float64
+	HasLagSeconds bool
 	// Missing says the group does not exist (yet): watching a group
 	// before its consumers start is normal, not an error.
 	Missing bool
@@ -319,7 +324,14 @@ func takeSample(ctx context.Context, adm *kadm.Client, o MonitorOptions, previou
 			problems = append(problems, fmt.Sprintf("describing groups: %v", err))
 		}
 		for _, l := range lags.Sorted() {
-			s.Groups = append(s.Groups, groupSample(l))
+			g := groupSample(l)
+			if !g.Missing && g.Err == "" && g.Lag > 0 {
+				ageCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				age, ok := lagAge(ageCtx, append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...)}, o.ClientOptions...), l.Lag, s.At)
+				cancel()
+				g.LagSeconds, g.HasLagSeconds = age.Seconds(), ok
+			}
+			s.Groups = append(s.Groups, g)
 		}
 	}
 	s.Err = strings.Join(problems, "; ")
