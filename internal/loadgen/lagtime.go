@@ -8,6 +8,36 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
+// lagAges reads each group's lag age at most once per lagAgeEvery (it
+// opens a client and fetches), and between reads ages the last one with
+// the clock: samples every 200 ms stay cheap.
+type lagAges struct {
+	last map[string]lagAgeRead
+}
+
+type lagAgeRead struct {
+	at  time.Time
+	age time.Duration
+	ok  bool
+}
+
+const lagAgeEvery = time.Second
+
+func (a *lagAges) get(ctx context.Context, opts []kgo.Opt, l kadm.DescribedGroupLag, now time.Time) (float64, bool) {
+	if a.last == nil {
+		a.last = map[string]lagAgeRead{}
+	}
+	r, seen := a.last[l.Group]
+	if !seen || now.Sub(r.at) >= lagAgeEvery {
+		readCtx, cancel := context.WithTimeout(ctx, time.Second)
+		age, ok := lagAge(readCtx, opts, l.Lag, now)
+		cancel()
+		r = lagAgeRead{at: now, age: age, ok: ok}
+		a.last[l.Group] = r
+	}
+	return (r.age + now.Sub(r.at)).Seconds(), r.ok
+}
+
 // maxAgedPartitions bounds the partitions whose oldest waiting record a
 // sample reads, per group: the most lagging ones.
 const maxAgedPartitions = 64

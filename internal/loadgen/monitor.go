@@ -202,6 +202,7 @@ func Monitor(ctx context.Context, o MonitorOptions) ([]MonitorSample, error) {
 			return nil, err
 		}
 	}
+	ages := &lagAges{}
 	var prevDecoded, prevFailed map[string]int64
 	ticker := time.NewTicker(o.Interval)
 	defer ticker.Stop()
@@ -212,7 +213,7 @@ func Monitor(ctx context.Context, o MonitorOptions) ([]MonitorSample, error) {
 		// One sample may not outlive the interval by much: a broker that
 		// hangs shows up as a sample with an error, not as a stall.
 		sampleCtx, cancel := context.WithTimeout(ctx, max(2*o.Interval, 5*time.Second))
-		s := takeSample(sampleCtx, adm, o, previous, previousAt)
+		s := takeSample(sampleCtx, adm, o, previous, previousAt, ages)
 		if decoding != nil {
 			decoded, failed, lastErr := decoding.counts()
 			if prevDecoded != nil && s.At.After(previousAt) {
@@ -278,7 +279,7 @@ func sumValues(m map[string]int64) int64 {
 	return n
 }
 
-func takeSample(ctx context.Context, adm *kadm.Client, o MonitorOptions, previous map[string]TopicSample, previousAt time.Time) MonitorSample {
+func takeSample(ctx context.Context, adm *kadm.Client, o MonitorOptions, previous map[string]TopicSample, previousAt time.Time, ages *lagAges) MonitorSample {
 	var s MonitorSample
 	var problems []string
 	ends, err := adm.ListEndOffsets(ctx, o.Topics...)
@@ -326,10 +327,7 @@ func takeSample(ctx context.Context, adm *kadm.Client, o MonitorOptions, previou
 		for _, l := range lags.Sorted() {
 			g := groupSample(l)
 			if !g.Missing && g.Err == "" && g.Lag > 0 {
-				ageCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
-				age, ok := lagAge(ageCtx, append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...)}, o.ClientOptions...), l.Lag, s.At)
-				cancel()
-				g.LagSeconds, g.HasLagSeconds = age.Seconds(), ok
+				g.LagSeconds, g.HasLagSeconds = ages.get(ctx, append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...)}, o.ClientOptions...), l, s.At)
 			}
 			s.Groups = append(s.Groups, g)
 		}
