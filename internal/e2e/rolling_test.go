@@ -62,4 +62,3 @@ func TestRollingDeployWithStaticMembersLosesAndDuplicatesNothing(t *testing.T) {
 		t.Fatalf("%d records lost and %d duplicated in fo.out (read_committed); exactly-once wants none of either", lost, dups)
 	}
 }
-
