@@ -18,9 +18,9 @@ import (
 // minimum of that over active partitions: those with records read and not
 // yet settled, or read from within the idle timeout. A partition idle for
 // longer does not hold it back, so one quiet partition does not freeze
-// freshness. An active partition with nothing durable yet holds the
-// watermark where it is; with every partition idle (all caught up) it is
-// the largest event time written. It never goes back: a partition that
+// freshness. An active partition with records in flight and nothing
+// durable yet holds the watermark where it is; with every partition idle
+// (all caught up) it is the largest event time written. It never goes back: a partition that
 // wakes with older records leaves it where it was.
 //
 // Records routed by on_error settle their partition's in-flight count but
@@ -131,19 +131,24 @@ func (w *watermarks) advance(now time.Time) {
 		if pt.pending == 0 && now.Sub(pt.lastRead) >= w.idle {
 			continue
 		}
-		active = true
 		if pt.maxDurable.IsZero() {
-			unknown = true
-		} else if low.IsZero() || pt.maxDurable.Before(low) {
+			// Nothing durable yet: records in flight hold the watermark;
+			// a partition whose records were all routed by on_error has
+			// no event time to hold it at.
+			unknown = unknown || pt.pending > 0
+			continue
+		}
+		active = true
+		if low.IsZero() || pt.maxDurable.Before(low) {
 			low = pt.maxDurable
 		}
 	}
 	candidate := low
 	switch {
-	case !active:
-		candidate = high
 	case unknown:
 		candidate = time.Time{}
+	case !active:
+		candidate = high
 	}
 	if candidate.After(w.mark) {
 		w.mark = candidate
