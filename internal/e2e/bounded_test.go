@@ -124,3 +124,44 @@ func sum(m map[int32]int64) int64 {
 	}
 	return n
 }
+
+// stop_at max_records moves exactly that many records, commits exactly
+// them (the next run starts after them) and stops by itself; max_read_time
+// stops a pipeline that has nothing to read.
+func TestBoundedReadByCountAndByTime(t *testing.T) {
+	c := startBroker(t)
+	brokers := c.ListenAddrs()
+	createTopic(t, brokers, "bc.in", 3)
+	createTopic(t, brokers, "bc.out", 3)
+	produceN(t, brokers, "bc.in", 0, 1000)
+	b, stop := runPipeline(t, fmt.Sprintf(`
+name: bc
+source:
+  kafka: {brokers: [%[1]s], topics: [bc.in], group: bc, consumers: 2, stop_at: {max_records: 250}, properties: {max.poll.records: 40}}
+sink:
+  kafka: {brokers: [%[1]s], topic: bc.out}
+`, brokers[0]))
+	eventually(t, 30*time.Second, "the pipeline stopping by itself", func() bool { return b.Pipeline.Status().State == "stopped" })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	adm := adminClient(t, brokers)
+	if got := sum(endOffsets(t, adm, "bc.out")); got != 250 {
+		t.Fatalf("bc.out holds %d records, want exactly max_records 250", got)
+	}
+	if got := sum(committed(t, adm, "bc", "bc.in")); got != 250 {
+		t.Fatalf("the group committed %d records, want exactly the 250 moved", got)
+	}
+
+	b, stop = runPipeline(t, fmt.Sprintf(`
+name: bt
+source:
+  kafka: {brokers: [%[1]s], topics: [bc.out], group: bt, start_from: latest, stop_at: {max_read_time: 1s}}
+sink:
+  kafka: {brokers: [%[1]s], topic: bc.in}
+`, brokers[0]))
+	eventually(t, 30*time.Second, "the pipeline stopping after max_read_time", func() bool { return b.Pipeline.Status().State == "stopped" })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
