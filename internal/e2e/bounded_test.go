@@ -165,3 +165,77 @@ sink:
 		t.Fatal(err)
 	}
 }
+
+// A backfill (stop_at: end) shared with another member of the group: the
+// sluice process finishes its own partitions, then waits until the other
+// member has committed the rest at their ends, and only then exits 0.
+func TestBoundedReadWaitsForPartitionsAnotherMemberOwns(t *testing.T) {
+	bin := buildSluice(t)
+	c := startBroker(t)
+	brokers := c.ListenAddrs()
+	createTopic(t, brokers, "b2.in", 4)
+	createTopic(t, brokers, "b2.out", 4)
+	produceN(t, brokers, "b2.in", 0, 2000)
+	// The other member: joins first, takes everything, reads nothing yet.
+	other, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumerGroup("b2"), kgo.ConsumeTopics("b2.in"),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()), kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	adm := adminClient(t, brokers)
+	eventually(t, 20*time.Second, "the other member owning the partitions", func() bool {
+		ds, err := adm.DescribeGroups(context.Background(), "b2")
+		return err == nil && ds["b2"].State == "Stable" && len(ds["b2"].Members) == 1
+	})
+	file := filepath.Join(t.TempDir(), "b2.yaml")
+	if err := os.WriteFile(file, []byte(fmt.Sprintf(`
+name: b2
+source:
+  kafka: {brokers: [%[1]s], topics: [b2.in], group: b2, stop_at: end}
+sink:
+  kafka: {brokers: [%[1]s], topic: b2.out}
+`, brokers[0])), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var stdout bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, "run", "--log-level", "warn", file)
+	cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	ends := endOffsets(t, adm, "b2.in")
+	var n int
+	var share int64 // the records of the partitions sluice owns
+	eventually(t, 30*time.Second, "sluice committing its share at the end", func() bool {
+		n, share = 0, 0
+		for p, off := range committed(t, adm, "b2", "b2.in") {
+			if off == ends[p] {
+				n, share = n+1, share+off
+			}
+		}
+		return n == 2 // cooperative-sticky gave it two of the four
+	})
+	select {
+	case err := <-exited:
+		t.Fatalf("sluice exited (%v) while the other member had not finished its partitions:\n%s", err, stdout.String())
+	case <-time.After(500 * time.Millisecond): // it must still be waiting
+	}
+	// The other member reads and commits its share.
+	for read := int64(0); read < 2000-share && ctx.Err() == nil; {
+		read += int64(other.PollFetches(ctx).NumRecords())
+	}
+	if err := other.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-exited; err != nil {
+		t.Fatalf("sluice run: %v (want exit 0 once every partition is at its end)\n%s", err, stdout.String())
+	}
+	if want := fmt.Sprintf("moved %d records", share); !strings.Contains(stdout.String(), want) {
+		t.Fatalf("sluice did not say it %s (its two partitions):\n%s", want, stdout.String())
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/connector"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -23,10 +24,10 @@ import (
 //
 // With stop_at end the bound is the end offsets listed at start (the last
 // stable offsets under read_committed); partitions empty then, or already
-// committed at their end, are done at once. Ends are per process: with
-// several processes in the group, each stops when every partition it
-// was assigned reached its end, and those it never owned count as done
-// only when found committed there at assignment.
+// committed at their end, are done at once. With several processes in
+// the group, a partition another process owns is done once its committed
+// position (the group's, or the sink's offsets) reached its end, checked
+// every lagRefreshEvery: every process stops when the whole topic is.
 type bound struct {
 	cfg      config.StopAt
 	finished chan struct{}
@@ -187,6 +188,53 @@ func (b *bound) acked(tp topicPartition, next int64, n int) {
 		}
 	}
 	if b.left == 0 && b.settled >= b.handed {
+		b.finish()
+	}
+}
+
+// checkCommitted marks done the open partitions whose committed position
+// (the group's, or the sink's with an offset store) reached their end:
+// those another process of the group finished.
+func (b *bound) checkCommitted(ctx context.Context, adm *kadm.Client, group string, store connector.OffsetStore) {
+	b.mu.Lock()
+	byTopic := map[string][]int32{}
+	for tp := range b.open {
+		byTopic[tp.topic] = append(byTopic[tp.topic], tp.partition)
+	}
+	b.mu.Unlock()
+	if len(byTopic) == 0 {
+		return
+	}
+	at := map[topicPartition]int64{}
+	if store != nil {
+		for topic, ps := range byTopic {
+			offs, err := store.LoadOffsets(ctx, topic, ps)
+			if err != nil {
+				return
+			}
+			for p, o := range offs {
+				at[topicPartition{topic, p}] = o
+			}
+		}
+	} else {
+		resp, err := adm.FetchOffsets(ctx, group)
+		if err != nil {
+			return
+		}
+		resp.Each(func(o kadm.OffsetResponse) {
+			if o.Err == nil {
+				at[topicPartition{o.Topic, o.Partition}] = o.At
+			}
+		})
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for tp, off := range at {
+		if b.open[tp] && off >= b.ends[tp] {
+			delete(b.open, tp)
+		}
+	}
+	if b.cfg.End && len(b.open) == 0 {
 		b.finish()
 	}
 }
