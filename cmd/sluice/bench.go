@@ -25,7 +25,9 @@ backlog and prints records/s, MB/s, CPU seconds and peak RSS:
   sluice-kafka-eos  the Sluice pipeline with delivery: exactly_once
   baseline-file   a bare franz-go consume -> write+fsync -> commit loop
   sluice-file     a Sluice Kafka -> file pipeline with default settings
-  sluice-avro-kafka  Kafka -> Kafka decoding and re-encoding 20-field Avro records`,
+  sluice-avro-kafka  Kafka -> Kafka decoding and re-encoding 20-field Avro records
+  sluice-json-kafka  Kafka -> Kafka copying JSON events as they are
+  sluice-transform-kafka  the same events through a filter and two set steps`,
 		Example: `  sluice bench
   sluice bench --records 1000000 --size 1024 --scenarios baseline-kafka,sluice-kafka`,
 		Args: cobra.NoArgs,

@@ -22,6 +22,8 @@ func newLoadtestCommand() *cobra.Command {
 	var kf kafkaFlags
 	var report, schedule, schemaFile, controlAddr string
 	var progress, keys bool
+	var study []int
+	var metricsURLs []string
 	cmd := &cobra.Command{
 		Use:   "loadtest",
 		Short: "Produce load to a Kafka topic and report rate and latency",
@@ -51,13 +53,20 @@ records, decimals, a timestamp, an enum, a UUID), registered in
 record's sequence number. Keys are
 key-0 .. key-(N-1), used in turn. The run stops after --duration or
 --records, whichever comes first; Ctrl-C stops it early and still
-reports. The exit status is 1 if any record was not acked.`,
+reports. The exit status is 1 if any record was not acked.
+
+--study-connections 1,5,20 repeats the published case study: the same
+load once per count of producer connections, one after the other, while
+it reads the brokers' own figures from --metrics-url; it prints each
+run's broker requests/s, open connections and ingress, and --report
+charts them, one line per run.`,
 		Example: `  sluice loadtest --topic orders --create-topic --rate 10000 --duration 1m
   sluice loadtest --topic orders --records 1000000 --size 1024 --connections 4 --acks 1 --compression lz4
   sluice loadtest --topic events --format json --keys 1000 --rate 500 --duration 10m --report load.html
   sluice loadtest --topic orders --profile bursty --rate 0 --burst-rate 50000 --burst-duration 2s --burst-every 1m --duration 5m
   sluice loadtest --topic shop --create-topic --format avro --rate 2000 --duration 1m
-  sluice loadtest --topic orders --rate-schedule "0s:1000,30s:5000,60s:200" --ramp --duration 90s`,
+  sluice loadtest --topic orders --rate-schedule "0s:1000,30s:5000,60s:200" --ramp --duration 90s
+  sluice loadtest --topic study --create-topic --size 1024 --rate 5000 --duration 8s --study-connections 1,5,20 --metrics-url http://127.0.0.1:9308/metrics --report study.html`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts, err := kf.options()
@@ -94,6 +103,9 @@ reports. The exit status is 1 if any record was not acked.`,
 			}
 			if o.Records > 0 && !cmd.Flags().Changed("duration") {
 				o.Duration = 0
+			}
+			if len(study) > 0 {
+				return runStudy(cmd, o, study, metricsURLs, report)
 			}
 			var bar *progressbar.ProgressBar
 			if progress {
@@ -177,6 +189,8 @@ reports. The exit status is 1 if any record was not acked.`,
 	f.DurationVar(&o.SampleEvery, "interval", time.Second, "width of one point of the report's time series")
 	f.StringVar(&report, "report", "", "write an HTML report (rate and latency over time) to this file")
 	f.BoolVar(&progress, "progress", isTerminal(os.Stderr), "show a progress bar (default: when stderr is a terminal)")
+	f.IntSliceVar(&study, "study-connections", nil, "run the load once per count of producer connections, e.g. 1,5,20, at the same total rate, and compare the brokers' requests/s, connections and ingress (needs --metrics-url); --report charts the runs")
+	f.StringSliceVar(&metricsURLs, "metrics-url", nil, "--study-connections: Prometheus endpoint with the brokers' metrics, as for monitor (sluice dev: http://127.0.0.1:9308/metrics)")
 	f.BoolVar(&keys, "rate-keys", isTerminal(os.Stdin), "change the rate with the + and - keys while it runs (default: when stdin is a terminal)")
 	return cmd
 }

@@ -221,7 +221,8 @@ func TestClusterAndTopicDescribeShowBrokersAndISR(t *testing.T) {
 }
 
 // --command-config reads a Kafka client.properties file: brokers, SASL from
-// sasl.jaas.config, and the producer settings loadtest takes (flags win).
+// sasl.jaas.config, and the producer settings loadtest takes (flags win),
+// in topics, loadtest, tail, monitor and cluster.
 func TestKafkaCommandsReadClientProperties(t *testing.T) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-256", "ops", "s3cret"))
 	if err != nil {
@@ -257,6 +258,12 @@ linger.ms=10
 	out, _, err = runCLI(t, "tail", "props", "--command-config", props, "--from", "earliest", "--until-end", "--registry-url", "")
 	if err != nil || len(strings.Split(strings.TrimSpace(out), "\n")) != 100 {
 		t.Errorf("tail: %v, %d lines", err, len(strings.Split(strings.TrimSpace(out), "\n")))
+	}
+	// monitor authenticates with the file's SASL settings too: it sees
+	// the topic's 100 records and no error.
+	out, _, err = runCLI(t, "monitor", "--command-config", props, "--topics", "props", "--interval", "200ms", "--duration", "700ms")
+	if err != nil || !strings.Contains(out, "props rec/s") || strings.Contains(out, "error") {
+		t.Errorf("monitor: %v\n%s", err, out)
 	}
 	if out, _, err := runCLI(t, "cluster", "describe", "--command-config", props); err != nil || !strings.Contains(out, "1 brokers") || strings.Contains(out, "s3cret") {
 		t.Errorf("cluster describe: %v\n%s", err, out)
@@ -321,4 +328,23 @@ func startKfake(t *testing.T) []string {
 	}
 	t.Cleanup(c.Close)
 	return c.ListenAddrs()
+}
+
+// monitor names what is wrong with a Google Managed Kafka source or a
+// limit before it connects to anything.
+func TestMonitorRefusesHalfAGCPSourceAndABadLimit(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--gcp-project", "shop-prod"}, "--gcp-project and --cluster: give both"},
+		{[]string{"--gcp-project", "shop-prod", "--cluster", "orders", "--metrics-url", "http://127.0.0.1:9308/metrics"}, "--metrics-url: give it or --gcp-project, not both"},
+		{[]string{"--limit", "ingress=50MB"}, "--limit: ingress: \"50MB\" is not a positive number"},
+		{[]string{"--limit", "lag=5"}, "FIGURE one of ingress, egress, connections, requests, load"},
+	} {
+		_, _, err := runCLI(t, append([]string{"monitor", "--brokers", "127.0.0.1:1", "--duration", "1s"}, tc.args...)...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
 }

@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -50,6 +49,7 @@ durable, with bounded memory and live control over running pipelines.`,
 		newVersionCommand(),
 		newRunCommand(g),
 		newValidateCommand(),
+		newConfigCommand(),
 		newTopicsCommand(),
 		newPubSubCommand(),
 		newDevCommand(g),
@@ -143,5 +143,3 @@ A running process answers the same at GET /v1/version.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (as GET /v1/version)")
 	return cmd
 }
-
-var errUsage = errors.New("usage")

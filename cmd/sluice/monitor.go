@@ -19,6 +19,7 @@ func newMonitorCommand() *cobra.Command {
 	o := loadgen.MonitorOptions{}
 	var kf kafkaFlags
 	var report string
+	var limitFlags []string
 	cmd := &cobra.Command{
 		Use:   "monitor",
 		Short: "Watch topics' produce rates and consumer groups' lag, and chart them",
@@ -42,7 +43,12 @@ is the embedded broker of "sluice dev" (http://127.0.0.1:9308/metrics), a
 JMX exporter or Redpanda's /public_metrics (repeat the flag, one per
 broker), or Confluent Cloud's export (API key and secret from
 CONFLUENT_CLOUD_API_KEY and CONFLUENT_CLOUD_API_SECRET); --metrics-source
-tells them apart when the names do not.
+tells them apart when the names do not. With --gcp-project and --cluster
+it reads a Google Managed Kafka cluster's figures from Cloud Monitoring
+instead (Application Default Credentials; points are a minute apart and
+a few minutes late, so it asks every 30s). --limit draws a quota or
+capacity across the matching chart (ingress=50MB/s, connections=1000,
+requests=15000/s, load=80%).
 
 It runs for --duration, or until Ctrl-C, and then writes --report: a
 self-contained HTML page (no internet needed to open it) charting rate per
@@ -51,7 +57,8 @@ topic and lag per group over time, and the broker figures.`,
   sluice monitor --topics orders,films --group films-to-postgres --interval 1s --duration 10m --report monitor.html
   sluice monitor --brokers broker1:9092 --group billing --group shipping
   sluice monitor --metrics-url http://127.0.0.1:9308/metrics --report cluster.html   # sluice dev
-  sluice monitor --brokers b1:9092,b2:9092 --metrics-url http://b1:7071/metrics --metrics-url http://b2:7071/metrics`,
+  sluice monitor --brokers b1:9092,b2:9092 --metrics-url http://b1:7071/metrics --metrics-url http://b2:7071/metrics
+  sluice monitor --command-config gmk.properties --gcp-project shop-prod --cluster orders-kafka --limit ingress=30MB/s --report gmk.html`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts, err := kf.options()
@@ -67,6 +74,14 @@ topic and lag per group over time, and the broker figures.`,
 					return errors.New("--metrics-url: Confluent Cloud's export needs CONFLUENT_CLOUD_API_KEY and CONFLUENT_CLOUD_API_SECRET in the environment")
 				}
 			}
+			var limits []loadgen.Limit
+			for _, l := range limitFlags {
+				limit, err := loadgen.ParseLimit(l)
+				if err != nil {
+					return err
+				}
+				limits = append(limits, limit)
+			}
 			table := &liveTable{w: cmd.OutOrStdout()}
 			o.OnSample = table.print
 			ctx, stop := signalContext(cmd.Context())
@@ -76,7 +91,7 @@ topic and lag per group over time, and the broker figures.`,
 				return err
 			}
 			if report != "" {
-				if err := loadgen.WriteReportFile(report, loadgen.MonitorReport(o.Brokers, samples)); err != nil {
+				if err := loadgen.WriteReportFile(report, loadgen.MonitorReport(o.Brokers, samples, limits...)); err != nil {
 					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "report written to %s (%d samples)\n", report, len(samples))
@@ -95,6 +110,9 @@ topic and lag per group over time, and the broker figures.`,
 	f.StringVar(&o.RegistryURL, "registry-url", envOr("SLUICE_REGISTRY_URL", "http://127.0.0.1:8081"), "--decode avro: schema registry (env SLUICE_REGISTRY_URL)")
 	f.StringSliceVar(&o.MetricsURLs, "metrics-url", nil, "Prometheus endpoint with broker metrics; repeat for one per broker (sluice dev: http://127.0.0.1:9308/metrics)")
 	f.StringVar(&o.MetricsSource, "metrics-source", loadgen.MetricsAuto, "whose metric names --metrics-url serves: auto, sluice, jmx, redpanda or confluent")
+	f.StringVar(&o.GCPProject, "gcp-project", "", "Google Cloud project of a Managed Kafka cluster whose figures to read from Cloud Monitoring (with --cluster)")
+	f.StringVar(&o.GCPCluster, "cluster", "", "Managed Kafka cluster, with --gcp-project: its ID, or its full name projects/P/locations/L/clusters/ID (which also pins the region)")
+	f.StringArrayVar(&limitFlags, "limit", nil, "draw a limit across a broker chart, FIGURE=VALUE: ingress=50MB/s, egress=100MB/s, connections=1000, requests=15000/s, load=80%; repeatable")
 	return cmd
 }
 
@@ -166,9 +184,13 @@ func (t *liveTable) print(s loadgen.MonitorSample) {
 			if b.HasLoad {
 				load = fmt.Sprintf("%.0f%%", 100*b.Load)
 			}
+			conns := count(int64(b.Connections))
+			if b.ConnectionsUnknown {
+				conns = "-"
+			}
 			columns = append(columns, prefix+"in MB/s", prefix+"out MB/s", prefix+"conns", prefix+"req/s", prefix+"load")
 			values = append(values, rate(b.IngressBytes, "MB/s"), rate(b.EgressBytes, "MB/s"),
-				count(int64(b.Connections)), rate(b.RequestsTotal, "req/s"), load)
+				conns, rate(b.RequestsTotal, "req/s"), load)
 		}
 	}
 	for _, g := range s.Groups {

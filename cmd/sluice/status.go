@@ -176,6 +176,7 @@ func printDetail(w io.Writer, d admin.Detail) {
 		fmt.Fprintf(w, "  error: %s\n", d.Error)
 	}
 	printEventTime(w, d.Status)
+	printTransforms(w, d)
 	for _, r := range d.Retrying {
 		fmt.Fprintf(w, "  retrying %s since %s (%d attempts): %s\n", r.What, r.Since.Local().Format("15:04:05"), r.Attempts, r.LastError)
 	}
@@ -251,6 +252,25 @@ func printDetail(w io.Writer, d admin.Detail) {
 				m.Took.Round(time.Millisecond), m.Paused.Round(time.Millisecond), m.EndToEnd.Round(time.Millisecond), result)
 		}
 		tw.Flush()
+	}
+}
+
+// printTransforms shows the transforms' steps and what passed them, and
+// the records each routed sink made durable.
+func printTransforms(w io.Writer, d admin.Detail) {
+	if len(d.Transforms) > 0 {
+		fmt.Fprintf(w, "  transforms: %s; in %s, filtered %s\n", strings.Join(d.Transforms, " | "), count(d.RecordsIn), count(d.Filtered))
+	}
+	if len(d.Routes) > 0 {
+		var parts []string
+		for _, r := range d.Routes {
+			name := r.Sink
+			if r.Default {
+				name += " (default)"
+			}
+			parts = append(parts, fmt.Sprintf("%s %s", name, count(r.Out)))
+		}
+		fmt.Fprintf(w, "  routes, out per sink: %s\n", strings.Join(parts, ", "))
 	}
 }
 

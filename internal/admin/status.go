@@ -7,6 +7,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/connector"
 	"github.com/sluice-dev/sluice/internal/pipeline"
+	"github.com/sluice-dev/sluice/internal/transform"
 	"gopkg.in/yaml.v3"
 )
 
@@ -60,6 +61,20 @@ type Detail struct {
 	// Series is one sample per second, oldest first (omitted with
 	// ?series=0).
 	Series []Sample `json:"series,omitempty"`
+	// Transforms names the pipeline's steps and the fields each touches
+	// (transform.Describe), in order; absent without transforms. What
+	// they let through is records_in less filtered (and dead-lettered).
+	Transforms []string `json:"transforms,omitempty"`
+	// Routes is, with several named sinks, the route list in order, with
+	// the records each sink made durable.
+	Routes []RouteStatus `json:"routes,omitempty"`
+}
+
+// RouteStatus is one entry of a pipeline's route list.
+type RouteStatus struct {
+	Sink    string `json:"sink"`
+	Default bool   `json:"default,omitempty"` // the last entry, without when
+	Out     int64  `json:"out"`
 }
 
 // MergeStatus is present when the sink merges a staging table.
@@ -173,6 +188,13 @@ func (e *entry) detail(withSeries, withConfig bool) Detail {
 	}
 	if withSeries {
 		d.Series = e.history.series()
+	}
+	d.Transforms = transform.Describe(e.Config.Transforms)
+	if len(d.Transforms) == 0 {
+		d.Transforms = nil
+	}
+	for i, r := range e.Config.Route {
+		d.Routes = append(d.Routes, RouteStatus{Sink: r.Sink, Default: i == len(e.Config.Route)-1, Out: d.RoutedOut[r.Sink]})
 	}
 	return d
 }

@@ -126,6 +126,10 @@ func Build(ctx context.Context, p config.Pipeline, log *slog.Logger) (*Built, er
 		b.closers = append(b.closers, dlq.Close)
 	}
 	consumers := p.Source.Consumers()
+	workers, by := 1, pipeline.Distribution("")
+	if par := p.Parallelism; par != nil {
+		workers, by = par.Workers, pipeline.Distribution(par.By)
+	}
 	pl, err := pipeline.New(pipeline.Options{
 		Name:               p.Name,
 		Source:             b.Source,
@@ -143,6 +147,8 @@ func Build(ctx context.Context, p config.Pipeline, log *slog.Logger) (*Built, er
 		MaxInFlightBytes:   p.Limits.MaxInFlightBytes,
 		ShutdownTimeout:    p.ShutdownTimeout,
 		MaxRetryTime:       p.MaxRetryTime,
+		Workers:            workers,
+		By:                 by,
 		Timestamp: pipeline.TimestampPolicy{Policy: p.Timestamp.Policy, Field: p.Timestamp.Field,
 			Format: p.Timestamp.Format},
 		IdlePartitionTimeout: p.Timestamp.IdlePartitionTimeout,

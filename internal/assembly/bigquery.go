@@ -18,9 +18,27 @@ func buildBigQuerySink(ctx context.Context, p *config.Pipeline, log *slog.Logger
 	if p.Sink.BigQuery == nil {
 		return nil, false, nil
 	}
-	s, err := bigquery.New(ctx, bigquery.Options{Config: *p.Sink.BigQuery, Pipeline: p.Name, Logger: log})
+	o := bigquery.Options{Config: *p.Sink.BigQuery, Pipeline: p.Name, Logger: log,
+		ExactlyOnce: p.Delivery == config.ExactlyOnce}
+	if p.Format.Value == "avro-confluent" && len(p.Transforms) == 0 {
+		// Avro straight into proto rows, without a map per record (the
+		// sink falls back to decoded records when its table template
+		// reads value fields).
+		fields, err := fieldVisitor(p.Format)
+		if err != nil {
+			return nil, true, err
+		}
+		o.Fields = fields
+	}
+	s, err := bigquery.New(ctx, o)
 	if err != nil {
 		return nil, true, err
 	}
 	return s, true, nil
+}
+
+// newBigQueryDeadLetter writes bad records to error tables in the bigquery
+// sink's dataset (dlq.bigquery).
+func newBigQueryDeadLetter(ctx context.Context, p *config.Pipeline, log *slog.Logger) (connector.DeadLetter, error) {
+	return bigquery.NewDeadLetterTable(ctx, bigquery.Options{Config: *p.Sink.BigQuery, Pipeline: p.Name, Logger: log}, p.DLQ.BigQuery.Table)
 }

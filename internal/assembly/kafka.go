@@ -9,6 +9,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/connector"
 	"github.com/sluice-dev/sluice/internal/connector/kafka"
+	"github.com/sluice-dev/sluice/internal/connector/route"
 )
 
 func init() {
@@ -39,7 +40,16 @@ func buildKafkaSource(_ context.Context, p *config.Pipeline, sink connector.Sink
 		return nil, 0, false, nil
 	}
 	opts := kafka.SourceOptions{Pipeline: p.Name, Logger: log}
-	if p.Delivery == config.ExactlyOnce {
+	if rs, ok := sink.(*route.Sink); ok && p.Delivery == config.ExactlyOnce {
+		// Each sink keeps its own position; the source resumes from the
+		// lowest (internal/connector/route/offsets.go).
+		opts.Offsets = rs.OffsetStore()
+		for _, s := range rs.Sinks() {
+			if _, ok := s.(*kafka.Sink); ok {
+				opts.Transactional = true
+			}
+		}
+	} else if p.Delivery == config.ExactlyOnce {
 		if store, ok := sink.(connector.OffsetStore); ok {
 			opts.Offsets = store // the sink keeps offsets with its rows
 		} else if _, ok := sink.(*kafka.Sink); ok {
@@ -54,6 +64,9 @@ func buildKafkaSource(_ context.Context, p *config.Pipeline, sink connector.Sink
 }
 
 func newDeadLetter(ctx context.Context, p *config.Pipeline, log *slog.Logger) (connector.DeadLetter, error) {
+	if p.DLQ.BigQuery != nil {
+		return newBigQueryDeadLetter(ctx, p, log)
+	}
 	conn := config.KafkaConn{Brokers: p.DLQ.Brokers}
 	if p.Source.Kafka != nil {
 		conn = p.Source.Kafka.KafkaConn

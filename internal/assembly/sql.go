@@ -42,8 +42,10 @@ func buildSQLSink(ctx context.Context, p *config.Pipeline, log *slog.Logger) (co
 		Config:      *cfg,
 		Pipeline:    p.Name,
 		ExactlyOnce: p.Delivery == config.ExactlyOnce,
-		Fields:      fields,
-		Logger:      log,
+		// Several workers write one partition: offsets per slot.
+		Slots:  p.Parallelism != nil,
+		Fields: fields,
+		Logger: log,
 	})
 	return s, true, err
 }

@@ -35,14 +35,8 @@ func preloadAvro(ctx context.Context, brokers []string, registryURL, topic strin
 	if err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(100000))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
 	kinds := []string{"VIEW", "CLICK", "PURCHASE"}
-	errc := make(chan error, 1)
-	for i := 0; i < n; i++ {
+	return produceEach(ctx, brokers, n, "Avro records", func(i int) (*kgo.Record, error) {
 		f := map[string]any{
 			"event_id": int64(i), "user_id": int64(i % 5000), "session_id": fmt.Sprintf("8b6f7b2e-4c1d-4a7e-9f3a-%012d", i%100000),
 			"kind": kinds[i%3], "at": time.UnixMicro(1700000000000000 + int64(i)).UTC(), "amount": float64(i%10000) / 100,
@@ -54,24 +48,8 @@ func preloadAvro(ctx context.Context, brokers []string, registryURL, topic strin
 		}
 		v, err := enc.Encode(ctx, topic, &connector.Record{Topic: topic, Fields: f})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		cl.Produce(ctx, &kgo.Record{Topic: topic, Value: v}, func(_ *kgo.Record, err error) {
-			if err != nil {
-				select {
-				case errc <- err:
-				default:
-				}
-			}
-		})
-	}
-	if err := cl.Flush(ctx); err != nil {
-		return err
-	}
-	select {
-	case err := <-errc:
-		return fmt.Errorf("preloading Avro records: %w", err)
-	default:
-		return nil
-	}
+		return &kgo.Record{Topic: topic, Value: v}, nil
+	})
 }

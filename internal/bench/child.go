@@ -50,7 +50,7 @@ func RunChild(ctx context.Context, job Job) Result {
 		err = bareLoop(ctx, job, job.OutFile)
 	case "baseline-kafka-eos":
 		err = bareTransactLoop(ctx, job)
-	case "sluice-kafka", "sluice-kafka-eos", "sluice-file", "sluice-avro-kafka":
+	case "sluice-kafka", "sluice-kafka-eos", "sluice-file", "sluice-avro-kafka", "sluice-json-kafka", "sluice-transform-kafka":
 		err = sluicePipeline(ctx, job)
 	default:
 		err = fmt.Errorf("unknown scenario %q (known: %s)", job.Scenario, strings.Join(Scenarios, ", "))
@@ -132,7 +132,7 @@ func bareLoop(ctx context.Context, job Job, file any) error {
 // with a commit of the polled offsets), as its examples write it.
 func bareTransactLoop(ctx context.Context, job Job) error {
 	s, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(job.Brokers...), kgo.ConsumerGroup(job.Group), kgo.ConsumeTopics(job.InTopic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.RequireStableFetchOffsets(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.TransactionalID("bench-"+job.Group), kgo.MaxBufferedRecords(100000))
 	if err != nil {
 		return err
@@ -182,6 +182,9 @@ func sluicePipeline(ctx context.Context, job Job) error {
 		format = "delivery: exactly_once" // a transaction per batch, offsets inside it
 	case "sluice-file":
 		sink = fmt.Sprintf("file: {path: %s}", job.OutFile)
+	case "sluice-transform-kafka":
+		format = transformSteps
+		sink = fmt.Sprintf("kafka: {brokers: [%s], topic: %s, format: {value: json}}", strings.Join(job.Brokers, ","), job.OutTopic)
 	case "sluice-avro-kafka":
 		// Decode every record and encode it again (a schema-changing copy
 		// would do the same work).
@@ -213,7 +216,8 @@ sink:
 	go func() { done <- b.Pipeline.Run(runCtx) }()
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
-	for b.Pipeline.Status().RecordsOut < int64(job.Records) {
+	// Records a filter dropped are done too.
+	for st := b.Pipeline.Status(); st.RecordsOut+st.Filtered < int64(job.Records); st = b.Pipeline.Status() {
 		select {
 		case err := <-done:
 			cancel()

@@ -182,6 +182,9 @@ func (c *catalog) insertTable(ctx context.Context, dk datasetKey, in *bq.Table) 
 		}
 		t.Schema = &bq.TableSchema{Fields: fields}
 	}
+	if err := checkTableSpec(&t); err != nil {
+		return nil, err
+	}
 	now := time.Now()
 	t.Kind = "bigquery#table"
 	t.Id = k.String()
@@ -284,6 +287,9 @@ func (c *catalog) patchTable(ctx context.Context, k tableKey, in *bq.Table, ifMa
 	}
 	if in.ExpirationTime != 0 {
 		next.ExpirationTime = in.ExpirationTime
+	}
+	if err := patchTableSpec(&next, in); err != nil {
+		return nil, err
 	}
 	now := time.Now()
 	next.LastModifiedTime = uint64(now.UnixMilli())

@@ -65,6 +65,7 @@ type Emulator struct {
 	cat      *catalog
 	streams  *streamRegistry
 	descs    *descriptorCache
+	results  queryResults // of jobs.query, for jobs.getQueryResults
 	faults   faultState
 	stats    *counters
 

@@ -41,6 +41,11 @@ type Faults struct {
 	// BigQuery calls connections. A stream opened beyond it fails with
 	// RESOURCE_EXHAUSTED "Exceeds quota: concurrent connections". 0: none.
 	MaxConnections int
+	// CommitNext makes the next CommitNext BatchCommitWriteStreams calls
+	// fail with Code (default INTERNAL, which Google's client does not
+	// retry by itself, unlike UNAVAILABLE) before committing anything, as a
+	// commit BigQuery could not run would.
+	CommitNext int
 }
 
 type faultsJSON struct {
@@ -51,12 +56,13 @@ type faultsJSON struct {
 	Terminate      bool    `json:"terminate,omitempty"`
 	Latency        string  `json:"latency,omitempty"`
 	MaxConnections int     `json:"max_connections,omitempty"`
+	CommitNext     int     `json:"commit_next,omitempty"`
 }
 
 // MarshalJSON writes codes by their canonical names (RESOURCE_EXHAUSTED)
 // and the latency as a Go duration string.
 func (f Faults) MarshalJSON() ([]byte, error) {
-	w := faultsJSON{Message: f.Message, Rate: f.Rate, Next: f.Next, Terminate: f.Terminate, MaxConnections: f.MaxConnections}
+	w := faultsJSON{Message: f.Message, Rate: f.Rate, Next: f.Next, Terminate: f.Terminate, MaxConnections: f.MaxConnections, CommitNext: f.CommitNext}
 	if f.Code != codes.OK {
 		w.Code = rpccode.Code(f.Code).String()
 	}
@@ -71,7 +77,7 @@ func (f *Faults) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*f = Faults{Message: w.Message, Rate: w.Rate, Next: w.Next, Terminate: w.Terminate, MaxConnections: w.MaxConnections}
+	*f = Faults{Message: w.Message, Rate: w.Rate, Next: w.Next, Terminate: w.Terminate, MaxConnections: w.MaxConnections, CommitNext: w.CommitNext}
 	if w.Code != "" {
 		c, ok := rpccode.Code_value[strings.ToUpper(w.Code)]
 		if !ok {
@@ -97,6 +103,8 @@ func (f Faults) validate() error {
 		return fmt.Errorf("next must be >= 0, got %d", f.Next)
 	case f.Latency < 0:
 		return fmt.Errorf("latency must be >= 0, got %v", f.Latency)
+	case f.CommitNext < 0:
+		return fmt.Errorf("commit_next must be >= 0, got %d", f.CommitNext)
 	case f.MaxConnections < 0:
 		return fmt.Errorf("max_connections must be >= 0, got %d", f.MaxConnections)
 	}
@@ -166,4 +174,24 @@ func (s *faultState) maxConnections() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.f.MaxConnections
+}
+
+// nextCommit decides the fate of one BatchCommitWriteStreams call: nil,
+// or the status it fails with.
+func (s *faultState) nextCommit() *status.Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f.CommitNext == 0 {
+		return nil
+	}
+	s.f.CommitNext--
+	code := s.f.Code
+	if code == codes.OK {
+		code = codes.Internal
+	}
+	msg := s.f.Message
+	if msg == "" {
+		msg = "Internal error encountered: commit not run (injected by bqemu)"
+	}
+	return status.New(code, msg)
 }

@@ -19,7 +19,10 @@ import (
 func simpleWriter(t *testing.T, e *Emulator, mw *managedwriter.Client, table string, opts ...managedwriter.WriterOption) (*managedwriter.ManagedStream, func(ids ...int) [][]byte) {
 	t.Helper()
 	schema := eventSchema()[:2]
-	parent := createTable(t, e, "d", table, schema)
+	parent := managedwriter.TableParentFromParts(testProject, "d", table)
+	if _, err := e.cat.table(tableKey{testProject, "d", table}); err != nil {
+		createTable(t, e, "d", table, schema)
+	}
 	md, dp := writerSchema(t, schema)
 	w, err := mw.NewManagedStream(context.Background(), append([]managedwriter.WriterOption{
 		managedwriter.WithDestinationTable(parent), managedwriter.WithSchemaDescriptor(dp)}, opts...)...)

@@ -21,7 +21,8 @@ const maxRequestBody = 10 << 20
 
 // RESTHandler serves BigQuery's REST API for datasets (get, insert, list,
 // delete), tables (get, insert, patch, update, list, delete) and
-// tabledata.list, plus the emulator's admin endpoints:
+// tabledata.list, jobs.query for one query shape (see maxOffsetQuery),
+// plus the emulator's admin endpoints:
 //
 //	GET  /emulator/stats        Stats as JSON
 //	POST /emulator/stats/reset  ResetStats
@@ -45,6 +46,8 @@ func (e *Emulator) RESTHandler() http.Handler {
 	handle("PUT", tb, e.patchTable)
 	handle("DELETE", tb, e.deleteTable)
 	handle("GET", tb+"/data", e.listTableData)
+	handle("POST", "/projects/{project}/queries", e.query)
+	handle("GET", "/projects/{project}/queries/{job}", e.getQueryResults)
 	mux.HandleFunc("GET /emulator/stats", e.getStats)
 	mux.HandleFunc("POST /emulator/stats/reset", e.resetStats)
 	mux.HandleFunc("GET /emulator/faults", e.getFaults)

@@ -41,13 +41,23 @@ type rowDecoder struct {
 func (d *rowDecoder) decode(raw []byte, mv missingValues, now time.Time) ([]byte, error) {
 	m := d.msgType.New()
 	if err := (proto.UnmarshalOptions{AllowPartial: true}).Unmarshal(raw, m.Interface()); err != nil {
-		return nil, fmt.Errorf("Could not parse the row as the writer schema's message: %v", err)
+		return nil, rowErrorf("Could not parse the row as the writer schema's message: %v", err)
 	}
 	row, err := d.plan.decode(m, "", &mv, now)
 	if err != nil {
 		return nil, err
 	}
 	return json.Marshal(row)
+}
+
+// rowError is one row's error message, in BigQuery's own wording
+// (capitalised), as row_errors reports it.
+type rowError struct{ msg string }
+
+func (e *rowError) Error() string { return e.msg }
+
+func rowErrorf(format string, args ...any) error {
+	return &rowError{fmt.Sprintf(format, args...)}
 }
 
 // decode converts message m; mv is nil below the top level, where missing
@@ -58,7 +68,7 @@ func (p *messagePlan) decode(m protoreflect.Message, path string, mv *missingVal
 		if path != "" {
 			where = "field " + strings.TrimSuffix(path, ".")
 		}
-		return nil, fmt.Errorf("The proto row has unknown fields in %s", where)
+		return nil, rowErrorf("The proto row has unknown fields in %s", where)
 	}
 	out := make(map[string]any, len(p.fields))
 	for _, fp := range p.fields {
@@ -98,7 +108,7 @@ func (p *messagePlan) decode(m protoreflect.Message, path string, mv *missingVal
 		if mv != nil && mv.interpretation(col.Name) == storagepb.AppendRowsRequest_DEFAULT_VALUE && col.DefaultValueExpression != "" {
 			v, err := evalDefault(col, now)
 			if err != nil {
-				return nil, fmt.Errorf("Field %s: %v", path+col.Name, err)
+				return nil, rowErrorf("Field %s: %v", path+col.Name, err)
 			}
 			if v != nil {
 				out[col.Name] = v
@@ -106,7 +116,7 @@ func (p *messagePlan) decode(m protoreflect.Message, path string, mv *missingVal
 			}
 		}
 		if col.Mode == modeRequired {
-			return nil, fmt.Errorf("Field %s: required field is missing", path+col.Name)
+			return nil, rowErrorf("Field %s: required field is missing", path+col.Name)
 		}
 	}
 	return out, nil
@@ -118,7 +128,7 @@ func (fp *fieldPlan) value(v protoreflect.Value, name string, now time.Time) (an
 	}
 	s, err := fp.conv(v)
 	if err != nil {
-		return nil, fmt.Errorf("Field %s: %v", name, err)
+		return nil, rowErrorf("Field %s: %v", name, err)
 	}
 	return s, nil
 }

@@ -167,16 +167,3 @@ func toStorageFields(fields []*bq.TableFieldSchema) []*storagepb.TableFieldSchem
 	}
 	return out
 }
-
-func cloneFields(fields []*bq.TableFieldSchema) []*bq.TableFieldSchema {
-	if fields == nil {
-		return nil
-	}
-	out := make([]*bq.TableFieldSchema, len(fields))
-	for i, f := range fields {
-		c := *f
-		c.Fields = cloneFields(f.Fields)
-		out[i] = &c
-	}
-	return out
-}

@@ -102,6 +102,10 @@ func (w *writeService) BatchCommitWriteStreams(ctx context.Context, req *storage
 	if len(req.GetWriteStreams()) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "write_streams must not be empty")
 	}
+	if st := w.e.faults.nextCommit(); st != nil {
+		w.e.stats.faultsInjected.Add(1)
+		return nil, st.Err()
+	}
 	// Sorted, so that concurrent commits lock streams in the same order.
 	names := slices.Clone(req.GetWriteStreams())
 	slices.Sort(names)

@@ -1,15 +1,15 @@
 package codec
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"math/big"
 	"reflect"
-	"strconv"
 	"time"
 
 	"github.com/hamba/avro/v2"
+
+	"github.com/sluice-dev/sluice/internal/coerce"
 )
 
 // Conversions from the Go values records hold to Avro's primitive and
@@ -25,11 +25,7 @@ func intEncoder(t avro.Type, lt avro.LogicalType) *valueEncoder {
 	case avro.Date:
 		convert = func(v any, m encodeMode) (int64, bool) {
 			if tm, ok := toTime(v, m); ok {
-				days := tm.Unix() / 86400
-				if tm.Unix()%86400 < 0 {
-					days-- // floor, for dates before 1970
-				}
-				return days, true
+				return coerce.EpochDays(tm), true
 			}
 			return toInt(v, m)
 		}
@@ -73,66 +69,26 @@ func intEncoder(t avro.Type, lt avro.LogicalType) *valueEncoder {
 }
 
 func toInt(v any, m encodeMode) (int64, bool) {
-	switch x := v.(type) {
-	case int64:
-		return x, true
-	case int:
-		return int64(x), true
-	case int32:
-		return int64(x), true
-	case int16:
-		return int64(x), true
-	case int8:
-		return int64(x), true
-	case uint32:
-		return int64(x), true
-	case uint16:
-		return int64(x), true
-	case uint8:
-		return int64(x), true
-	case uint:
-		return int64(x), x <= math.MaxInt64
-	case uint64:
-		return int64(x), x <= math.MaxInt64
-	}
 	if m == strict {
-		return 0, false
+		return coerce.ExactInt(v)
 	}
-	switch x := v.(type) {
-	case float64:
-		if x == math.Trunc(x) && x >= math.MinInt64 && x < math.MaxInt64 {
-			return int64(x), true
-		}
-	case float32:
-		return toInt(float64(x), m)
-	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return i, true
-		}
-		if f, err := x.Float64(); err == nil {
-			return toInt(f, m)
-		}
-	}
-	return 0, false
+	return coerce.Int(v)
 }
 
 func toFloat(v any, m encodeMode) (float64, bool) {
-	switch x := v.(type) {
-	case float64:
-		return x, true
-	case float32:
-		return float64(x), true
-	}
 	if m == strict {
+		switch x := v.(type) {
+		case float64:
+			return x, true
+		case float32:
+			return float64(x), true
+		}
 		return 0, false
 	}
-	if x, ok := v.(json.Number); ok {
-		f, err := x.Float64()
-		return f, err == nil
-	}
-	i, ok := toInt(v, m)
-	return float64(i), ok
+	return coerce.Float(v)
 }
+
+var rfc3339 = []string{time.RFC3339Nano}
 
 func toTime(v any, m encodeMode) (time.Time, bool) {
 	switch x := v.(type) {
@@ -140,8 +96,7 @@ func toTime(v any, m encodeMode) (time.Time, bool) {
 		return x, true
 	case string:
 		if m != strict {
-			t, err := time.Parse(time.RFC3339Nano, x)
-			return t, err == nil
+			return coerce.Time(x, rfc3339)
 		}
 	}
 	return time.Time{}, false
@@ -208,31 +163,16 @@ func decimalEncoder(dec *avro.DecimalLogicalSchema, size int) *valueEncoder {
 }
 
 func toRat(v any, m encodeMode) (*big.Rat, bool) {
-	switch x := v.(type) {
-	case *big.Rat:
-		return x, x != nil
-	case big.Rat:
-		return &x, true
-	}
 	if m == strict {
+		switch x := v.(type) {
+		case *big.Rat:
+			return x, x != nil
+		case big.Rat:
+			return &x, true
+		}
 		return nil, false
 	}
-	switch x := v.(type) {
-	case json.Number:
-		return new(big.Rat).SetString(string(x))
-	case string:
-		return new(big.Rat).SetString(x)
-	case float64:
-		if math.IsInf(x, 0) || math.IsNaN(x) {
-			return nil, false
-		}
-		// The shortest decimal that round-trips, not the binary expansion.
-		return new(big.Rat).SetString(strconv.FormatFloat(x, 'f', -1, 64))
-	}
-	if i, ok := toInt(v, strict); ok {
-		return new(big.Rat).SetInt64(i), true
-	}
-	return nil, false
+	return coerce.Decimal(v)
 }
 
 // twosComplement returns the shortest big-endian two's-complement form of n.

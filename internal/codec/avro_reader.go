@@ -2,7 +2,6 @@ package codec
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"unicode/utf8"
@@ -86,7 +85,7 @@ func (r *avroReader) reset(b []byte) {
 
 func (r *avroReader) fail(format string, args ...any) {
 	if r.err == nil {
-		r.err = errors.New(fmt.Sprintf(format, args...))
+		r.err = fmt.Errorf(format, args...)
 	}
 }
 

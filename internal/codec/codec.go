@@ -10,16 +10,9 @@ import (
 	"github.com/sluice-dev/sluice/internal/connector"
 )
 
-// Decoder fills rec.Fields (and rec.Schema when known) from rec.Value, and
-// rec.KeyFields from rec.Key when it decodes keys.
-//
-// A *connector.RecordError means the bytes are bad input (routed by
-// on_error, never retried). Any other error is transient (a registry that
-// is down) and the caller retries, except one marked connector.Permanent
-// (the registry refuses the credentials), which retrying cannot fix.
-type Decoder interface {
-	Decode(ctx context.Context, rec *connector.Record) error
-}
+// Decoder is the contract the engine calls, connector.Decoder; the codecs
+// of this package implement it.
+type Decoder = connector.Decoder
 
 // Raw leaves bytes untouched.
 type Raw struct{}

@@ -11,17 +11,9 @@ import (
 	"github.com/sluice-dev/sluice/internal/connector"
 )
 
-// Encoder turns a record's value into bytes for topic (the Kafka sink, the
-// load generator).
-//
-// A *connector.RecordError means rec.Fields cannot be encoded (bad input);
-// an error marked connector.Permanent is a configuration problem retrying
-// cannot fix (schema rejected as incompatible, not registered with
-// auto_register false, bad credentials); any other error is transient (the
-// registry is down) and the caller retries.
-type Encoder interface {
-	Encode(ctx context.Context, topic string, rec *connector.Record) ([]byte, error)
-}
+// Encoder is the contract its users call, connector.Encoder; the encoders
+// of this package implement it.
+type Encoder = connector.Encoder
 
 // RawEncoder returns rec.Value unchanged.
 type RawEncoder struct{}

@@ -31,6 +31,7 @@ func (JSONEncoder) Encode(_ context.Context, _ string, rec *connector.Record) ([
 		fields = rec.Schema.Fields
 	}
 	var buf bytes.Buffer
+	buf.Grow(len(rec.Value) + 64) // about what a reshaped record takes
 	if err := writeJSONObject(&buf, rec.Fields, fields); err != nil {
 		return nil, &connector.RecordError{Record: rec, Reason: "json-encode", Err: fmt.Errorf("encoding value as JSON: %w", err)}
 	}
@@ -40,7 +41,10 @@ func (JSONEncoder) Encode(_ context.Context, _ string, rec *connector.Record) ([
 func writeJSONObject(buf *bytes.Buffer, m map[string]any, fields []connector.Field) error {
 	buf.WriteByte('{')
 	first := true
-	done := make(map[string]bool, len(fields))
+	var done map[string]bool
+	if len(fields) > 0 {
+		done = make(map[string]bool, len(fields))
+	}
 	write := func(k string, v any, f *connector.Field) error {
 		if !first {
 			buf.WriteByte(',')
@@ -82,9 +86,20 @@ func writeJSONObject(buf *bytes.Buffer, m map[string]any, fields []connector.Fie
 	return nil
 }
 
+// writeJSONString writes s quoted as encoding/json does. Most strings
+// need no escape and are copied as they are; the others go through
+// json.Marshal (which also escapes <, > and &).
 func writeJSONString(buf *bytes.Buffer, s string) {
-	b, _ := json.Marshal(s) // a string always marshals
-	buf.Write(b)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s) // a string always marshals
+			buf.Write(b)
+			return
+		}
+	}
+	buf.WriteByte('"')
+	buf.WriteString(s)
+	buf.WriteByte('"')
 }
 
 // writeJSONValue writes v; f, when known, is its portable field.

@@ -72,7 +72,6 @@ delivery: exactly_once
 sink:
   bigquery: {project: p, dataset: d, table: t, max_connections: 1000}
 `, []string{
-			"sink.bigquery: delivery: exactly_once is not supported by the bigquery sink",
 			`sink.bigquery: writes decoded fields: format.value must be json or avro-confluent, not "raw"`,
 			"sink.bigquery.max_connections: must be between 1 and 100",
 		}},

@@ -21,18 +21,18 @@ type Timestamp struct {
 	//     type is bad input, routed by on_error);
 	//   processing_time: when Sluice read the record;
 	//   field: the decoded value's field named by Field.
-	Policy string `yaml:"policy"`
+	Policy string `yaml:"policy" default:"source" enum:"source|create_time|log_append_time|processing_time|field" doc:"source (the source's own timestamp), create_time or log_append_time (the Kafka timestamp, which must be of that type), processing_time (when read), or field (a field of the decoded value)."`
 	// Field is the dotted path of the event-time field (policy field).
-	Field string `yaml:"field"`
+	Field string `yaml:"field" doc:"With policy field: the dotted path of the event-time field." example:"meta.occurred_at"`
 	// Format says how Field is written: rfc3339 (default; also takes
 	// time values of Avro), unix (seconds), unix_ms, or a Go time layout
 	// such as "2006-01-02 15:04:05". A record whose field is missing or
 	// does not parse is bad input, routed by on_error, never defaulted.
-	Format string `yaml:"format"`
+	Format string `yaml:"format" doc:"With policy field: rfc3339 (default), unix, unix_ms or a Go time layout; a missing or unparseable field is bad input, routed by on_error." example:"unix_ms"`
 	// IdlePartitionTimeout: a partition from which nothing was read for
 	// this long, with nothing in flight, no longer holds the watermark
 	// back; default 30s.
-	IdlePartitionTimeout time.Duration `yaml:"idle_partition_timeout"`
+	IdlePartitionTimeout time.Duration `yaml:"idle_partition_timeout" default:"30s" min:"1ns" doc:"A partition with nothing in flight and nothing read for this long no longer holds the watermark back."`
 }
 
 // Timestamp policies.
@@ -44,32 +44,16 @@ const (
 	TimestampField          = "field"
 )
 
-// DefaultIdlePartitionTimeout is timestamp.idle_partition_timeout when unset.
-const DefaultIdlePartitionTimeout = 30 * time.Second
-
-func (t *Timestamp) applyDefaults() {
-	if t.Policy == "" {
-		t.Policy = TimestampSource
-	}
-	if t.Policy == TimestampField && t.Format == "" {
-		t.Format = "rfc3339"
-	}
-	if t.IdlePartitionTimeout == 0 {
-		t.IdlePartitionTimeout = DefaultIdlePartitionTimeout
-	}
-}
-
 // NeedsFields reports whether the policy reads the decoded value, which
 // the engine must then decode (sinks that decode values themselves
 // cannot be handed them undecoded).
 func (t *Timestamp) NeedsFields() bool { return t.Policy == TimestampField }
 
 func (t *Timestamp) validate(v *validator, p *Pipeline) {
-	v.oneOf("policy", t.Policy, TimestampSource, TimestampCreateTime, TimestampLogAppendTime, TimestampProcessingTime, TimestampField)
 	switch t.Policy {
 	case TimestampField:
 		v.required("field", t.Field)
-		if !strings.Contains(t.Format, "2006") && t.Format != "rfc3339" && t.Format != "unix" && t.Format != "unix_ms" {
+		if t.Format != "" && !strings.Contains(t.Format, "2006") && t.Format != "rfc3339" && t.Format != "unix" && t.Format != "unix_ms" {
 			v.add("format", fmt.Sprintf("%q is not rfc3339, unix, unix_ms or a Go time layout (such as 2006-01-02T15:04:05)", t.Format))
 		}
 		if p.Format.Value == "" || p.Format.Value == "raw" {
@@ -85,7 +69,6 @@ func (t *Timestamp) validate(v *validator, p *Pipeline) {
 			v.add("field", "field and format are only for policy field")
 		}
 	}
-	v.positiveDuration("idle_partition_timeout", t.IdlePartitionTimeout)
 }
 
 // StopAt makes a Kafka source bounded (a backfill, a test): the pipeline
@@ -95,13 +78,13 @@ func (t *Timestamp) validate(v *validator, p *Pipeline) {
 type StopAt struct {
 	// End: stop once every partition reached the end offset it had when
 	// the pipeline started.
-	End bool `yaml:"end"`
+	End bool `yaml:"end" doc:"Stop once every partition reached the end offset it had at the start."`
 	// MaxRecords: stop after this many records were read (over all
 	// consumers of the process; what was read is written and committed).
-	MaxRecords int64 `yaml:"max_records"`
+	MaxRecords int64 `yaml:"max_records" doc:"Stop after this many records were read, over the process's consumers." example:"1000000"`
 	// MaxReadTime: stop reading this long after the start (Beam's
 	// max_read_time_seconds).
-	MaxReadTime time.Duration `yaml:"max_read_time"`
+	MaxReadTime time.Duration `yaml:"max_read_time" doc:"Stop reading this long after the start, then drain." example:"60s"`
 }
 
 // UnmarshalYAML accepts the scalar `end` as well as the mapping.

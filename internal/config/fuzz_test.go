@@ -14,6 +14,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("name: ${A:?need A}\n"), "")
 	f.Add([]byte("pipelines:\n  - &p {name: a}\n  - *p\n"), "")
 	f.Add([]byte("name: ${UNSET\n"), "t], group: x")
+	f.Add([]byte("name: x\nsource:\n  kafka:\n    brokers: [b]\n      group: g\n   - c\n"), "")
+	f.Add([]byte("name: x\nsource: {kafka: {consumers: [1], tls: 3, start_form: x}}\nsinks: {a: {file: 2}}\n"), "")
 	f.Fuzz(func(t *testing.T, data []byte, env string) {
 		lookup := func(name string) (string, bool) { return env, strings.HasPrefix(name, "S") }
 		file, err := Parse(data, lookup)

@@ -11,8 +11,8 @@ import (
 
 // Source is where records come from: exactly one key is set.
 type Source struct {
-	Kafka  *KafkaSource  `yaml:"kafka"`
-	PubSub *PubSubSource `yaml:"pubsub"`
+	Kafka  *KafkaSource  `yaml:"kafka" doc:"A Kafka consumer group reading one or more topics."`
+	PubSub *PubSubSource `yaml:"pubsub" doc:"A Google Pub/Sub subscription (see README, Pub/Sub -> Kafka)."`
 }
 
 // Consumers is how many readers the source runs in this process.
@@ -28,31 +28,31 @@ func (s *Source) Consumers() int {
 
 // KafkaConn is how to reach a Kafka cluster.
 type KafkaConn struct {
-	Brokers []string `yaml:"brokers"`
-	TLS     *TLS     `yaml:"tls"`
-	SASL    *SASL    `yaml:"sasl"`
+	Brokers []string `yaml:"brokers" doc:"Seed brokers, host:port (required)." example:"[localhost:9092]"`
+	TLS     *TLS     `yaml:"tls" doc:"TLS to the brokers; off when left out."`
+	SASL    *SASL    `yaml:"sasl" doc:"SASL authentication; off when left out."`
 }
 
 // KafkaSource is a consumer group reading one or more topics.
 type KafkaSource struct {
 	KafkaConn  `yaml:",inline"`
-	Topics     []string `yaml:"topics"`
-	TopicRegex string   `yaml:"topic_regex"`
-	Group      string   `yaml:"group"`
-	Consumers  int      `yaml:"consumers"`  // group members in this process; default 1
-	StartFrom  string   `yaml:"start_from"` // earliest (default) | latest
-	Isolation  string   `yaml:"isolation"`  // read_uncommitted (default) | read_committed
+	Topics     []string `yaml:"topics" doc:"Topics to consume (or topic_regex); a listed topic that does not exist is waited for, with a warning naming it once a minute." example:"[films]"`
+	TopicRegex string   `yaml:"topic_regex" doc:"A regular expression choosing the topics to consume, instead of topics." example:"^films\\."`
+	Group      string   `yaml:"group" doc:"Consumer group (required)." example:"films-copy"`
+	Consumers  int      `yaml:"consumers" default:"1" zero:"refused" min:"1" max:"256" doc:"Group members in this process."`
+	StartFrom  string   `yaml:"start_from" default:"earliest" enum:"earliest|latest" doc:"Where a group without committed offsets starts."`
+	Isolation  string   `yaml:"isolation" default:"read_uncommitted" enum:"read_uncommitted|read_committed" doc:"read_committed skips aborted transactions and waits for open ones."`
 	// GroupProtocol is the consumer group protocol: classic (JoinGroup /
 	// SyncGroup, cooperative-sticky by default) or consumer (KIP-848, the
 	// broker assigns; Kafka 4.0+). Kafka's group.protocol.
-	GroupProtocol string `yaml:"group_protocol"`
+	GroupProtocol string `yaml:"group_protocol" default:"classic" enum:"classic|consumer" advanced:"true" doc:"Consumer group protocol: classic (JoinGroup/SyncGroup, cooperative-sticky) or consumer (KIP-848: the broker assigns partitions one by one; Kafka 4.0+). Kafka's group.protocol."`
 	// Properties are Kafka consumer properties by their usual names
 	// (max.poll.records, fetch.min.bytes, ...); see internal/connector/kafka.
-	Properties map[string]any `yaml:"properties"`
+	Properties map[string]any `yaml:"properties" advanced:"true" doc:"Kafka consumer properties by their usual names (max.poll.records, fetch.min.bytes, session.timeout.ms, commit.every.records, ...); see README, Configuration reference. Unknown or out-of-range properties are errors." example:"{max.poll.records: 500}"`
 	// StopAt makes the read bounded (`stop_at: end`, or max_records /
 	// max_read_time): the pipeline drains, commits and exits. Default
 	// unset: read until stopped.
-	StopAt *StopAt `yaml:"stop_at"`
+	StopAt *StopAt `yaml:"stop_at" doc:"A bounded read (backfill): end (the end offsets seen at start), or {max_records: N, max_read_time: 60s}; the pipeline drains, commits, prints what it moved and stops. Unset: read until stopped." example:"end"`
 }
 
 // consumersUnset marks source.kafka.consumers as absent from the file
@@ -71,54 +71,30 @@ func (k *KafkaSource) UnmarshalYAML(n *yaml.Node) error {
 
 // TLS configures a TLS client. Files are PEM.
 type TLS struct {
-	Enabled            bool   `yaml:"enabled"`
-	CAFile             string `yaml:"ca_file"`
-	CertFile           string `yaml:"cert_file"`
-	KeyFile            string `yaml:"key_file"`
-	ServerName         string `yaml:"server_name"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+	Enabled            bool   `yaml:"enabled" doc:"Use TLS."`
+	CAFile             string `yaml:"ca_file" doc:"PEM file of the CAs to trust; default: the system's."`
+	CertFile           string `yaml:"cert_file" doc:"PEM client certificate (with key_file)."`
+	KeyFile            string `yaml:"key_file" doc:"PEM private key of cert_file."`
+	ServerName         string `yaml:"server_name" advanced:"true" doc:"Name to verify the server's certificate against; default: the host dialled."`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify" advanced:"true" doc:"Do not verify the server's certificate (tests only)."`
 }
 
 // SASL configures SASL authentication.
 type SASL struct {
-	Mechanism string `yaml:"mechanism"` // PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512 | OAUTHBEARER
-	Username  string `yaml:"username"`
-	Password  string `yaml:"password" secret:"true"`
+	Mechanism string `yaml:"mechanism" enum:"PLAIN|SCRAM-SHA-256|SCRAM-SHA-512|OAUTHBEARER" doc:"SASL mechanism (required)."`
+	Username  string `yaml:"username" doc:"User name (PLAIN, SCRAM)."`
+	Password  string `yaml:"password" secret:"true" doc:"Password (PLAIN, SCRAM)." example:"${KAFKA_PASSWORD}"`
 
 	// OAUTHBEARER: where tokens come from. "google": Google Managed
 	// Kafka's token from Application Default Credentials (or
 	// CredentialsFile). "oidc": an OAuth 2.0 client-credentials grant at
 	// TokenURL. Tokens are fetched again before they expire.
-	Provider        string   `yaml:"provider"`
-	CredentialsFile string   `yaml:"credentials_file"`
-	TokenURL        string   `yaml:"token_url"`
-	ClientID        string   `yaml:"client_id"`
-	ClientSecret    string   `yaml:"client_secret" secret:"true"` // from ${ENV}
-	Scopes          []string `yaml:"scopes"`
-}
-
-// DefaultGroupProtocol is source.kafka.group_protocol when unset; see
-// BENCHMARKS.md (failover) for why.
-const DefaultGroupProtocol = "classic"
-
-func (s *Source) applyDefaults() {
-	if k := s.Kafka; k != nil {
-		if k.Consumers == consumersUnset {
-			k.Consumers = 1
-		}
-		if k.StartFrom == "" {
-			k.StartFrom = "earliest"
-		}
-		if k.Isolation == "" {
-			k.Isolation = "read_uncommitted"
-		}
-		if k.GroupProtocol == "" {
-			k.GroupProtocol = DefaultGroupProtocol
-		}
-	}
-	if s.PubSub != nil {
-		s.PubSub.applyDefaults()
-	}
+	Provider        string   `yaml:"provider" doc:"OAUTHBEARER token source: google (Google Managed Kafka, Application Default Credentials or credentials_file) or oidc (an OAuth 2.0 client-credentials grant at token_url)."`
+	CredentialsFile string   `yaml:"credentials_file" doc:"provider google: a Google credentials JSON file; default: Application Default Credentials."`
+	TokenURL        string   `yaml:"token_url" doc:"provider oidc: the token endpoint, http(s)."`
+	ClientID        string   `yaml:"client_id" doc:"provider oidc: the client id."`
+	ClientSecret    string   `yaml:"client_secret" secret:"true" doc:"provider oidc: the client secret." example:"${OIDC_SECRET}"`
+	Scopes          []string `yaml:"scopes" doc:"provider oidc: the scopes to ask for."`
 }
 
 func (s *Source) validate(v *validator) {
@@ -154,12 +130,6 @@ func (k *KafkaSource) validate(v *validator) {
 		}
 	}
 	v.required("group", k.Group)
-	if k.Consumers < 1 || k.Consumers > 256 {
-		v.add("consumers", "must be between 1 and 256")
-	}
-	v.oneOf("start_from", k.StartFrom, "earliest", "latest")
-	v.oneOf("isolation", k.Isolation, "read_uncommitted", "read_committed")
-	v.oneOf("group_protocol", k.GroupProtocol, "classic", "consumer")
 	if k.StopAt != nil {
 		k.StopAt.validate(v)
 	}
@@ -197,7 +167,6 @@ func trimDot(s string) string {
 func durationMS(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }
 
 func (s *SASL) validate(v *validator) {
-	v.oneOf("mechanism", s.Mechanism, "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
 	if s.Mechanism != "OAUTHBEARER" {
 		v.required("username", s.Username)
 		v.required("password", s.Password)

@@ -15,8 +15,8 @@ import (
 // File is one pipeline file: a single pipeline at the top level, or a list
 // under `pipelines:`, plus process-wide settings.
 type File struct {
-	Pipelines []Pipeline `yaml:"pipelines"`
-	Admin     *Admin     `yaml:"admin"`
+	Pipelines []Pipeline `yaml:"pipelines" doc:"Several pipelines in one file, each with the keys of a single pipeline."`
+	Admin     *Admin     `yaml:"admin" doc:"The HTTP admin API and dashboard, for the whole process."`
 }
 
 // Problems is every problem found in a file, each with its field path.
@@ -55,7 +55,7 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*File, error) {
 	var probs Problems
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		msg := fmt.Sprintf("parsing YAML: %v", err)
+		msg := fmt.Sprintf("parsing YAML: %v%s", err, indentationHint(data, err))
 		if bytes.Contains(data, []byte("${")) && strings.Contains(msg, "did not find expected ',' or") {
 			// ${VAR} is expanded after parsing, so in flow style it is
 			// text that YAML reads first.
@@ -69,16 +69,17 @@ func Parse(data []byte, lookup func(string) (string, bool)) (*File, error) {
 	probs = append(probs, expandEnvNodes(&root, lookup)...)
 	doc := root.Content[0]
 	f := &File{}
+	typeLines := map[int]bool{}
 	if hasKey(doc, "pipelines") {
-		probs = append(probs, unknownKeys(doc, typeOf(f), "")...)
+		probs = append(probs, checkKeys(doc, typeOf(f), "", typeLines)...)
 		if err := doc.Decode(f); err != nil {
-			probs = append(probs, yamlErrors(err)...)
+			probs = append(probs, yamlErrors(err, typeLines)...)
 		}
 	} else {
 		var s singleFile
-		probs = append(probs, unknownKeys(doc, typeOf(&s), "")...)
+		probs = append(probs, checkKeys(doc, typeOf(&s), "", typeLines)...)
 		if err := doc.Decode(&s); err != nil {
-			probs = append(probs, yamlErrors(err)...)
+			probs = append(probs, yamlErrors(err, typeLines)...)
 		}
 		f.Pipelines = []Pipeline{s.Pipeline}
 		f.Admin = s.Admin
@@ -108,12 +109,22 @@ func hasKey(n *yaml.Node, key string) bool {
 	return false
 }
 
-func yamlErrors(err error) []string {
+// yamlErrors are the decoder's problems, less those checkKeys already
+// named with their field path (on the lines in named).
+func yamlErrors(err error, named map[int]bool) []string {
 	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		return te.Errors
+	if !errors.As(err, &te) {
+		return []string{err.Error()}
 	}
-	return []string{err.Error()}
+	var out []string
+	for _, e := range te.Errors {
+		var line int
+		if _, err := fmt.Sscanf(e, "line %d:", &line); err == nil && named[line] {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 func onlyUnknownKeys(probs Problems) bool {

@@ -14,33 +14,33 @@ import (
 // attributes are headers, and the key is taken as key_from says. A
 // message is acked to Pub/Sub only once the sink has made it durable.
 type PubSubSource struct {
-	Project      string `yaml:"project"`
-	Subscription string `yaml:"subscription"` // its ID, or projects/P/subscriptions/S
+	Project      string `yaml:"project" doc:"The Google Cloud project of the subscription (required unless subscription is a full path)." example:"my-project"`
+	Subscription string `yaml:"subscription" doc:"The subscription (required): its ID, or projects/P/subscriptions/S." example:"orders-sub"`
 	// EmulatorHost is a Pub/Sub emulator's host:port (sluice dev:
 	// 127.0.0.1:8085): no TLS, no credentials. Default: Google's service.
-	EmulatorHost string `yaml:"emulator_host"`
+	EmulatorHost string `yaml:"emulator_host" doc:"A Pub/Sub emulator's host:port (sluice dev: 127.0.0.1:8085), spoken to without TLS and credentials; default: Google's service." example:"127.0.0.1:8085"`
 	// CredentialsFile is a Google credentials JSON file; default:
 	// application default credentials.
-	CredentialsFile string `yaml:"credentials_file"`
+	CredentialsFile string `yaml:"credentials_file" doc:"A Google credentials JSON file; default: Application Default Credentials."`
 	// KeyFrom says what becomes the record key: ordering_key (default),
 	// message_id, attribute:NAME, or none.
-	KeyFrom string `yaml:"key_from"`
+	KeyFrom string `yaml:"key_from" default:"ordering_key" doc:"What becomes the record key: ordering_key, message_id, attribute:NAME or none."`
 	// Consumers is how many subscribers this process runs; default 1.
-	Consumers int `yaml:"consumers"`
+	Consumers int `yaml:"consumers" default:"1" zero:"refused" min:"1" doc:"Subscribers this process runs."`
 	// Streams is the number of streaming pulls per subscriber (the client's
 	// NumGoroutines); default 4.
-	Streams int `yaml:"streams"`
+	Streams int `yaml:"streams" default:"4" min:"1" advanced:"true" doc:"Streaming pulls per subscriber (the client's NumGoroutines)."`
 	// MaxOutstandingMessages and MaxOutstandingBytes bound the messages a
 	// subscriber holds unacked (Pub/Sub's flow control); defaults 1000 and
 	// 64 MiB.
-	MaxOutstandingMessages int `yaml:"max_outstanding_messages"`
-	MaxOutstandingBytes    int `yaml:"max_outstanding_bytes"`
+	MaxOutstandingMessages int `yaml:"max_outstanding_messages" default:"1000" min:"1" advanced:"true" doc:"Messages a subscriber holds unacked (Pub/Sub's flow control)."`
+	MaxOutstandingBytes    int `yaml:"max_outstanding_bytes" default:"64MiB" min:"1" advanced:"true" doc:"Bytes a subscriber holds unacked (Pub/Sub's flow control)."`
 	// MaxAckExtension bounds each extension of a held message's ack
 	// deadline (the client's MaxDurationPerAckExtension), and so how long
 	// the messages of a process that died stay leased before Pub/Sub
 	// redelivers them; 10s-600s, default 60s. Left to the client, it
 	// follows the 99th percentile of ack latency, up to 10 minutes.
-	MaxAckExtension time.Duration `yaml:"max_ack_extension"`
+	MaxAckExtension time.Duration `yaml:"max_ack_extension" default:"60s" advanced:"true" doc:"Bound on each extension of a held message's ack deadline, and so on how long the messages of a process that died stay leased before Pub/Sub redelivers them; 10s-600s."`
 }
 
 // Key sources of a Pub/Sub message.
@@ -85,27 +85,6 @@ func (p *PubSubSource) UnmarshalYAML(n *yaml.Node) error {
 	return err
 }
 
-func (p *PubSubSource) applyDefaults() {
-	if p.KeyFrom == "" {
-		p.KeyFrom = KeyFromOrderingKey
-	}
-	if p.Consumers == consumersUnset {
-		p.Consumers = 1
-	}
-	if p.Streams == 0 {
-		p.Streams = 4
-	}
-	if p.MaxOutstandingMessages == 0 {
-		p.MaxOutstandingMessages = 1000
-	}
-	if p.MaxOutstandingBytes == 0 {
-		p.MaxOutstandingBytes = 64 << 20
-	}
-	if p.MaxAckExtension == 0 {
-		p.MaxAckExtension = time.Minute
-	}
-}
-
 func (p *PubSubSource) validate(v *validator) {
 	switch {
 	case strings.HasPrefix(p.Subscription, "projects/"):
@@ -133,10 +112,6 @@ func (p *PubSubSource) validate(v *validator) {
 	if p.EmulatorHost != "" && p.CredentialsFile != "" {
 		v.add("credentials_file", "is not used with emulator_host")
 	}
-	v.positive("consumers", p.Consumers)
-	v.positive("streams", p.Streams)
-	v.positive("max_outstanding_messages", p.MaxOutstandingMessages)
-	v.positive("max_outstanding_bytes", p.MaxOutstandingBytes)
 	if p.MaxAckExtension < 10*time.Second || p.MaxAckExtension > 600*time.Second {
 		v.add("max_ack_extension", fmt.Sprintf("%s is outside Pub/Sub's 10s-600s", p.MaxAckExtension))
 	}
@@ -147,21 +122,15 @@ func (p *PubSubSource) validate(v *validator) {
 // attributes, and its key the ordering key (ordering_key: key, the
 // default). A batch is durable when Pub/Sub has accepted every message.
 type PubSubSink struct {
-	Project string `yaml:"project"`
+	Project string `yaml:"project" doc:"The Google Cloud project of the topic (required unless topic is a full path)." example:"my-project"`
 	// Topic is a template over the record ("{{.Topic}}", "alerts-{{.Value.kind}}")
 	// naming a topic ID, or projects/P/topics/T.
-	Topic           string `yaml:"topic"`
-	EmulatorHost    string `yaml:"emulator_host"`
-	CredentialsFile string `yaml:"credentials_file"`
+	Topic           string `yaml:"topic" doc:"Target topic (required), a template over the record naming a topic ID or projects/P/topics/T." example:"alerts-{{.Value.kind}}"`
+	EmulatorHost    string `yaml:"emulator_host" doc:"A Pub/Sub emulator's host:port, spoken to without TLS and credentials; default: Google's service." example:"127.0.0.1:8085"`
+	CredentialsFile string `yaml:"credentials_file" doc:"A Google credentials JSON file; default: Application Default Credentials."`
 	// OrderingKey is key (default: the record key, so one key's messages
 	// are delivered in order to ordered subscriptions) or none.
-	OrderingKey string `yaml:"ordering_key"`
-}
-
-func (p *PubSubSink) applyDefaults() {
-	if p.OrderingKey == "" {
-		p.OrderingKey = "key"
-	}
+	OrderingKey string `yaml:"ordering_key" default:"key" enum:"key|none" doc:"key: the record key is the ordering key, so one key's messages reach ordered subscriptions in order; none: no ordering key."`
 }
 
 func (p *PubSubSink) validate(v *validator) {
@@ -174,7 +143,6 @@ func (p *PubSubSink) validate(v *validator) {
 			v.add("project", fmt.Sprintf("%q is not a Google Cloud project ID", p.Project))
 		}
 	}
-	v.oneOf("ordering_key", p.OrderingKey, "key", "none")
 	if p.EmulatorHost != "" && p.CredentialsFile != "" {
 		v.add("credentials_file", "is not used with emulator_host")
 	}

@@ -21,7 +21,7 @@ func (p *Pipeline) validateRoutes(v *validator) {
 		return
 	}
 	if p.Delivery == ExactlyOnce {
-		v.add("delivery", "exactly_once keeps offsets with one sink's data; with several sinks use at_least_once")
+		p.validateExactlyOnceRoutes(v)
 	}
 	names := map[string]bool{}
 	for _, name := range sortedSinkNames(p.Sinks) {
@@ -53,4 +53,29 @@ func sortedSinkNames(m map[string]Sink) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// validateExactlyOnceRoutes checks what exactly-once with several sinks
+// needs (internal/connector/route/offsets.go): each sink keeps its own
+// position, a Kafka sink in the source group's committed offsets, so two
+// Kafka sinks would share one; and a partition that one sink has no
+// position for yet resumes from start_from, which must then be earliest.
+// Each sink's own support of exactly_once is checked with the sink.
+func (p *Pipeline) validateExactlyOnceRoutes(v *validator) {
+	var kafka, stores []string
+	for _, name := range sortedSinkNames(p.Sinks) {
+		s := p.Sinks[name]
+		switch {
+		case s.Kafka != nil:
+			kafka = append(kafka, name)
+		case s.Postgres != nil || s.MySQL != nil || s.SQLite != nil:
+			stores = append(stores, name)
+		}
+	}
+	if len(kafka) > 1 {
+		v.add("sinks", fmt.Sprintf("delivery: exactly_once keeps a kafka sink's position in the source group's offsets, so a route can have one kafka sink, not %d (%v)", len(kafka), kafka))
+	}
+	if len(kafka) > 0 && len(stores) > 0 && p.Source.Kafka != nil && p.Source.Kafka.StartFrom == "latest" {
+		v.add("source.kafka.start_from", "delivery: exactly_once with a kafka and a database sink resumes a partition one of them holds nothing of from start_from; latest would skip records: use earliest")
+	}
 }

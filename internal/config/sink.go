@@ -8,99 +8,76 @@ import (
 
 // Sink is where records go: exactly one key is set.
 type Sink struct {
-	Kafka    *KafkaSink    `yaml:"kafka"`
-	File     *FileSink     `yaml:"file"`
-	Postgres *SQLSink      `yaml:"postgres" driver:"postgres"`
-	MySQL    *SQLSink      `yaml:"mysql" driver:"mysql"`
-	SQLite   *SQLSink      `yaml:"sqlite" driver:"sqlite"`
-	BigQuery *BigQuerySink `yaml:"bigquery"`
-	PubSub   *PubSubSink   `yaml:"pubsub"`
+	Kafka    *KafkaSink    `yaml:"kafka" doc:"Produce to a Kafka topic."`
+	File     *FileSink     `yaml:"file" doc:"Write JSON lines to a file or stdout."`
+	Postgres *SQLSink      `yaml:"postgres" driver:"postgres" doc:"Write to a PostgreSQL table, optionally a staging table merged by your procedure (see README, Kafka -> SQL)."`
+	MySQL    *SQLSink      `yaml:"mysql" driver:"mysql" doc:"Write to a MySQL or MariaDB table; the same keys as postgres."`
+	SQLite   *SQLSink      `yaml:"sqlite" driver:"sqlite" doc:"Write to an SQLite table (embedded); the same keys as postgres, with path instead of dsn."`
+	BigQuery *BigQuerySink `yaml:"bigquery" doc:"Append to BigQuery tables through the Storage Write API (see README, Kafka -> BigQuery)."`
+	PubSub   *PubSubSink   `yaml:"pubsub" doc:"Publish to a Google Pub/Sub topic."`
 }
 
 // KafkaSink produces to a topic (a template over the record).
 type KafkaSink struct {
 	KafkaConn   `yaml:",inline"`
-	Topic       string        `yaml:"topic"`       // template, e.g. "out-{{.Topic}}"
-	Acks        string        `yaml:"acks"`        // all (default) | 1 | 0
-	Compression string        `yaml:"compression"` // none | gzip | snappy | lz4 (default) | zstd
-	Linger      time.Duration `yaml:"linger"`      // linger.ms; default 0: the engine batches already
-	BatchBytes  int           `yaml:"batch_bytes"` // batch.size (max bytes per partition batch); default 1 MiB
-	Idempotent  *bool         `yaml:"idempotent"`  // enable.idempotence; default true (requires acks: all)
-	Partitioner string        `yaml:"partitioner"` // murmur2 (default, Java-compatible) | round_robin | manual (keep the source partition)
-	ClientID    string        `yaml:"client_id"`
+	Topic       string        `yaml:"topic" doc:"Target topic (required), a template over the record. A static topic must exist at start (or be created: create_topic); a rendered topic that does not exist is retried up to max_retry_time." example:"out-{{.Topic}}"`
+	Acks        string        `yaml:"acks" default:"all" enum:"all|1|0|-1" doc:"Producer acks."`
+	Compression string        `yaml:"compression" default:"lz4" enum:"none|gzip|snappy|lz4|zstd" doc:"Producer compression."`
+	Linger      time.Duration `yaml:"linger" advanced:"true" doc:"Producer linger (linger.ms); default 0: the engine already batches, so a linger only delays the end of each batch."`
+	BatchBytes  int           `yaml:"batch_bytes" default:"1MiB" min:"1" advanced:"true" doc:"Producer batch size (batch.size): the most bytes of one partition's batch."`
+	Idempotent  *bool         `yaml:"idempotent" advanced:"true" doc:"enable.idempotence; default true with acks: all, which it requires."`
+	Partitioner string        `yaml:"partitioner" default:"murmur2" enum:"murmur2|round_robin|manual" doc:"murmur2 hashes keys as the Java client does; round_robin spreads records; manual keeps the source partition."`
+	ClientID    string        `yaml:"client_id" advanced:"true" doc:"The producer's client.id."`
 	// With delivery: exactly_once, each consumer's batches are written in
 	// Kafka transactions that also commit the source offsets (KIP-447).
 	// TransactionalIDPrefix starts every transactional.id (default
 	// "sluice-<pipeline>"; a random part per process and the consumer
 	// follow); TransactionTimeout is transaction.timeout.ms (default 10s:
 	// how long a process that died can hold back read_committed readers).
-	TransactionalIDPrefix string        `yaml:"transactional_id_prefix"`
-	TransactionTimeout    time.Duration `yaml:"transaction_timeout"`
+	TransactionalIDPrefix string        `yaml:"transactional_id_prefix" advanced:"true" doc:"With delivery: exactly_once: the start of each consumer's transactional.id (a random part per process and the consumer name follow); default sluice-<pipeline>."`
+	TransactionTimeout    time.Duration `yaml:"transaction_timeout" default:"10s" min:"1ms" max:"15m" advanced:"true" doc:"With delivery: exactly_once: transaction.timeout.ms, how long a process that died can hold back read_committed readers."`
 	// Format re-encodes values on the way out (e.g. JSON in, Avro out);
 	// unset, the source bytes are written untouched.
-	Format *Format `yaml:"format"`
+	Format *Format `yaml:"format" doc:"Re-encode values on the way out (e.g. JSON in, Avro out); left out, the source bytes are written untouched."`
 	// CreateTopic creates the topic when it does not exist: a static
 	// topic at start, a templated topic's rendered topics on first use.
 	// Unset, a static topic that does not exist (and that the brokers do
 	// not create on demand) stops the pipeline at start, named.
-	CreateTopic *CreateTopic `yaml:"create_topic"`
+	CreateTopic *CreateTopic `yaml:"create_topic" doc:"Create the topic when it does not exist: a static topic at start, rendered ones on first use."`
 }
 
 // CreateTopic is how a sink creates a topic that does not exist. Zero
 // values take the broker's defaults (num.partitions,
 // default.replication.factor).
 type CreateTopic struct {
-	Partitions        int32 `yaml:"partitions"`
-	ReplicationFactor int16 `yaml:"replication_factor"`
+	Partitions        int32 `yaml:"partitions" doc:"Partitions of a created topic; default: the broker's num.partitions."`
+	ReplicationFactor int16 `yaml:"replication_factor" doc:"Replicas of a created topic; default: the broker's default.replication.factor."`
 }
 
 // FileSink writes JSON lines; path "-" is stdout.
 type FileSink struct {
-	Path string `yaml:"path"`
+	Path string `yaml:"path" doc:"JSON-lines file to append to (required); - is stdout." example:"out.jsonl"`
 	// Sync fsyncs after every batch (default true for files): a batch is
 	// acked only once it is on disk.
-	Sync *bool `yaml:"sync"`
+	Sync *bool `yaml:"sync" doc:"fsync after every batch, so a batch is acked only once it is on disk; default true for files, false for stdout."`
 }
 
 func (s *Sink) applyDefaults() {
-	if s.PubSub != nil {
-		s.PubSub.applyDefaults()
-	}
-	if k := s.Kafka; k != nil {
-		if k.Acks == "" {
-			k.Acks = "all"
-		}
-		if k.Compression == "" {
-			k.Compression = "lz4"
-		}
-		if k.Linger == 0 {
-			k.Linger = 0
-		}
-		if k.BatchBytes == 0 {
-			k.BatchBytes = 1 << 20
-		}
-		if k.TransactionTimeout == 0 {
-			k.TransactionTimeout = 10 * time.Second
-		}
-		if k.Partitioner == "" {
-			k.Partitioner = "murmur2"
-		}
-		if k.Idempotent == nil {
-			t := k.Acks == "all"
-			k.Idempotent = &t
-		}
+	if k := s.Kafka; k != nil && k.Idempotent == nil {
+		t := k.Acks == "all" || k.Acks == ""
+		k.Idempotent = &t
 	}
 	if f := s.File; f != nil && f.Sync == nil {
 		t := f.Path != "-"
 		f.Sync = &t
 	}
-	for _, q := range []*SQLSink{s.Postgres, s.MySQL, s.SQLite} {
-		if q != nil {
-			q.applyDefaults()
-		}
-	}
 	if b := s.BigQuery; b != nil {
-		b.applyDefaults()
+		b.applyTableSpecDefaults()
+	}
+	for kind, q := range map[string]*SQLSink{"postgres": s.Postgres, "mysql": s.MySQL, "sqlite": s.SQLite} {
+		if q != nil {
+			q.applyDefaults(kind)
+		}
 	}
 }
 
@@ -148,14 +125,8 @@ func (s *Sink) validate(v *validator, p *Pipeline) {
 		k.KafkaConn.validate(kv)
 		kv.required("topic", k.Topic)
 		kv.template("topic", k.Topic)
-		kv.oneOf("acks", k.Acks, "all", "1", "0", "-1")
-		kv.oneOf("compression", k.Compression, "none", "gzip", "snappy", "lz4", "zstd")
-		kv.oneOf("partitioner", k.Partitioner, "murmur2", "round_robin", "manual")
 		if k.Idempotent != nil && *k.Idempotent && k.Acks != "all" && k.Acks != "-1" {
 			kv.add("idempotent", "requires acks: all")
-		}
-		if k.BatchBytes < 0 {
-			kv.add("batch_bytes", "must be > 0")
 		}
 		if p.Delivery == ExactlyOnce {
 			if k.Acks != "all" && k.Acks != "-1" {
@@ -173,11 +144,7 @@ func (s *Sink) validate(v *validator, p *Pipeline) {
 				kv.add("create_topic.replication_factor", "must be > 0 (or left out for the broker's default)")
 			}
 		}
-		if k.TransactionTimeout < 0 || k.TransactionTimeout > 15*time.Minute {
-			kv.add("transaction_timeout", fmt.Sprintf("%s is outside 1ms-15m", k.TransactionTimeout))
-		}
 		if f := k.Format; f != nil {
-			f.applyDefaults()
 			f.validate(kv.sub("format"))
 			if f.Value == "avro-confluent" && f.Schema == "" {
 				kv.add("format.schema", "an Avro schema is required to encode values as avro-confluent")

@@ -30,8 +30,7 @@ func unknownTemplateNames(t *template.Template, valueFields map[string]bool) []s
 			found["Value."+ident[1]] = true
 		}
 	}
-	var walkPipe func(p *parse.PipeNode)
-	walkPipe = func(p *parse.PipeNode) {
+	walkPipe := func(p *parse.PipeNode) {
 		if p == nil {
 			return
 		}

@@ -13,6 +13,13 @@ func (p *Pipeline) validateTransforms(v *validator) {
 	for _, prob := range transform.Check(p.Transforms) {
 		v.add(prob.Path, prob.Msg)
 	}
+	if p.Format.Value == "avro-confluent" && p.Format.ReaderSchema != "" {
+		// Every record is read with this schema: an expression reading a
+		// field it lacks would fail on every record.
+		for _, prob := range transform.CheckFields(p.Transforms, p.Route, readerSchemaFields(p.Format.ReaderSchema)) {
+			v.add(prob.Path, prob.Msg)
+		}
+	}
 	if !transform.ChangesFields(p.Transforms) {
 		return
 	}

@@ -158,7 +158,7 @@ route:
 	}
 	for _, want := range []string{
 		"sink: use either sink or sinks with route, not both",
-		"delivery: exactly_once keeps offsets with one sink's data",
+		"sinks.orders.file: delivery: exactly_once is not supported by the file sink",
 		"sinks.orders.file.path: is required",
 		"route[0].when: Syntax error",
 		`route[1].sink: "nowhere" is not one of the pipeline's sinks`,

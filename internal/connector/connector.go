@@ -159,7 +159,7 @@ type RouteReporter interface {
 
 // FieldVisitor hands a record's decoded top-level fields to visit one by
 // one, without building its Fields map, and returns its schema when the
-// format has one (codec.RecordDecoder). Bad input is a *RecordError;
+// format has one (the Avro decoder). Bad input is a *RecordError;
 // other errors are transient.
 type FieldVisitor interface {
 	VisitFields(ctx context.Context, rec *Record, visit func(name string, value any)) (*Schema, error)

@@ -41,6 +41,15 @@ type Record struct {
 	// Origin is opaque bookkeeping of the source that produced the record
 	// (for the Kafka source, its partition tracker); sinks ignore it.
 	Origin any
+
+	// Slot, 0 to Slots-1, is set by the engine when the pipeline has
+	// parallelism: a hash of the key as read (before transforms), or of
+	// the topic and partition for a record without a key or with by:
+	// partition. One worker writes all the records of a (topic,
+	// partition, slot), in offset order, whatever the number of workers,
+	// so an exactly-once sink can store and deduplicate offsets per slot.
+	// Zero without parallelism.
+	Slot int
 }
 
 // TimestampType is what a record's Timestamp means.
@@ -54,6 +63,11 @@ const (
 	TimestampProcessingTime                      // when Sluice read the record
 	TimestampEventField                          // taken from a field of the decoded value
 )
+
+// Slots is the number of slots records are spread over with parallelism:
+// fixed, so that the number of workers may change between runs while
+// offsets stored per slot stay valid.
+const Slots = 256
 
 // Size is the number of payload bytes the record holds; it is what
 // in-flight byte limits count.

@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -42,26 +41,7 @@ limits: {max_in_flight_records: %d}
 	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "run", "--log-level", "warn", file)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
-	}
-	for k := range kills {
-		cmd := start()
-		target := int64(n) * int64(k+1) / int64(kills+1)
-		eventually(t, 2*time.Minute, fmt.Sprintf("%d rows in BigQuery before kill %d", target, k+1), func() bool {
-			return e.Stats().RowsAppended >= target
-		})
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		_ = cmd.Wait()
-	}
-	cmd := start()
+	cmd := runKilled(t, bin, file, kills, int64(n), "rows in BigQuery", func() int64 { return e.Stats().RowsAppended })
 	bqWaitCommitted(t, brokers, "crash-bq", "crash.events", 3*time.Minute)
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {

@@ -8,9 +8,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	bqapi "google.golang.org/api/bigquery/v2"
 
-	"github.com/sluice-dev/sluice/internal/bqemu"
 	"github.com/sluice-dev/sluice/internal/connector/kafka"
 )
 
@@ -46,31 +44,7 @@ func bqHeader(r *kgo.Record, key string) string {
 // the same appends land.
 func TestBigQueryRowErrorsGoToTheDeadLetterTopicWithTheReason(t *testing.T) {
 	const n = 1000
-	e, addrs := startBQEmulator(t, bqemu.Faults{})
-	ctx := context.Background()
-	if err := e.CreateDataset(ctx, bqProject, bqDataset); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.CreateTable(ctx, bqProject, bqDataset, "payments", []*bqapi.TableFieldSchema{
-		{Name: "id", Type: "INT64", Mode: "REQUIRED"},
-		{Name: "amount", Type: "NUMERIC"},
-		{Name: "note", Type: "STRING"},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	brokers := startBroker(t).ListenAddrs()
-	createTopic(t, brokers, "payments", 3)
-	bqProduceJSON(t, brokers, "payments", 0, n, func(i int) string {
-		switch i % 10 {
-		case 3:
-			return fmt.Sprintf(`{"id":%d,"amount":1e40}`, i) // beyond NUMERIC's range: a row error
-		case 5:
-			return fmt.Sprintf(`{"amount":%d}`, i) // the REQUIRED id missing: a row error
-		case 7:
-			return fmt.Sprintf(`{"id":%d,"amount":"lots"}`, i) // fits no NUMERIC: refused before sending
-		}
-		return fmt.Sprintf(`{"id":%d,"amount":%d.5,"note":"ok"}`, i, i)
-	})
+	e, addrs, brokers, _ := bqPaymentsWithBadRows(t, n)
 	r := bqRunPipeline(t, fmt.Sprintf(`
 name: payments
 source:

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"syscall"
 	"testing"
@@ -45,15 +44,7 @@ limits: {max_in_flight_records: %d}
 sink:
   postgres: {dsn: %q, table: %s}
 `, pipe, brokers[0], pipe, batch, inFlight, d.dsn, tbl)
-	start := func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestSQLCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), "SLUICE_SQL_CRASH_PIPELINE="+yaml)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
-	}
+	start := func() *exec.Cmd { return startCrashChild(t, yaml) }
 	rows := func() int64 { n, _ := d.tryCount("SELECT count(*) FROM " + tbl); return n }
 	for k := 0; k < kills; k++ {
 		cmd := start()

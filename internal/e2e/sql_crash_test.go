@@ -29,6 +29,18 @@ func TestSQLCrashChild(t *testing.T) {
 	}
 }
 
+// startCrashChild starts TestSQLCrashChild running yaml, to be killed.
+func startCrashChild(t *testing.T, yaml string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSQLCrashChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "SLUICE_SQL_CRASH_PIPELINE="+yaml)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd
+}
+
 // TestSQLPostgresExactlyOnceUnderKills: with delivery: exactly_once, a
 // process SIGKILLed at random points (while copying, while merging)
 // neither loses nor duplicates a row: the final table equals the input and
@@ -73,13 +85,7 @@ sink:
     staging_table: %s
     merge: {call: "CALL %s({{.HighWaterMark}})", every_records: 3000, idle: 500ms}
 `, pipe, brokers[0], pipe, incarnation, d.dsn, m.stg, m.proc)
-		cmd := exec.Command(os.Args[0], "-test.run=^TestSQLCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), "SLUICE_SQL_CRASH_PIPELINE="+yaml)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
+		return startCrashChild(t, yaml)
 	}
 	merging := func() bool {
 		return d.count(t, fmt.Sprintf("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'CALL %s(%%'", m.proc)) > 0

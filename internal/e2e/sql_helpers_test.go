@@ -161,7 +161,7 @@ func (d *sqlDB) cleanupSQL(t *testing.T, pipeline string, objects ...string) {
 			}
 			d.exec(t, stmt)
 		}
-		for _, bk := range []string{"sluice_offsets", "sluice_merge_state", "sluice_batches"} {
+		for _, bk := range []string{"sluice_offsets", "sluice_slot_offsets", "sluice_merge_state", "sluice_batches"} {
 			var q string
 			switch d.kind {
 			case "sqlite":

@@ -37,8 +37,11 @@ type BrokerSample struct {
 	// IngressBytes and EgressBytes are record bytes per second produced
 	// to and fetched from the broker.
 	IngressBytes, EgressBytes float64
-	// Connections is the number of open client connections.
-	Connections float64
+	// Connections is the number of open client connections;
+	// ConnectionsUnknown says the source does not count them (Cloud
+	// Monitoring), so 0 is not a figure.
+	Connections        float64
+	ConnectionsUnknown bool
 	// Requests is requests per second by request type (Produce, Fetch,
 	// Metadata, ...), RequestsTotal their sum.
 	Requests      map[string]float64
@@ -62,8 +65,9 @@ type BrokerSample struct {
 // summed, the load is the busiest broker's, which is what limits the
 // cluster.
 func TotalBrokers(bs []BrokerSample) BrokerSample {
-	t := BrokerSample{Broker: "total", Requests: map[string]float64{}, HasRate: len(bs) > 0}
+	t := BrokerSample{Broker: "total", Requests: map[string]float64{}, HasRate: len(bs) > 0, ConnectionsUnknown: len(bs) > 0}
 	for _, b := range bs {
+		t.ConnectionsUnknown = t.ConnectionsUnknown && b.ConnectionsUnknown
 		t.IngressBytes += b.IngressBytes
 		t.EgressBytes += b.EgressBytes
 		t.Connections += b.Connections
@@ -387,14 +391,16 @@ type metricsScraper struct {
 	// API key and secret).
 	user, password string
 
+	// prev is each broker's last reading and when it was taken. A broker
+	// that could not be read keeps its last one, so the next rate spans
+	// the gap instead of losing what happened in it.
 	prev   map[string]brokerReading
-	prevAt time.Time
+	prevAt map[string]time.Time
 }
 
 // scrape reads every endpoint and returns its brokers sorted by name; a
 // failing endpoint is reported in the error, the others still count.
 func (m *metricsScraper) scrape(ctx context.Context) ([]BrokerSample, error) {
-	now := time.Now()
 	var readings []brokerReading
 	var errs []error
 	for _, u := range m.urls {
@@ -405,21 +411,20 @@ func (m *metricsScraper) scrape(ctx context.Context) ([]BrokerSample, error) {
 		}
 		readings = append(readings, rs...)
 	}
-	seconds := 0.0
-	if !m.prevAt.IsZero() {
-		seconds = now.Sub(m.prevAt).Seconds()
+	now := time.Now()
+	if m.prev == nil {
+		m.prev, m.prevAt = map[string]brokerReading{}, map[string]time.Time{}
 	}
-	next := map[string]brokerReading{}
 	var out []BrokerSample
 	for _, r := range readings {
 		var prev *brokerReading
+		seconds := 0.0
 		if p, ok := m.prev[r.broker]; ok {
-			prev = &p
+			prev, seconds = &p, now.Sub(m.prevAt[r.broker]).Seconds()
 		}
 		out = append(out, brokerRates(r, prev, seconds))
-		next[r.broker] = r
+		m.prev[r.broker], m.prevAt[r.broker] = r, now
 	}
-	m.prev, m.prevAt = next, now
 	slices.SortFunc(out, func(a, b BrokerSample) int { return strings.Compare(a.Broker, b.Broker) })
 	return out, errors.Join(errs...)
 }

@@ -2,11 +2,13 @@ package loadgen
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -143,5 +145,48 @@ func TestConfluentExportIsReadWithItsAPIKey(t *testing.T) {
 	_, err = m.scrape(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "401") || strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "wrong") {
 		t.Errorf("refused key: %v", err)
+	}
+}
+
+// A scrape that fails (a timeout on a starved machine) must not lose
+// what the broker counted meanwhile: the next rate spans both intervals.
+func TestAFailedScrapeLosesNoCounts(t *testing.T) {
+	var mu sync.Mutex
+	bytesIn, fail := 0, false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if fail {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintf(w, "sluice_broker_cpu_cores 2\nkafka_server_brokertopicmetrics_bytesin_total{broker=\"0\",topic=\"t\"} %d\n", bytesIn)
+	}))
+	t.Cleanup(srv.Close)
+	m := &metricsScraper{urls: []string{srv.URL}, client: srv.Client()}
+	set := func(in int, failing bool) {
+		mu.Lock()
+		bytesIn, fail = in, failing
+		mu.Unlock()
+	}
+	total := 0.0
+	for _, step := range []struct {
+		in      int
+		failing bool
+	}{{0, false}, {1000, false}, {5000, true}, {9000, false}} {
+		set(step.in, step.failing)
+		bs, err := m.scrape(context.Background())
+		if (err != nil) != step.failing {
+			t.Fatalf("at %d bytes: %v", step.in, err)
+		}
+		for _, b := range bs {
+			if b.HasRate {
+				total += b.IngressBytes * b.Interval.Seconds()
+			}
+		}
+		time.Sleep(5 * time.Millisecond) // the intervals need a width
+	}
+	if math.Abs(total-9000) > 1e-6*9000 {
+		t.Errorf("counted %.3f bytes over the run, the broker counted 9000", total)
 	}
 }

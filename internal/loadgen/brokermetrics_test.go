@@ -77,7 +77,9 @@ func TestMonitorShowsWhatTheEmbeddedBrokerSees(t *testing.T) {
 
 	var produceRequests, peakLoad float64
 	for _, s := range mon.result {
-		if s.Err != "" {
+		// A starved machine (CI under -race) may time a scrape out; the
+		// next one's rates span the gap, so the counts below still hold.
+		if s.Err != "" && !strings.Contains(s.Err, "deadline exceeded") {
 			t.Errorf("sample at %v: %s", s.Elapsed, s.Err)
 		}
 		tot := s.BrokerTotal()
@@ -147,7 +149,7 @@ func TestMonitorShowsWhatTheEmbeddedBrokerSees(t *testing.T) {
 	if c := charts["Broker requests per second by type (all brokers)"]; !slices.ContainsFunc(c.Series, func(s Series) bool { return s.Name == "Produce" }) {
 		t.Errorf("requests chart %+v has no Produce series", c)
 	}
-	if c := charts["Broker load"]; len(c.Series) != 2 || c.Series[1].Name != "limit (100%)" {
+	if c := charts["Broker load"]; len(c.Series) != 1 || len(c.Lines) != 1 || c.Lines[0].Name != "limit (100%)" || c.Lines[0].Y != 100 {
 		t.Errorf("load chart %+v, want the broker and the 100%% line", c)
 	}
 }

@@ -131,8 +131,9 @@ func describeLoad(o ProduceOptions) string {
 }
 
 // MonitorReport draws monitor samples: produce rate per topic and lag per
-// group over time.
-func MonitorReport(brokers []string, samples []MonitorSample) Report {
+// group over time, and the broker figures with limits drawn across their
+// charts.
+func MonitorReport(brokers []string, samples []MonitorSample, limits ...Limit) Report {
 	rates := map[string]*Series{}
 	lags := map[string]*Series{}
 	decoded := map[string]*Series{}
@@ -179,6 +180,9 @@ func MonitorReport(brokers []string, samples []MonitorSample) Report {
 	if errorsSeen > 0 {
 		facts = append(facts, [2]string{"samples with errors", fmt.Sprint(errorsSeen)})
 	}
+	for _, l := range limits {
+		facts = append(facts, [2]string{"limit", l.Text})
+	}
 	charts := []Chart{
 		{Title: "Produce rate per topic", Unit: "records/s", Series: sortedSeries(rates)},
 		{Title: "Consumer group lag", Unit: "records", Series: sortedSeries(lags)},
@@ -193,7 +197,7 @@ func MonitorReport(brokers []string, samples []MonitorSample) Report {
 		Title:     "sluice monitor",
 		Generated: time.Now(),
 		Facts:     facts,
-		Charts:    append(charts, brokerCharts(samples)...),
+		Charts:    append(charts, brokerCharts(samples, limits)...),
 	}
 }
 
@@ -202,7 +206,7 @@ const maxRequestTypes = 8
 
 // brokerCharts draws the broker figures, per broker and, when there are
 // several, in total; none when no sample has broker figures.
-func brokerCharts(samples []MonitorSample) []Chart {
+func brokerCharts(samples []MonitorSample, limits []Limit) []Chart {
 	in, out, conns, load := map[string]*Series{}, map[string]*Series{}, map[string]*Series{}, map[string]*Series{}
 	requests := map[string]*Series{}
 	volume := map[string]float64{}
@@ -215,20 +219,20 @@ func brokerCharts(samples []MonitorSample) []Chart {
 		s.X, s.Points = append(s.X, x), append(s.Points, y)
 	}
 	seen := false
-	var xs []float64
 	for _, s := range samples {
 		if len(s.Brokers) == 0 {
 			continue
 		}
 		seen = true
 		x := s.Elapsed.Seconds()
-		xs = append(xs, x)
 		bs := s.Brokers
 		if len(bs) > 1 {
 			bs = append(append([]BrokerSample(nil), bs...), s.BrokerTotal())
 		}
 		for _, b := range bs {
-			add(conns, b.Broker, x, b.Connections)
+			if !b.ConnectionsUnknown {
+				add(conns, b.Broker, x, b.Connections)
+			}
 			if b.HasRate {
 				add(in, b.Broker, x, b.IngressBytes)
 				add(out, b.Broker, x, b.EgressBytes)
@@ -253,16 +257,19 @@ func brokerCharts(samples []MonitorSample) []Chart {
 		reqs = reqs[:maxRequestTypes]
 	}
 	loadSeries := sortedSeries(load)
-	if len(loadSeries) > 0 && len(xs) > 0 {
-		// The ceiling every load figure is a share of.
-		loadSeries = append(loadSeries, Series{Name: "limit (100%)", X: []float64{xs[0], xs[len(xs)-1]}, Points: []float64{100, 100}})
+	loadLines := limitLines(limits, "load")
+	if len(loadSeries) > 0 {
+		// The ceiling every load figure is a share of: the cores, the
+		// request handlers, Confluent's cluster capacity, Managed
+		// Kafka's vCPU limit.
+		loadLines = append([]Line{{Name: "limit (100%)", Y: 100}}, loadLines...)
 	}
 	return []Chart{
-		{Title: "Broker ingress (record bytes produced)", Unit: "bytes/s", Series: sortedSeries(in)},
-		{Title: "Broker egress (record bytes fetched)", Unit: "bytes/s", Series: sortedSeries(out)},
-		{Title: "Open client connections", Unit: "connections", Series: sortedSeries(conns)},
-		{Title: "Broker requests per second by type (all brokers)", Unit: "requests/s", Series: reqs},
-		{Title: "Broker load", Unit: "%", Series: loadSeries},
+		{Title: "Broker ingress (record bytes produced)", Unit: "bytes/s", Series: sortedSeries(in), Lines: limitLines(limits, "ingress")},
+		{Title: "Broker egress (record bytes fetched)", Unit: "bytes/s", Series: sortedSeries(out), Lines: limitLines(limits, "egress")},
+		{Title: "Open client connections", Unit: "connections", Series: sortedSeries(conns), Lines: limitLines(limits, "connections")},
+		{Title: "Broker requests per second by type (all brokers)", Unit: "requests/s", Series: reqs, Lines: limitLines(limits, "requests")},
+		{Title: "Broker load", Unit: "%", Series: loadSeries, Lines: loadLines},
 	}
 }
 

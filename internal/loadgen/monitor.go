@@ -51,6 +51,19 @@ type MonitorOptions struct {
 	// MetricsUser and MetricsPassword authenticate to the endpoints with
 	// basic auth (Confluent Cloud: an API key and its secret).
 	MetricsUser, MetricsPassword string
+	// GCPProject and GCPCluster read a Google Managed Kafka cluster's
+	// figures from Cloud Monitoring instead of MetricsURLs, with
+	// Application Default Credentials (see gcpmonitoring.go).
+	GCPProject, GCPCluster string
+	// cloudMonitoringURL replaces https://monitoring.googleapis.com, and
+	// cloudMonitoringToken the credentials, in tests.
+	cloudMonitoringURL   string
+	cloudMonitoringToken func(context.Context) (string, error)
+}
+
+// brokerSource reads the broker figures of one sample.
+type brokerSource interface {
+	scrape(ctx context.Context) ([]BrokerSample, error)
 }
 
 // MonitorSample is what one interval saw. Topics and Groups are sorted by
@@ -165,6 +178,12 @@ func Monitor(ctx context.Context, o MonitorOptions) ([]MonitorSample, error) {
 			errs = append(errs, fmt.Errorf("--metrics-url: %s: want an http:// or https:// URL", redactURL(u)))
 		}
 	}
+	if (o.GCPProject == "") != (o.GCPCluster == "") {
+		errs = append(errs, errors.New("--gcp-project and --cluster: give both, to read a Google Managed Kafka cluster from Cloud Monitoring"))
+	}
+	if o.GCPProject != "" && len(o.MetricsURLs) > 0 {
+		errs = append(errs, errors.New("--metrics-url: give it or --gcp-project, not both"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -174,10 +193,21 @@ func Monitor(ctx context.Context, o MonitorOptions) ([]MonitorSample, error) {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	var scraper *metricsScraper
-	if len(o.MetricsURLs) > 0 {
+	var scraper brokerSource
+	timeout := max(2*o.Interval, 5*time.Second)
+	switch {
+	case len(o.MetricsURLs) > 0:
 		scraper = &metricsScraper{urls: o.MetricsURLs, source: o.MetricsSource, user: o.MetricsUser,
-			password: o.MetricsPassword, client: &http.Client{Timeout: max(2*o.Interval, 5*time.Second)}}
+			password: o.MetricsPassword, client: &http.Client{Timeout: timeout}}
+	case o.GCPProject != "":
+		cm := newCloudMonitoring(o.GCPProject, o.GCPCluster, timeout)
+		if o.cloudMonitoringURL != "" {
+			cm.endpoint = o.cloudMonitoringURL
+		}
+		if o.cloudMonitoringToken != nil {
+			cm.token = o.cloudMonitoringToken
+		}
+		scraper = cm
 	}
 
 	if o.Duration > 0 {

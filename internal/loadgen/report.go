@@ -29,6 +29,15 @@ type Chart struct {
 	Title  string
 	Unit   string // shown on the y axis, e.g. "records/s"
 	Series []Series
+	// Lines are horizontal limits (a quota, a capacity) drawn dashed
+	// across the chart.
+	Lines []Line `json:",omitempty"`
+}
+
+// Line is a horizontal line at Y, named in the legend.
+type Line struct {
+	Name string  `json:"name"`
+	Y    float64 `json:"y"`
 }
 
 // Series is one line of a chart.
@@ -113,6 +122,11 @@ func writeSVG(b *strings.Builder, idx int, c Chart) {
 			yMax = math.Max(yMax, y)
 		}
 	}
+	// A limit far above the data still shows: it says how much headroom
+	// there is.
+	for _, l := range c.Lines {
+		yMax = math.Max(yMax, l.Y)
+	}
 	xTicks, xTop := niceTicks(xMax)
 	yTicks, yTop := niceTicks(yMax)
 	plotW, plotH := float64(chartW-marginL-marginR), float64(chartH-marginT-marginB)
@@ -146,6 +160,11 @@ func writeSVG(b *strings.Builder, idx int, c Chart) {
 		fmt.Fprintf(b, `<rect x="%d" y="8" width="10" height="10" fill="%s"/><text x="%d" y="17">%s</text>`+"\n",
 			legendX, color, legendX+14, html.EscapeString(s.Name))
 		legendX += 24 + 7*len(s.Name)
+	}
+	for _, l := range c.Lines {
+		fmt.Fprintf(b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#111827" stroke-width="1.2" stroke-dasharray="6 4"><title>%s</title></line>`+"\n",
+			marginL, chartW-marginR, py(l.Y), py(l.Y), html.EscapeString(l.Name))
+		fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", chartW-marginR-4, py(l.Y)-4, html.EscapeString(l.Name))
 	}
 	fmt.Fprintf(b, `<line class="hover" id="hover%d" x1="0" x2="0" y1="%d" y2="%d" visibility="hidden"/>`+"\n</svg>\n",
 		idx, marginT, chartH-marginB)

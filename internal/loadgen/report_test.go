@@ -72,3 +72,22 @@ func TestNiceTicksCoverTheData(t *testing.T) {
 		}
 	}
 }
+
+// A limit is drawn dashed across the chart, named, and raises the axis
+// to show it even far above the data.
+func TestReportDrawsLimitLines(t *testing.T) {
+	r := Report{Title: "t", Charts: []Chart{{Title: "ingress", Unit: "bytes/s",
+		Series: []Series{{Name: "broker 0", X: []float64{0, 1}, Points: []float64{1e6, 2e6}}},
+		Lines:  []Line{{Name: "ingress limit 50MB/s <quota>", Y: 50e6}}}}}
+	var b strings.Builder
+	if err := WriteReport(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	if !strings.Contains(page, `stroke-dasharray="6 4"><title>ingress limit 50MB/s &lt;quota&gt;</title>`) || !strings.Contains(page, `data-ymax="5e+07"`) {
+		t.Errorf("no dashed limit line at 50M in:\n%s", page)
+	}
+	if c := reportData(t, page); len(c[0].Lines) != 1 || c[0].Lines[0].Y != 50e6 {
+		t.Errorf("report data lines %+v", c[0].Lines)
+	}
+}

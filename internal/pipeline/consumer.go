@@ -12,18 +12,18 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// consumer is one reader of the pipeline's source with its own writer: the
-// read loop decodes and batches while the writer writes the previous batch,
-// so fetching and writing overlap. Batches of one consumer are written in
-// order, which keeps per-partition order in the sink.
+// consumer is one reader of the pipeline's source with its own writers
+// (one by default; parallelism.workers, see workers.go): the read loop
+// decodes and batches while the writers write the previous batches, so
+// fetching and writing overlap. With one writer, batches of one consumer
+// are written in order, which keeps per-partition order in the sink.
 type consumer struct {
 	p      *Pipeline
 	id     string
 	reader connector.Reader
 	done   chan struct{}
 
-	batches chan *batch // read loop -> writer; small, so memory stays bounded
-	pending sync.WaitGroup
+	pending sync.WaitGroup // batches handed to writers and not yet done
 
 	mu        sync.Mutex
 	interrupt context.CancelFunc // cancels the Read in progress
@@ -44,7 +44,7 @@ type batch struct {
 }
 
 func newConsumer(p *Pipeline, id string, r connector.Reader) *consumer {
-	return &consumer{p: p, id: id, reader: r, done: make(chan struct{}), batches: make(chan *batch, 2)}
+	return &consumer{p: p, id: id, reader: r, done: make(chan struct{})}
 }
 
 // run owns the consumer's goroutines. readCtx ends reading; writeCtx, which
@@ -66,48 +66,10 @@ func (c *consumer) run(readCtx, writeCtx context.Context) error {
 	defer stop()
 
 	g, gctx := errgroup.WithContext(readCtx)
-	toWrite := c.batches
-	var stopPreparing atomic.Bool // after a failed write, the rest is only released
-	if prep, ok := c.p.opts.Sink.(connector.Preparer); ok {
-		// A third stage between reading and writing: the next batch is
-		// prepared while the previous one is written. One more batch in
-		// flight, still within the in-flight limits.
-		prepared := make(chan *batch, 1)
-		toWrite = prepared
-		g.Go(func() error {
-			defer close(prepared)
-			for b := range c.batches {
-				if !stopPreparing.Load() {
-					b.prepared = prep.Prepare(b.records)
-				}
-				prepared <- b
-			}
-			return nil
-		})
-	}
-	// The writer must finish what was read even after readCtx ends, but a
-	// failed write must stop reading: it gets writeCtx and cancels stop.
+	d := c.startWriters(g, writeCtx, stop)
 	g.Go(func() error {
-		var failed error
-		for b := range toWrite {
-			if failed == nil {
-				failed = c.p.writeBatch(writeCtx, c.reader, b)
-				if failed != nil {
-					stopPreparing.Store(true)
-					stop()
-				}
-			}
-			if failed != nil {
-				// Not acked, so not committed: read again after a restart.
-				c.p.limiter.release(len(b.records), b.weight)
-			}
-			c.pending.Done()
-		}
-		return failed
-	})
-	g.Go(func() error {
-		defer close(c.batches)
-		return c.readLoop(gctx, writeCtx)
+		defer d.close()
+		return c.readLoop(gctx, writeCtx, d)
 	})
 	err := g.Wait()
 	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(writeCtx), 15*time.Second)
@@ -121,25 +83,15 @@ func (c *consumer) run(readCtx, writeCtx context.Context) error {
 	return err
 }
 
-func (c *consumer) readLoop(ctx, writeCtx context.Context) error {
-	cur := &batch{}
-	flush := func(trigger string) {
-		if len(cur.records) == 0 {
-			return
-		}
-		cur.trigger = trigger
-		c.pending.Add(1)
-		c.batches <- cur // blocks while the writer is busy: backpressure
-		cur = &batch{}
-	}
-	defer flush("stop")
+func (c *consumer) readLoop(ctx, writeCtx context.Context, d *dispatcher) error {
+	defer d.flushAll("stop")
 	linger := c.p.opts.Linger
 	for {
 		if ctx.Err() != nil {
 			return nil
 		}
 		if c.p.Paused() {
-			flush("pause")
+			d.flushAll("pause")
 			c.pending.Wait()
 			c.parked.Store(true)
 			err := c.p.waitResumed(ctx)
@@ -149,8 +101,8 @@ func (c *consumer) readLoop(ctx, writeCtx context.Context) error {
 			}
 		}
 		readCtx, interrupt := context.WithCancel(ctx)
-		if len(cur.records) > 0 {
-			readCtx, interrupt = context.WithDeadline(ctx, cur.first.Add(linger))
+		if first := d.oldest(); !first.IsZero() {
+			readCtx, interrupt = context.WithDeadline(ctx, first.Add(linger))
 		}
 		c.mu.Lock()
 		c.interrupt = interrupt
@@ -162,7 +114,7 @@ func (c *consumer) readLoop(ctx, writeCtx context.Context) error {
 		// Never read more than the batch has room for: a sink write holds
 		// at most batch.max_records.
 		max := int(c.p.maxPoll.Load())
-		if room := c.p.opts.BatchRecords - len(cur.records); max <= 0 || room < max {
+		if room := d.room(); max <= 0 || room < max {
 			max = room
 		}
 		recs, err := c.reader.Read(readCtx, max)
@@ -190,24 +142,17 @@ func (c *consumer) readLoop(ctx, writeCtx context.Context) error {
 			}
 		}
 		if len(recs) > 0 {
-			if err := c.accept(ctx, writeCtx, &cur, flush, recs); err != nil {
+			if err := c.accept(ctx, writeCtx, d, recs); err != nil {
 				return err
 			}
 		}
-		switch {
-		case len(cur.records) >= c.p.opts.BatchRecords:
-			flush("records")
-		case cur.bytes >= c.p.opts.BatchBytes:
-			flush("bytes")
-		case len(cur.records) > 0 && time.Since(cur.first) >= linger:
-			flush("linger")
-		}
+		d.flushDue(linger)
 	}
 }
 
 // accept counts, decodes and batches freshly read records. Bad records go
 // where on_error says (and are acked once handled).
-func (c *consumer) accept(ctx, writeCtx context.Context, curp **batch, flush func(string), recs []*connector.Record) error {
+func (c *consumer) accept(ctx, writeCtx context.Context, d *dispatcher, recs []*connector.Record) error {
 	size := 0
 	for _, r := range recs {
 		size += r.Size()
@@ -219,21 +164,21 @@ func (c *consumer) accept(ctx, writeCtx context.Context, curp **batch, flush fun
 	// being built holds part of what is in flight: it goes to the writer
 	// before waiting, or nothing might ever be released.
 	if !c.p.limiter.tryAcquire(len(recs), size) {
-		flush("limit")
+		d.flushAll("limit")
 		if err := c.p.limiter.acquire(ctx, len(recs), size); err != nil {
 			// Shutting down: the records are not acked, so they are not
 			// committed and will be read again.
 			return nil
 		}
 	}
-	cur := *curp
-	if cur.first.IsZero() {
-		cur.first = time.Now()
-	}
 	for _, r := range recs {
 		// What the limiter holds for r until it is settled: a transform
-		// may change its key and headers, so taken before.
+		// may change its key and headers, so taken before, as is its
+		// slot (from the key as read, stable whatever the transforms).
 		size := r.Size()
+		if d.slotted {
+			r.Slot = slotOf(r, d.byKey)
+		}
 		keep := true
 		err := c.p.decode(writeCtx, r)
 		if err == nil && c.p.opts.Transformer != nil {
@@ -247,9 +192,7 @@ func (c *consumer) accept(ctx, writeCtx context.Context, curp **batch, flush fun
 			} else {
 				c.p.limiter.release(0, -extra)
 			}
-			cur.records = append(cur.records, r)
-			cur.bytes += r.Size()
-			cur.weight += weight
+			d.add(r, weight)
 			continue
 		}
 		if err == nil {

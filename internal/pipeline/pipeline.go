@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sluice-dev/sluice/internal/codec"
 	"github.com/sluice-dev/sluice/internal/connector"
 	"github.com/sluice-dev/sluice/internal/metrics"
 	"golang.org/x/sync/errgroup"
@@ -34,7 +33,7 @@ type Options struct {
 	Name      string
 	Source    connector.Source
 	Consumers int // consumers started by Run; default 1
-	Decoder   codec.Decoder
+	Decoder   connector.Decoder
 	// Transformer, when set, runs on every decoded record before it is
 	// batched; the records it drops are acked and counted as filtered.
 	Transformer connector.Transformer
@@ -54,6 +53,12 @@ type Options struct {
 	// error (a failure that does not heal is never retried forever);
 	// default 10m, negative: no bound.
 	MaxRetryTime time.Duration
+	// Workers is the number of sink writers per consumer
+	// (parallelism.workers); default 1. By says how records are spread
+	// over them (see workers.go); empty: no parallelism, and Workers
+	// must be 1. With ByKey or ByPartition every record gets its Slot.
+	Workers int
+	By      Distribution
 
 	// Timestamp is the timestamp policy: which time records carry to the
 	// sink and to the watermark; default: the source's timestamp.
@@ -73,8 +78,11 @@ func (o *Options) defaults() {
 	if o.Consumers <= 0 {
 		o.Consumers = 1
 	}
+	if o.Workers <= 0 {
+		o.Workers = 1
+	}
 	if o.Decoder == nil {
-		o.Decoder = codec.Raw{}
+		o.Decoder = undecoded{}
 	}
 	if o.OnError == "" {
 		o.OnError = OnErrorFail
@@ -168,6 +176,14 @@ func New(opts Options) (*Pipeline, error) {
 	opts.defaults()
 	if opts.Name == "" || opts.Source == nil || opts.Sink == nil {
 		return nil, errors.New("pipeline needs a name, a source and a sink")
+	}
+	switch opts.By {
+	case "", ByKey, ByPartition, ByRoundRobin:
+	default:
+		return nil, fmt.Errorf("pipeline %s: unknown distribution %q", opts.Name, opts.By)
+	}
+	if opts.By == "" && opts.Workers > 1 {
+		opts.By = ByKey
 	}
 	if opts.OnError == OnErrorDLQ && opts.DeadLetter == nil {
 		return nil, fmt.Errorf("pipeline %s: on_error dlq needs a dead-letter destination", opts.Name)
@@ -416,3 +432,9 @@ func (p *Pipeline) setState(s State, err error) {
 		metrics.PipelineState.WithLabelValues(p.opts.Name, string(st)).Set(v)
 	}
 }
+
+// undecoded is the default Decoder (format raw): it leaves records as
+// bytes.
+type undecoded struct{}
+
+func (undecoded) Decode(context.Context, *connector.Record) error { return nil }

@@ -25,6 +25,8 @@ func FuzzTransform(f *testing.F) {
 			{{Drop: []string{field}}, {Rename: map[string]string{field: "x." + field}}, {Mask: map[string]string{field: "sha256"}}},
 			{{Set: map[string]string{field: expr}}},
 		} {
+			// The reader-schema check walks any expression that parses.
+			CheckFields(steps, []Route{{When: expr, Sink: "a"}, {Sink: "b"}}, map[string]bool{field: true})
 			c, err := Compile(steps)
 			if err != nil {
 				continue

@@ -128,3 +128,46 @@ func sortedKeys(m map[string]string) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// Describe names each step and the fields it touches, one line per step
+// ("set total_cents, country", "mask card.number (sha256)"), for status
+// pages. Expressions are left out: they are part of the configuration,
+// which status shows only to whom may see it.
+func Describe(steps []Step) []string {
+	out := make([]string, 0, len(steps))
+	for i := range steps {
+		s := &steps[i]
+		var parts []string
+		if s.Filter != "" {
+			parts = append(parts, "filter")
+		}
+		if len(s.Set) > 0 {
+			parts = append(parts, "set "+strings.Join(sortedKeys(s.Set), ", "))
+		}
+		if len(s.Drop) > 0 {
+			parts = append(parts, "drop "+strings.Join(s.Drop, ", "))
+		}
+		if len(s.Rename) > 0 {
+			var r []string
+			for _, k := range sortedKeys(s.Rename) {
+				r = append(r, k+" -> "+s.Rename[k])
+			}
+			parts = append(parts, "rename "+strings.Join(r, ", "))
+		}
+		if len(s.Mask) > 0 {
+			var m []string
+			for _, k := range sortedKeys(s.Mask) {
+				m = append(m, k+" ("+s.Mask[k]+")")
+			}
+			parts = append(parts, "mask "+strings.Join(m, ", "))
+		}
+		if s.Key != "" {
+			parts = append(parts, "key")
+		}
+		if len(s.Headers) > 0 {
+			parts = append(parts, "headers "+strings.Join(sortedKeys(s.Headers), ", "))
+		}
+		out = append(out, strings.Join(parts, "; "))
+	}
+	return out
+}

@@ -358,6 +358,7 @@ function renderDetail() {
   renderConsumers(d);
   renderBatches(d);
   renderMerges(d);
+  renderTransforms(d);
   renderProps(d);
   const cfg = d.config ? JSON.stringify(d.config, null, 2) : d.config_hidden || "";
   if ($("config").textContent !== cfg) $("config").textContent = cfg;
@@ -418,6 +419,22 @@ function renderBatches(d) {
     );
   if (!rows.length) rows.push(el("tr", { class: "empty-row" }, el("td", { colspan: 6, text: "no batches written yet" })));
   $("batches").replaceChildren(...rows);
+}
+
+// renderTransforms shows the transforms' steps, what passed them, and
+// what each routed sink made durable.
+function renderTransforms(d) {
+  const steps = d.transforms || [];
+  const routes = d.routes || [];
+  $("transforms-card").hidden = !steps.length && !routes.length;
+  $("transforms-steps").replaceChildren(...steps.map((s) => el("li", { text: s })));
+  setText("transforms-flow", "in " + fmtInt(d.records_in) + " · filtered " + fmtInt(d.filtered) + " · out " + fmtInt(d.records_out));
+  $("routes-table").hidden = !routes.length;
+  $("routes").replaceChildren(
+    ...routes.map((r) =>
+      el("tr", {}, el("td", { text: r.sink + (r.default ? " (default)" : "") }), el("td", { class: "num", text: fmtInt(r.out) })),
+    ),
+  );
 }
 
 // renderMerges shows the sink's recent merges (connector.MergeInfo),

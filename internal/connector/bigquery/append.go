@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/sluice-dev/sluice/internal/connector"
+	"github.com/sluice-dev/sluice/internal/metrics"
 )
 
 // maxAppendBytes keeps one AppendRows request under BigQuery's 10 MB
@@ -68,11 +69,11 @@ func (s *Sink) appendUnit(ctx context.Context, u *appendUnit, bad *badRecords) e
 		switch o.kind {
 		case appended:
 			s.stats.rows.Add(int64(len(u.rows)))
-			rowsAppended.WithLabelValues(s.pipeline).Add(float64(len(u.rows)))
-			appendsTotal.WithLabelValues(s.pipeline, "ok").Inc()
+			metrics.BigQueryRowsAppended.WithLabelValues(s.pipeline).Add(float64(len(u.rows)))
+			metrics.BigQueryAppends.WithLabelValues(s.pipeline, "ok").Inc()
 			return nil
 		case rowErrors:
-			appendsTotal.WithLabelValues(s.pipeline, "row_errors").Inc()
+			metrics.BigQueryAppends.WithLabelValues(s.pipeline, "row_errors").Inc()
 			next := s.splitRowErrors(u, o.rowErrors, bad)
 			if next == nil {
 				return nil
@@ -80,7 +81,7 @@ func (s *Sink) appendUnit(ctx context.Context, u *appendUnit, bad *badRecords) e
 			u = next // BigQuery wrote none of them: send the good rows again now
 			continue
 		case rejected:
-			appendsTotal.WithLabelValues(s.pipeline, "rejected").Inc()
+			metrics.BigQueryAppends.WithLabelValues(s.pipeline, "rejected").Inc()
 			for _, r := range u.recs {
 				bad.add(&connector.RecordError{Record: r, Reason: "rejected", Err: fmt.Errorf("BigQuery refused the append to table %s: %w", u.tv.name, o.err)})
 			}
@@ -91,12 +92,12 @@ func (s *Sink) appendUnit(ctx context.Context, u *appendUnit, bad *badRecords) e
 		if ctx.Err() != nil {
 			return fmt.Errorf("appending %d rows to table %s: %w (last error: %v)", len(u.rows), u.tv.name, ctx.Err(), o.err)
 		}
-		appendsTotal.WithLabelValues(s.pipeline, "retry").Inc()
-		appendRetries.WithLabelValues(s.pipeline, o.code.String()).Inc()
+		metrics.BigQueryAppends.WithLabelValues(s.pipeline, "retry").Inc()
+		metrics.BigQueryAppendRetries.WithLabelValues(s.pipeline, o.code.String()).Inc()
 		s.stats.retries.Add(1)
 		if o.ambiguous {
 			s.stats.possibleDuplicates.Add(int64(len(u.rows)))
-			possibleDuplicates.WithLabelValues(s.pipeline).Add(float64(len(u.rows)))
+			metrics.BigQueryPossibleDuplicates.WithLabelValues(s.pipeline).Add(float64(len(u.rows)))
 		}
 		switch o.kind {
 		case quotaRefused:
@@ -160,7 +161,7 @@ func (s *Sink) attempt(ctx context.Context, u *appendUnit) outcome {
 		return o
 	}
 	resp, err := res.FullResponse(actx)
-	appendSeconds.WithLabelValues(s.pipeline).Observe(time.Since(start).Seconds())
+	metrics.BigQueryAppendSeconds.WithLabelValues(s.pipeline).Observe(time.Since(start).Seconds())
 	s.stats.appends.Add(1)
 	if err == nil {
 		return outcome{kind: appended}

@@ -122,7 +122,7 @@ func acquireClient(ctx context.Context, cfg config.BigQuerySink, log *slog.Logge
 		return nil, err
 	}
 	c.cur = &generation{mw: mw}
-	streamLimit.WithLabelValues(cfg.Project).Set(float64(c.limit))
+	metrics.BigQueryConnectionLimit.WithLabelValues(cfg.Project).Set(float64(c.limit))
 	clients.m[k] = c
 	return c, nil
 }
@@ -201,7 +201,7 @@ func (c *sharedClient) replace(limit int) (closeNow *generation, err error) {
 	old := c.cur
 	c.cur, c.limit = &generation{mw: mw}, limit
 	old.retired = true
-	streamLimit.WithLabelValues(c.cfg.Project).Set(float64(limit))
+	metrics.BigQueryConnectionLimit.WithLabelValues(c.cfg.Project).Set(float64(limit))
 	if old.inFlight == 0 {
 		c.settled = time.Now()
 		return old, nil

@@ -259,24 +259,29 @@ func (p *rowPlan) fillMeta(m protoreflect.Message, rec *connector.Record, name s
 	if c == nil {
 		return fmt.Errorf("metadata column %s is missing from the table", col.Name)
 	}
-	var v any
-	switch name {
-	case "topic":
-		v = rec.Topic
-	case "partition":
-		v = int64(rec.Partition)
-	case "offset":
-		v = rec.Offset
-	case "timestamp":
-		if rec.Timestamp.IsZero() {
-			return nil
-		}
-		v = rec.Timestamp
-	case "key":
-		if rec.Key == nil {
-			return nil
-		}
-		v = strings.ToValidUTF8(string(rec.Key), "\uFFFD")
+	v, ok := metadataValue(rec, name)
+	if !ok {
+		return nil
 	}
 	return c.set(m, v, "")
+}
+
+// metadataValue is the value of a metadata column for rec; false: NULL.
+func metadataValue(rec *connector.Record, name string) (any, bool) {
+	switch name {
+	case "topic":
+		return rec.Topic, true
+	case "partition":
+		return int64(rec.Partition), true
+	case "offset":
+		return rec.Offset, true
+	case "timestamp":
+		return rec.Timestamp, !rec.Timestamp.IsZero()
+	case "key":
+		if rec.Key == nil {
+			return nil, false
+		}
+		return strings.ToValidUTF8(string(rec.Key), "\uFFFD"), true
+	}
+	return nil, false
 }

@@ -62,7 +62,14 @@ func sinkConfig(addrs bqemu.Addrs, table string) config.BigQuerySink {
 
 func newSink(t testing.TB, cfg config.BigQuerySink) *Sink {
 	t.Helper()
-	s, err := New(context.Background(), Options{Config: cfg, Pipeline: t.Name(), Logger: testLogger()})
+	return newSinkWith(t, Options{Config: cfg})
+}
+
+// newSinkWith opens a sink with o, named and logging for the test.
+func newSinkWith(t testing.TB, o Options) *Sink {
+	t.Helper()
+	o.Pipeline, o.Logger = t.Name(), testLogger()
+	s, err := New(context.Background(), o)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

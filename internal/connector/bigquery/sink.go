@@ -33,6 +33,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/connector"
+	"github.com/sluice-dev/sluice/internal/metrics"
 )
 
 // prepareParallelism bounds the tables whose metadata one Write reads or
@@ -44,6 +45,14 @@ type Options struct {
 	Config   config.BigQuerySink // defaults applied (config.Parse does it)
 	Pipeline string
 	Logger   *slog.Logger
+	// Fields, when set (the codec's decoder, for avro-confluent values
+	// without transforms), makes the sink take values undecoded and write
+	// them straight into proto rows (see protoencode.go). Default nil:
+	// records arrive decoded.
+	Fields connector.FieldVisitor
+	// ExactlyOnce writes through PENDING streams with offset
+	// deduplication (exactlyonce.go) instead of the default stream.
+	ExactlyOnce bool
 }
 
 // Sink is the bigquery sink. Write may be called concurrently.
@@ -56,6 +65,8 @@ type Sink struct {
 	tables   *tables
 	writers  *writers
 	stats    counters
+	visitor  valueVisitor // nil: records arrive decoded
+	eos      *exactlyOnce // nil: at least once
 
 	stop      context.CancelFunc
 	bg        errgroup.Group // the idle-writer reaper
@@ -65,6 +76,7 @@ type Sink struct {
 
 type counters struct {
 	appends, retries, rows, rowErrors, rejected, possibleDuplicates atomic.Int64
+	skipped, commits                                                atomic.Int64
 }
 
 // Stats is a snapshot of what a Sink did.
@@ -75,6 +87,8 @@ type Stats struct {
 	RowErrors          int64 // rows BigQuery refused one by one
 	Rejected           int64 // records sent to on_error, for any reason
 	PossibleDuplicates int64 // rows sent again after an append of unknown outcome
+	Skipped            int64 // exactly once: records BigQuery already held, not written again
+	Commits            int64 // exactly once: tables committed (BatchCommitWriteStreams)
 	Writers            int   // tables with an open writer
 	ConnectionLimit    int   // AppendRows streams the shared client may open
 }
@@ -83,6 +97,9 @@ type Stats struct {
 // BigQuery until the first Write.
 func New(ctx context.Context, o Options) (*Sink, error) {
 	cfg := o.Config
+	if o.ExactlyOnce {
+		cfg.Metadata = withOffsetColumns(cfg.Metadata)
+	}
 	tmpl, err := connector.ParseNameTemplate("sink.bigquery.table", cfg.Table)
 	if err != nil {
 		return nil, connector.Permanent(err)
@@ -105,8 +122,12 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 	life, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Sink{
 		cfg: cfg, pipeline: o.Pipeline, log: log, tmpl: tmpl, client: client, stop: stop,
+		visitor: directVisitor(o.Fields, cfg.Table),
 		tables:  &tables{cfg: cfg, rest: client.rest, log: log, pipeline: o.Pipeline, m: map[string]*tableState{}},
 		writers: &writers{client: client, pipeline: o.Pipeline, life: life, open: map[*tableVersion]struct{}{}},
+	}
+	if o.ExactlyOnce {
+		s.eos = newExactlyOnce(client.key)
 	}
 	for _, m := range cfg.Metadata {
 		c := *metadataColumns[m]
@@ -121,34 +142,21 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 // rows, values that fit no column, names that make no table), all others
 // being durable. Transient failures are retried here until ctx ends.
 func (s *Sink) Write(ctx context.Context, batch []*connector.Record) error {
-	bad := &badRecords{s: s}
-	groups, order := s.route(batch, bad)
-
-	var (
-		mu    sync.Mutex
-		units []*appendUnit
-	)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(prepareParallelism)
-	for _, name := range order {
-		recs := groups[name]
-		g.Go(func() error {
-			us, err := s.prepare(gctx, name, recs, bad)
-			mu.Lock()
-			units = append(units, us...)
-			mu.Unlock()
-			return err
-		})
+	if s.eos != nil {
+		return s.writeExactlyOnce(ctx, batch)
 	}
-	if err := g.Wait(); err != nil {
+	bad := &badRecords{s: s}
+	units, err := s.prepareAll(ctx, batch, bad)
+	if err != nil {
 		return err
 	}
+	var mu sync.Mutex
 
 	// Units append independently: when one fails, the others' rows are
 	// durable, and only the failed units' records are reported not written
 	// (so a retry does not append the rest a second time).
 	var notWritten []*connector.Record
-	g, gctx = errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.cfg.MaxInFlightAppends * s.client.connectionLimit())
 	for _, u := range units {
 		g.Go(func() error {
@@ -169,12 +177,44 @@ func (s *Sink) Write(ctx context.Context, batch []*connector.Record) error {
 	return bad.err()
 }
 
+// prepareAll routes batch to its tables and prepares each table's
+// appends; bad input goes to bad.
+func (s *Sink) prepareAll(ctx context.Context, batch []*connector.Record, bad *badRecords) ([]*appendUnit, error) {
+	groups, order := s.route(ctx, batch, bad)
+	var (
+		mu    sync.Mutex
+		units []*appendUnit
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(prepareParallelism)
+	for _, name := range order {
+		recs := groups[name]
+		g.Go(func() error {
+			us, err := s.prepare(gctx, name, recs, bad)
+			mu.Lock()
+			units = append(units, us...)
+			mu.Unlock()
+			return err
+		})
+	}
+	return units, g.Wait()
+}
+
 // route groups records by destination table, in order of first use.
-func (s *Sink) route(batch []*connector.Record, bad *badRecords) (map[string][]*connector.Record, []string) {
+func (s *Sink) route(ctx context.Context, batch []*connector.Record, bad *badRecords) (map[string][]*connector.Record, []string) {
 	groups := make(map[string][]*connector.Record)
 	var order []string
 	for _, rec := range batch {
-		if rec.Fields == nil {
+		if s.visiting() && rec.Value != nil {
+			if err := s.learnSchema(ctx, rec); err != nil {
+				var re *connector.RecordError
+				if !errors.As(err, &re) {
+					re = &connector.RecordError{Record: rec, Reason: "value", Err: err}
+				}
+				bad.add(re)
+				continue
+			}
+		} else if rec.Fields == nil {
 			bad.add(&connector.RecordError{Record: rec, Reason: "empty",
 				Err: errors.New("the record has no decoded value (a tombstone?): nothing to write to BigQuery")})
 			continue
@@ -264,20 +304,33 @@ func (s *Sink) tryPrepare(ctx context.Context, name string, recs []*connector.Re
 			}
 		}
 	}
-	units, encBad := s.encode(tv, keep)
+	units, encBad := s.encode(ctx, tv, keep)
 	return units, append(refused, encBad...), nil
 }
 
 // encode encodes recs with tv's descriptor into appends under the request
 // size limit; records whose values fit no column are returned as bad.
-func (s *Sink) encode(tv *tableVersion, recs []*connector.Record) ([]*appendUnit, []*connector.RecordError) {
+func (s *Sink) encode(ctx context.Context, tv *tableVersion, recs []*connector.Record) ([]*appendUnit, []*connector.RecordError) {
 	var (
 		units []*appendUnit
 		bad   []*connector.RecordError
 	)
 	cur := &appendUnit{tv: tv}
 	for _, r := range recs {
-		row, err := tv.plan.encode(r, s.cfg.Metadata)
+		var (
+			row []byte
+			err error
+		)
+		if s.visiting() {
+			row, err = s.encodeVisited(ctx, tv.plan, r)
+		} else {
+			row, err = tv.plan.encode(r, s.cfg.Metadata)
+		}
+		var re *connector.RecordError
+		if errors.As(err, &re) { // the codec's: the value's bytes are bad
+			bad = append(bad, re)
+			continue
+		}
 		if err != nil {
 			bad = append(bad, &connector.RecordError{Record: r, Reason: "type", Err: fmt.Errorf("table %s: %w", tv.name, err)})
 			continue
@@ -326,6 +379,7 @@ func (s *Sink) Stats() Stats {
 		RowErrors: s.stats.rowErrors.Load(), Rejected: s.stats.rejected.Load(),
 		PossibleDuplicates: s.stats.possibleDuplicates.Load(),
 		Writers:            s.writers.count(), ConnectionLimit: s.client.connectionLimit(),
+		Skipped: s.stats.skipped.Load(), Commits: s.stats.commits.Load(),
 	}
 }
 
@@ -355,7 +409,7 @@ func (b *badRecords) add(re *connector.RecordError) {
 	b.list = append(b.list, re)
 	b.mu.Unlock()
 	b.s.stats.rejected.Add(1)
-	rowsRejected.WithLabelValues(b.s.pipeline).Inc()
+	metrics.BigQueryRowsRejected.WithLabelValues(b.s.pipeline).Inc()
 }
 
 func (b *badRecords) err() error {

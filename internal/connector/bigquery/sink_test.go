@@ -11,7 +11,6 @@ import (
 	bq "cloud.google.com/go/bigquery"
 	"cloud.google.com/go/civil"
 	bqapi "google.golang.org/api/bigquery/v2"
-	"google.golang.org/api/option"
 
 	"github.com/sluice-dev/sluice/internal/bqemu"
 	"github.com/sluice-dev/sluice/internal/connector"
@@ -20,17 +19,7 @@ import (
 // tableSchema reads a table's schema through the REST API, as a user would.
 func tableSchema(t *testing.T, addrs bqemu.Addrs, table string) bq.Schema {
 	t.Helper()
-	ctx := context.Background()
-	c, err := bq.NewClient(ctx, testProject, option.WithEndpoint("http://"+addrs.REST), option.WithoutAuthentication())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	md, err := c.Dataset(testDataset).Table(table).Metadata(ctx)
-	if err != nil {
-		t.Fatalf("reading table %s: %v", table, err)
-	}
-	return md.Schema
+	return tableMetadata(t, addrs, table).Schema
 }
 
 func column(t *testing.T, s bq.Schema, name string) *bq.FieldSchema {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/connector"
+	"github.com/sluice-dev/sluice/internal/metrics"
 )
 
 // tableVersion is a table's schema as last seen, with what writing to it
@@ -154,18 +154,17 @@ func (t *tables) create(ctx context.Context, ref *bq.Table, name string, recs []
 	seen := map[*connector.Schema]bool{}
 	for _, r := range recs {
 		switch {
-		case r.Fields == nil:
 		case r.Schema != nil:
 			if !seen[r.Schema] {
 				seen[r.Schema] = true
 				schema, _, _ = mergeSchema(schema, columnsFromSchema(r.Schema), "")
 			}
-		default:
+		case r.Fields != nil:
 			schema, _, _ = mergeSchema(schema, inferColumns(r.Fields), "")
 		}
 	}
 	schema, _, _ = mergeSchema(schema, t.meta, "")
-	err := ref.Create(ctx, &bq.TableMetadata{Schema: schema})
+	err := ref.Create(ctx, t.newTableMetadata(schema))
 	if httpCode(err) == 404 { // the dataset is missing
 		if !t.cfg.CreateDataset {
 			return nil, &tableError{name, fmt.Errorf("dataset %s.%s does not exist and create_dataset is false", t.cfg.Project, t.cfg.Dataset)}
@@ -175,11 +174,11 @@ func (t *tables) create(ctx context.Context, ref *bq.Table, name string, recs []
 			return nil, fmt.Errorf("creating dataset %s: %w", t.cfg.Dataset, err)
 		}
 		t.log.Info("created BigQuery dataset", "project", t.cfg.Project, "dataset", t.cfg.Dataset, "location", t.cfg.Location)
-		err = ref.Create(ctx, &bq.TableMetadata{Schema: schema})
+		err = ref.Create(ctx, t.newTableMetadata(schema))
 	}
 	switch {
 	case err == nil:
-		schemaChanges.WithLabelValues(t.pipeline, "create").Inc()
+		metrics.BigQueryTableChanges.WithLabelValues(t.pipeline, "create").Inc()
 		t.log.Debug("created BigQuery table", "table", name, "columns", schemaString(schema))
 	case httpCode(err) == 409: // created meanwhile by another writer
 	case httpCode(err) == 400:
@@ -243,7 +242,6 @@ func (t *tables) needs(tv *tableVersion, recs []*connector.Record) (bq.Schema, [
 	seen := map[*connector.Schema]bool{} // schemas merged into schema already
 	for _, r := range recs {
 		switch {
-		case r.Fields == nil:
 		case r.Schema != nil:
 			if c, ok := tv.coverage(r.Schema); ok {
 				if err := c.err; err != nil {
@@ -258,7 +256,7 @@ func (t *tables) needs(tv *tableVersion, recs []*connector.Record) (bq.Schema, [
 			cols := append(columnsFromSchema(r.Schema), t.meta...)
 			_, changed, conflicts := mergeSchema(tv.schema, cols, "")
 			if len(conflicts) > 0 {
-				err := fmt.Errorf("schema %s (id %d) is incompatible with table %s: %s", r.Schema.Name, r.Schema.ID, tv.name, strings.Join(conflicts, "; "))
+				err := typeChangeError(tv.name, r.Schema, conflicts)
 				tv.cover(r.Schema, coverage{err})
 				rejected[r] = &connector.RecordError{Record: r, Reason: "schema", Err: err}
 				continue
@@ -272,7 +270,7 @@ func (t *tables) needs(tv *tableVersion, recs []*connector.Record) (bq.Schema, [
 			var ch bool
 			schema, ch, _ = mergeSchema(schema, cols, "")
 			grown = grown || ch
-		case !tv.plan.covers(r.Fields):
+		case r.Fields != nil && !tv.plan.covers(r.Fields):
 			var ch bool
 			schema, ch, _ = mergeSchema(schema, inferColumns(r.Fields), "")
 			grown = grown || ch
@@ -301,7 +299,7 @@ func (t *tables) evolve(ctx context.Context, name string, tv *tableVersion, want
 	case code == 412: // changed by someone else since we read it
 		md, err = ref.Metadata(ctx)
 	case err == nil:
-		schemaChanges.WithLabelValues(t.pipeline, "add_columns").Inc()
+		metrics.BigQueryTableChanges.WithLabelValues(t.pipeline, "add_columns").Inc()
 		t.log.Info("added columns to BigQuery table", "table", name, "columns", schemaString(added(tv.schema, want)))
 	}
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 
 	bq "cloud.google.com/go/bigquery"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/sluice-dev/sluice/internal/coerce"
 )
 
 // scalar converts a decoded value (JSON: json.Number, string, bool, maps,
@@ -50,11 +52,11 @@ func scalar(typ bq.FieldType, v any) (protoreflect.Value, error) {
 			return protoreflect.ValueOfBool(b), nil
 		}
 	case bq.IntegerFieldType:
-		if n, ok := integer(v); ok {
+		if n, ok := coerce.Int(v); ok {
 			return protoreflect.ValueOfInt64(n), nil
 		}
 	case bq.FloatFieldType:
-		if f, ok := float(v); ok {
+		if f, ok := coerce.Float(v); ok {
 			return protoreflect.ValueOfFloat64(f), nil
 		}
 	case bq.NumericFieldType, bq.BigNumericFieldType:
@@ -76,22 +78,22 @@ func scalar(typ bq.FieldType, v any) (protoreflect.Value, error) {
 			}
 			return protoreflect.ValueOfInt64(t.UnixMicro()), nil
 		}
-		if n, ok := integer(v); ok {
+		if n, ok := coerce.Int(v); ok {
 			return protoreflect.ValueOfInt64(n), nil
 		}
 	case bq.DateFieldType:
 		var days int64
 		switch x := v.(type) {
 		case time.Time:
-			days = floorDiv(x.Unix(), 86400)
+			days = coerce.EpochDays(x)
 		case string:
 			t, err := parseTime(x, []string{time.DateOnly})
 			if err != nil {
 				return protoreflect.Value{}, err
 			}
-			days = floorDiv(t.Unix(), 86400)
+			days = coerce.EpochDays(t)
 		default:
-			n, ok := integer(v)
+			n, ok := coerce.Int(v)
 			if !ok {
 				return protoreflect.Value{}, mismatch(v, typ)
 			}
@@ -159,78 +161,22 @@ func text(v any) (string, bool) {
 	switch x := v.(type) {
 	case string:
 		return x, true
-	case json.Number:
-		return string(x), true
 	case bool:
 		return strconv.FormatBool(x), true
-	case int64:
-		return strconv.FormatInt(x, 10), true
-	case int:
-		return strconv.Itoa(x), true
-	case float64:
-		return strconv.FormatFloat(x, 'g', -1, 64), true
 	case *big.Rat:
 		return ratString(x), true
 	case time.Time:
 		return x.Format(time.RFC3339Nano), true
 	}
-	return "", false
+	return coerce.NumberText(v)
 }
 
-func integer(v any) (int64, bool) {
-	switch x := v.(type) {
-	case int64:
-		return x, true
-	case int:
-		return int64(x), true
-	case int32:
-		return int64(x), true
-	case json.Number:
-		if n, err := x.Int64(); err == nil {
-			return n, true
-		}
-		f, err := x.Float64()
-		if err != nil {
-			return 0, false
-		}
-		return integer(f)
-	case float64:
-		if x == math.Trunc(x) && x >= math.MinInt64 && x < math.MaxInt64 {
-			return int64(x), true
-		}
-	}
-	return 0, false
-}
-
-func float(v any) (float64, bool) {
-	switch x := v.(type) {
-	case float64:
-		return x, true
-	case float32:
-		return float64(x), true
-	case int64:
-		return float64(x), true
-	case int:
-		return float64(x), true
-	case json.Number:
-		f, err := x.Float64()
-		return f, err == nil
-	}
-	return 0, false
-}
-
+// rational reads a float64 as its exact binary value (NUMERIC rounds it to
+// its scale) and a string with spaces around it.
 func rational(v any) (*big.Rat, bool) {
 	switch x := v.(type) {
-	case *big.Rat:
-		return x, x != nil
-	case json.Number:
-		return new(big.Rat).SetString(string(x))
 	case string:
-		return new(big.Rat).SetString(strings.TrimSpace(x))
-	case int64:
-		return new(big.Rat).SetInt64(x), true
-	case int:
-		return new(big.Rat).SetInt64(int64(x)), true
+		v = strings.TrimSpace(x)
 	case float64:
 		r := new(big.Rat)
 		if r.SetFloat64(x) == nil {
@@ -238,12 +184,19 @@ func rational(v any) (*big.Rat, bool) {
 		}
 		return r, true
 	}
-	return nil, false
+	return coerce.Decimal(v)
 }
 
 // decimalBytes is r scaled by 10^scale, rounded half away from zero, as a
 // little-endian two's-complement integer.
 func decimalBytes(r *big.Rat, scale int) []byte {
+	if b, ok := decimalBytesSmall(r, scale); ok {
+		return b
+	}
+	return decimalBytesBig(r, scale)
+}
+
+func decimalBytesBig(r *big.Rat, scale int) []byte {
 	scaled := new(big.Rat).Mul(r, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil)))
 	num, den := scaled.Num(), scaled.Denom()
 	q, m := new(big.Int).QuoRem(num, den, new(big.Int))
@@ -290,20 +243,10 @@ var timestampLayouts = []string{
 }
 
 func parseTime(s string, layouts []string) (time.Time, error) {
-	for _, l := range layouts {
-		if t, err := time.Parse(l, strings.TrimSpace(s)); err == nil {
-			return t, nil
-		}
+	if t, ok := coerce.Time(strings.TrimSpace(s), layouts); ok {
+		return t, nil
 	}
 	return time.Time{}, fmt.Errorf("the string %q is not a date or time BigQuery reads", clip(s, 40))
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if (a%b != 0) && ((a < 0) != (b < 0)) {
-		q--
-	}
-	return q
 }
 
 func packTime(t time.Time) int64 {

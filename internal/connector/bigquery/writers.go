@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"cloud.google.com/go/bigquery/storage/managedwriter"
+
+	"github.com/sluice-dev/sluice/internal/metrics"
 )
 
 // writer appends to one table's default stream with one descriptor. It
@@ -68,7 +70,7 @@ func (ws *writers) acquire(tv *tableVersion) (*writer, error) {
 	ws.mu.Lock()
 	ws.open[tv] = struct{}{}
 	ws.mu.Unlock()
-	openWriters.WithLabelValues(ws.pipeline).Inc()
+	metrics.BigQueryWriters.WithLabelValues(ws.pipeline).Inc()
 	return w, nil
 }
 
@@ -111,7 +113,7 @@ func (ws *writers) closeWriter(w *writer) {
 	// Close detaches the writer from the client's connections; the error
 	// it returns is the writer's terminal state (io.EOF once closed).
 	_ = w.ms.Close()
-	openWriters.WithLabelValues(ws.pipeline).Dec()
+	metrics.BigQueryWriters.WithLabelValues(ws.pipeline).Dec()
 }
 
 // closeIdle closes the writers unused since before, and those of the

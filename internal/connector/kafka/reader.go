@@ -52,6 +52,14 @@ type reader struct {
 	transactional bool
 	txnMu         sync.Mutex
 	txn           *txnProducer
+	// With both offsets and transactional (exactly-once routes to a
+	// database and a Kafka topic), a partition resumes from the lower of
+	// the two positions, and txnFloor (guarded by mu) holds the group's
+	// committed offset of each assigned partition: the Kafka sink skips
+	// the records below it, which an earlier transaction wrote. See
+	// adjustOffsets. resetOffset is start_from.
+	txnFloor    map[topicPartition]int64
+	resetOffset kgo.Offset
 
 	// commitMu serialises commits with revocation: the revoke callback
 	// waits for an in-flight periodic commit, retires the revoked trackers,

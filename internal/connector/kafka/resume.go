@@ -38,6 +38,15 @@ func (r *reader) adjustOffsets(ctx context.Context, assigned map[string]map[int3
 			fromStore = offs
 		}
 		for p, o := range parts {
+			if r.offsets != nil && r.transactional {
+				if st, ok := r.lowerPosition(topic, p, fromStore, o); ok {
+					parts[p] = kgo.NewOffset().At(st.Offset).WithEpoch(-1)
+					stored = append(stored, st)
+				} else {
+					parts[p] = r.resetOffset
+				}
+				continue
+			}
 			if off, ok := fromStore[p]; ok {
 				parts[p] = kgo.NewOffset().At(off).WithEpoch(-1)
 				stored = append(stored, StoredOffset{Topic: topic, Partition: p, Offset: off, From: "the sink's sluice_offsets table"})
@@ -83,4 +92,48 @@ func (r *reader) fatalErr() error {
 		return *p
 	}
 	return nil
+}
+
+// lowerPosition is where a partition resumes when an exactly-once route
+// writes both to a database (whose position is in fromStore) and to Kafka
+// (whose position is the group's committed offset o, only ever moved by
+// the Kafka sink's transactions).
+//
+// Each sink's position is the offset after the last record it made
+// durable: every record routed to it below is there, none at or above.
+// Resuming from the lower of the two re-reads what the other sink already
+// holds, and each skips it (the database by its stored offset, the Kafka
+// sink by the floor recorded here). A partition one of them has no
+// position for resumes from start_from: a record routed to that sink may
+// be missing anywhere below the other's position (config refuses
+// start_from: latest for such routes for that reason).
+func (r *reader) lowerPosition(topic string, p int32, fromStore map[int32]int64, o kgo.Offset) (StoredOffset, bool) {
+	group := o.EpochOffset().Offset
+	r.mu.Lock()
+	if group >= 0 {
+		r.txnFloor[topicPartition{topic, p}] = group
+	} else {
+		delete(r.txnFloor, topicPartition{topic, p})
+	}
+	r.mu.Unlock()
+	db, ok := fromStore[p]
+	if !ok || group < 0 {
+		return StoredOffset{}, false
+	}
+	if db <= group {
+		return StoredOffset{Topic: topic, Partition: p, Offset: db, From: "the sink's sluice_offsets table"}, true
+	}
+	return StoredOffset{Topic: topic, Partition: p, Offset: group, From: "the committed offset of group " + r.group}, true
+}
+
+// aboveFloor returns the records of recs at or above their partition's
+// txnFloor: those below it an earlier transaction committed (exactly-once
+// routes re-read what the database sink has not yet got).
+func (r *reader) aboveFloor(recs []*connector.Record) []*connector.Record {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.txnFloor) == 0 {
+		return recs
+	}
+	return atOrAbove(recs, r.txnFloor)
 }

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sluice-dev/sluice/internal/codec"
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/connector"
 	"github.com/sluice-dev/sluice/internal/metrics"
@@ -23,7 +22,7 @@ type Sink struct {
 	cl      *kgo.Client
 	topic   *connector.NameTemplate
 	manual  bool
-	encoder codec.Encoder // nil: write the source bytes as they are
+	encoder connector.Encoder // nil: write the source bytes as they are
 
 	exactlyOnce bool
 	txn         txnOptions
@@ -40,7 +39,7 @@ type Sink struct {
 type SinkOptions struct {
 	// Encoder, when not nil, re-encodes each record's decoded fields as
 	// the value.
-	Encoder  codec.Encoder
+	Encoder  connector.Encoder
 	Logger   *slog.Logger
 	Pipeline string
 	// ExactlyOnce writes each batch in a transaction with its source

@@ -45,6 +45,10 @@ type SourceOptions struct {
 	// commits offsets in its transactions (txn.go), so readers commit
 	// nothing themselves, read committed data only, and wait for pending
 	// transactional offsets when partitions are assigned.
+	//
+	// Both set (exactly-once routes to a database and a Kafka topic): each
+	// sink keeps its own position, and a partition resumes from the lower
+	// one (see adjustOffsets).
 	Transactional bool
 }
 
@@ -124,6 +128,8 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 		member:        member,
 		group:         cfg.Group,
 		transactional: s.txn,
+		txnFloor:      map[topicPartition]int64{},
+		resetOffset:   kgo.NewOffset().AtStart(),
 		parts:         map[topicPartition]*partitionTracker{},
 		maxPoll:       props.MaxPollRecords,
 		offsets:       s.offsets,
@@ -133,6 +139,9 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 		commitEvery:   props.CommitEveryRecords,
 		commitNow:     make(chan struct{}, 1),
 		waitingSince:  time.Now(),
+	}
+	if cfg.StartFrom == "latest" {
+		r.resetOffset = kgo.NewOffset().AtEnd()
 	}
 	if r.commitEvery == 0 {
 		r.commitEvery = DefaultCommitEveryRecords
@@ -258,9 +267,8 @@ func (s *Source) clientOptions(cfg config.KafkaSource, p config.ConsumerProperti
 	if cfg.Isolation == "read_committed" || s.txn {
 		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	}
-	if s.txn {
-		opts = append(opts, kgo.RequireStableFetchOffsets())
-	}
+	// Exactly-once also needs fetched offsets to wait for pending
+	// transactional commits (KIP-447): franz-go always asks for that now.
 	opts = append(opts, kgo.AdjustFetchOffsetsFn(r.adjustAndBound))
 	balancers := []kgo.GroupBalancer{kgo.CooperativeStickyBalancer()}
 	if len(p.AssignmentStrategy) > 0 {

@@ -82,9 +82,15 @@ func (c *committedOffsets) add(offsets map[string]map[int32]int64) {
 func (c *committedOffsets) unwritten(recs []*connector.Record) []*connector.Record {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return atOrAbove(recs, c.next)
+}
+
+// atOrAbove returns the records of recs at or above their partition's
+// offset in floor (recs itself when that is all of them).
+func atOrAbove(recs []*connector.Record, floor map[topicPartition]int64) []*connector.Record {
 	out := recs[:0:0]
 	for _, rec := range recs {
-		if rec.Offset >= c.next[topicPartition{rec.Topic, rec.Partition}] {
+		if rec.Offset >= floor[topicPartition{rec.Topic, rec.Partition}] {
 			out = append(out, rec)
 		}
 	}
@@ -168,7 +174,7 @@ func (s *Sink) writeExactlyOnce(ctx context.Context, batch []*connector.Record) 
 		return connector.Permanent(errors.New("delivery: exactly_once with the kafka sink needs a kafka source"))
 	}
 	released := releasedRecords(batch, owned)
-	if owned = s.txn.written.unwritten(owned); len(owned) == 0 {
+	if owned = r.aboveFloor(s.txn.written.unwritten(owned)); len(owned) == 0 {
 		return releasedErr(released)
 	}
 	p, err := s.producerFor(ctx, r)

@@ -64,6 +64,7 @@ func (s *Sink) Write(ctx context.Context, batch []*connector.Record) error {
 		}
 		parts[name] = append(parts[name], r)
 	}
+	held := holdBehindFailures(parts, failed)
 	errs := make(map[string]error, len(parts))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -78,7 +79,7 @@ func (s *Sink) Write(ctx context.Context, batch []*connector.Record) error {
 		}()
 	}
 	wg.Wait()
-	be := &connector.BatchError{Failed: failed}
+	be := &connector.BatchError{Failed: failed, NotWritten: held}
 	var causes []error
 	for _, name := range s.names {
 		recs, ok := parts[name]
@@ -113,6 +114,44 @@ func (s *Sink) Write(ctx context.Context, batch []*connector.Record) error {
 		return nil
 	}
 	return be
+}
+
+// holdBehindFailures takes out of parts, and returns, the records that
+// follow a record whose route failed in its partition: an exactly-once
+// sink would store an offset past it before on_error has it, and a crash
+// then would skip it for good. They are written again once it is handled.
+func holdBehindFailures(parts map[string][]*connector.Record, failed []*connector.RecordError) []*connector.Record {
+	if len(failed) == 0 {
+		return nil
+	}
+	type tp struct {
+		topic     string
+		partition int32
+	}
+	first := map[tp]int64{}
+	for _, re := range failed {
+		k := tp{re.Record.Topic, re.Record.Partition}
+		if o, ok := first[k]; !ok || re.Record.Offset < o {
+			first[k] = re.Record.Offset
+		}
+	}
+	var held []*connector.Record
+	for name, recs := range parts {
+		keep := recs[:0:0]
+		for _, r := range recs {
+			if o, ok := first[tp{r.Topic, r.Partition}]; ok && r.Offset > o {
+				held = append(held, r)
+				continue
+			}
+			keep = append(keep, r)
+		}
+		if len(keep) == 0 {
+			delete(parts, name)
+		} else {
+			parts[name] = keep
+		}
+	}
+	return held
 }
 
 // Written returns, per sink, the records it made durable.

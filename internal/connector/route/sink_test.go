@@ -63,6 +63,7 @@ func offsets(recs []*connector.Record) []int64 {
 
 func TestEachRecordGoesToItsSinkAndOnlyItsSinkMakesItDurable(t *testing.T) {
 	batch := records("o1", "r1", "x1", "o2", "r2", "r3")
+	batch[2].Partition = 1 // alone there: it holds nothing back
 	orders := &scriptedSink{}
 	// The rest sink rejects one record and loses its connection for
 	// another: neither may be reported durable.
@@ -141,3 +142,4 @@ func TestAllDurableIsNil(t *testing.T) {
 type fakeController struct{}
 
 func (fakeController) PauseAndDrain(context.Context) (func(), error) { return func() {}, nil }
+func (fakeController) Pause() func()                                 { return func() {} }

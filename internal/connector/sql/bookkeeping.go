@@ -13,6 +13,8 @@ import (
 //	sluice_offsets(pipeline, topic, partition, next_offset)
 //	    exactly-once: the next Kafka offset to read, written in the same
 //	    transaction as the staging rows. -1 = row created, nothing written.
+//	sluice_slot_offsets(pipeline, topic, partition, slot, next_offset)
+//	    exactly-once with parallelism: the same per slot (slots.go).
 //	sluice_merge_state(pipeline, staging_table, batch)
 //	    the open staging batch: rows written now get _sluice_batch = batch.
 //	    Its row is also the write gate on MySQL (see gate).
@@ -22,17 +24,18 @@ import (
 //	    the pipeline so the every_records count and the idle and
 //	    max_interval clocks are global.
 type bookkeeping struct {
-	d        *dialect
-	pipeline string
-	offsets  string // quoted table names
-	state    string
-	batches  string
+	d           *dialect
+	pipeline    string
+	offsets     string // quoted table names
+	slotOffsets string
+	state       string
+	batches     string
 }
 
 func newBookkeeping(d *dialect, schema, pipeline string) *bookkeeping {
 	name := func(n string) string { return d.q.table(tableName{schema: schema, name: n}) }
 	return &bookkeeping{d: d, pipeline: pipeline,
-		offsets: name("sluice_offsets"), state: name("sluice_merge_state"), batches: name("sluice_batches")}
+		offsets: name("sluice_offsets"), slotOffsets: name("sluice_slot_offsets"), state: name("sluice_merge_state"), batches: name("sluice_batches")}
 }
 
 // lockName names one of the pipeline's locks: a MySQL named lock (at most
@@ -55,7 +58,7 @@ func lockKeyOf(name string) int64 {
 func (b *bookkeeping) ddl(withMerge bool) []string {
 	q, key := b.d.q.ident, b.d.keyText
 	out := []string{fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (pipeline %s NOT NULL, topic %s NOT NULL, %s integer NOT NULL, next_offset bigint NOT NULL, PRIMARY KEY (pipeline, topic, %s))`,
-		b.offsets, key, key, q("partition"), q("partition"))}
+		b.offsets, key, key, q("partition"), q("partition")), b.slotsDDL()}
 	if withMerge {
 		out = append(out,
 			fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (pipeline %s NOT NULL PRIMARY KEY, staging_table %s NOT NULL, batch bigint NOT NULL)`, b.state, key, key),
@@ -155,22 +158,7 @@ func (b *bookkeeping) saveOffsets(ctx context.Context, tx txn, topic string, nex
 
 // loadOffsets is connector.OffsetStore's query.
 func (b *bookkeeping) loadOffsets(ctx context.Context, db database, topic string) (map[int32]int64, error) {
-	rows, err := db.query(ctx, fmt.Sprintf(`SELECT %s, next_offset FROM %s WHERE pipeline = ? AND topic = ? AND next_offset >= 0`,
-		b.d.q.ident("partition"), b.offsets), b.pipeline, topic)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[int32]int64{}
-	for rows.Next() {
-		var p int32
-		var n int64
-		if err := rows.Scan(&p, &n); err != nil {
-			return nil, err
-		}
-		out[p] = n
-	}
-	return out, rows.Err()
+	return b.partitionRows(ctx, db.query, topic, nil)
 }
 
 // batchRecords is how many rows batch holds.

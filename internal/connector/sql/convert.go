@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/sluice-dev/sluice/internal/coerce"
 )
 
 // convert turns a decoded value (JSON: json.Number, string, bool, maps,
@@ -51,42 +53,16 @@ func convert(c *column, v any) (any, error) {
 	}
 }
 
-// numberText returns the decimal text of a numeric value.
+// numberText returns the decimal text of a numeric value; a decimal
+// (*big.Rat) with at most 18 fractional digits.
 func numberText(v any) (string, bool) {
-	switch n := v.(type) {
-	case json.Number:
-		return string(n), true
-	case int:
-		return strconv.Itoa(n), true
-	case int8:
-		return strconv.FormatInt(int64(n), 10), true
-	case int16:
-		return strconv.FormatInt(int64(n), 10), true
-	case int32:
-		return strconv.FormatInt(int64(n), 10), true
-	case int64:
-		return strconv.FormatInt(n, 10), true
-	case uint:
-		return strconv.FormatUint(uint64(n), 10), true
-	case uint8:
-		return strconv.FormatUint(uint64(n), 10), true
-	case uint16:
-		return strconv.FormatUint(uint64(n), 10), true
-	case uint32:
-		return strconv.FormatUint(uint64(n), 10), true
-	case uint64:
-		return strconv.FormatUint(n, 10), true
-	case float32:
-		return strconv.FormatFloat(float64(n), 'g', -1, 32), true
-	case float64:
-		return strconv.FormatFloat(n, 'g', -1, 64), true
-	case *big.Rat:
+	if n, ok := v.(*big.Rat); ok {
 		if n.IsInt() {
 			return n.Num().String(), true
 		}
 		return strings.TrimRight(strings.TrimRight(n.FloatString(18), "0"), "."), true
 	}
-	return "", false
+	return coerce.NumberText(v)
 }
 
 func toInt(c *column, v any) (any, error) {

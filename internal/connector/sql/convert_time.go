@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/coerce"
 )
 
 // Timestamps in strings: RFC 3339 and the SQL spelling with a space, with
@@ -58,10 +60,8 @@ func toTimestamp(v any) (any, error) {
 }
 
 func parseTimestamp(s string) (time.Time, error) {
-	for _, l := range timestampLayouts {
-		if t, err := time.Parse(l, s); err == nil {
-			return t, nil
-		}
+	if t, ok := coerce.Time(s, timestampLayouts); ok {
+		return t, nil
 	}
 	return time.Time{}, fmt.Errorf("%s is not a timestamp (use RFC 3339, e.g. 2024-05-01T12:00:00Z)", describeValue(s))
 }
@@ -99,10 +99,8 @@ func toTimeOfDay(v any) (any, error) {
 		h, m, s := x.Clock()
 		return time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(s)*time.Second + time.Duration(x.Nanosecond()), nil
 	case string:
-		for _, l := range []string{"15:04:05.999999999", "15:04"} {
-			if t, err := time.Parse(l, strings.TrimSpace(x)); err == nil {
-				return toTimeOfDay(t)
-			}
+		if t, ok := coerce.Time(strings.TrimSpace(x), []string{"15:04:05.999999999", "15:04"}); ok {
+			return toTimeOfDay(t)
 		}
 	}
 	return nil, fmt.Errorf("%s is not a time of day (use 15:04:05)", describeValue(v))

@@ -173,7 +173,7 @@ func (d *testDB) dropAfter(t *testing.T, pipeline string, tables ...string) {
 		for _, tb := range tables {
 			d.exec(t, "DROP TABLE IF EXISTS "+tb)
 		}
-		for _, bk := range []string{"sluice_offsets", "sluice_merge_state", "sluice_batches"} {
+		for _, bk := range []string{"sluice_offsets", "sluice_slot_offsets", "sluice_merge_state", "sluice_batches"} {
 			if d.int(t, d.tableExists(bk)) > 0 {
 				d.exec(t, fmt.Sprintf("DELETE FROM %s WHERE pipeline = '%s'", bk, pipeline))
 			}

@@ -261,10 +261,7 @@ func (o *orchestrator) pauseConsumers(ctx context.Context) (func(), error) {
 		return func() {}, nil
 	}
 	if o.cfg.Exact {
-		if p, ok := ctrl.(interface{ Pause() (resume func()) }); ok {
-			return p.Pause(), nil
-		}
-		return func() {}, nil
+		return ctrl.Pause(), nil
 	}
 	resume, err := ctrl.PauseAndDrain(ctx)
 	if err != nil {

@@ -55,11 +55,20 @@ func OpenOffsetTable(ctx context.Context, kind string, cfg config.SQLSink, pipel
 func (o *OffsetTable) Name() string { return o.bk.offsets }
 
 // Load returns the next offset stored for each partition of topic that
-// has one.
+// has one. A partition whose offsets are stored per slot (exactly-once
+// with parallelism) resumes from the group's committed offset: it is
+// left out.
 func (o *OffsetTable) Load(ctx context.Context, topic string) (map[int32]int64, error) {
 	offs, err := o.bk.loadOffsets(ctx, o.db, topic)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", o.bk.offsets, err)
+	}
+	bySlot, err := o.bk.slotPartitions(ctx, o.db, topic)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", o.bk.slotOffsets, err)
+	}
+	for p := range bySlot {
+		delete(offs, p)
 	}
 	return offs, nil
 }
@@ -83,6 +92,9 @@ func (o *OffsetTable) Save(ctx context.Context, topic string, next map[int32]int
 		return fmt.Errorf("saving offsets to %s: %w", o.bk.offsets, err)
 	}
 	if err := o.bk.saveOffsets(ctx, tx, topic, next); err != nil {
+		return fmt.Errorf("saving offsets to %s: %w", o.bk.offsets, err)
+	}
+	if err := o.bk.forgetSlots(ctx, tx, topic, parts); err != nil {
 		return fmt.Errorf("saving offsets to %s: %w", o.bk.offsets, err)
 	}
 	if err := tx.commit(ctx); err != nil {

@@ -56,6 +56,9 @@ type Options struct {
 	Config      config.SQLSink
 	Pipeline    string
 	ExactlyOnce bool // delivery: exactly_once
+	// Slots: with ExactlyOnce, offsets are stored per (topic, partition,
+	// slot), as parallelism with by: key or partition needs (slots.go).
+	Slots bool
 	// Fields, when set, decodes values (JSON, Avro) field by field: the
 	// sink then takes records undecoded (connector.FieldVisitorSink) and
 	// places each field straight into its column, unless columns maps
@@ -71,6 +74,7 @@ type Sink struct {
 	kind        string // postgres | mysql | sqlite
 	pipeline    string
 	exactlyOnce bool
+	slots       bool                   // offsets per slot (slots.go)
 	visitor     connector.FieldVisitor // values arrive undecoded; nil: decoded
 	writers     int                    // transactions per batch, split by partition
 	log         *slog.Logger
@@ -99,7 +103,7 @@ func New(ctx context.Context, o Options) (connector.Sink, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	s := &Sink{cfg: o.Config, kind: o.Kind, pipeline: o.Pipeline, exactlyOnce: o.ExactlyOnce, visitor: visitorUnlessMapped(o),
+	s := &Sink{cfg: o.Config, kind: o.Kind, pipeline: o.Pipeline, exactlyOnce: o.ExactlyOnce, slots: o.ExactlyOnce && o.Slots, visitor: visitorUnlessMapped(o),
 		log: o.Logger.With("sink", o.Kind)}
 	t, err := parseTableName(o.Config.TableName())
 	if err != nil {
@@ -107,8 +111,8 @@ func New(ctx context.Context, o Options) (connector.Sink, error) {
 	}
 	s.table = t
 	s.writers = o.Config.Writers
-	if s.writers == 0 {
-		s.writers = 2
+	if s.writers == 0 { // a library caller that did not load a file
+		s.writers = config.SQLDefaultWriters[o.Kind]
 	}
 	if o.Kind == "sqlite" {
 		s.writers = 1
@@ -298,7 +302,7 @@ func (s *Sink) LoadOffsets(ctx context.Context, topic string, partitions []int32
 			want[p] = n
 		}
 	}
-	return want, nil
+	return s.loadSlotAware(ctx, topic, partitions, want)
 }
 
 // Close stops the merge orchestrator (a merge in progress is rolled back

@@ -80,7 +80,7 @@ func (s *Sink) WritePrepared(ctx context.Context, batch []*connector.Record, pre
 	if len(pr.newFields) > 0 {
 		// The records bring fields the table lacks (add_columns): add
 		// them, then map the batch again with the wider table.
-		if m, pr, err = s.evolve(ctx, pr, batch); err != nil {
+		if _, pr, err = s.evolve(ctx, pr, batch); err != nil {
 			return err
 		}
 	}
@@ -257,7 +257,11 @@ func (s *Sink) commitRows(ctx context.Context, p plan, rows []row) (txResult, er
 		}
 	}
 	todo := make([]int, 0, len(rows)) // indexes of rows to write
-	if s.exactlyOnce {
+	if s.slots {
+		if todo, err = s.notYetWrittenBySlot(ctx, tx, rows, todo); err != nil {
+			return res, wrap(s.db, "reading stored offsets", err)
+		}
+	} else if s.exactlyOnce {
 		if todo, err = s.notYetWritten(ctx, tx, rows, todo); err != nil {
 			return res, wrap(s.db, "reading stored offsets", err)
 		}
@@ -268,7 +272,7 @@ func (s *Sink) commitRows(ctx context.Context, p plan, rows []row) (txResult, er
 	}
 	counts := map[int64]int64{} // batch -> rows inserted
 	var inserted int64
-	next := map[string]map[int32]int64{}
+	var written []row // inserted, for the offsets stored with them
 	pos := 0
 	for pos < len(todo) {
 		take := len(todo) - pos
@@ -301,13 +305,8 @@ func (s *Sink) commitRows(ctx context.Context, p plan, rows []row) (txResult, er
 		counts[batchID] += int64(len(ins))
 		inBatch += int64(len(ins))
 		inserted += int64(len(ins))
-		for _, r := range ins {
-			if next[r.rec.Topic] == nil {
-				next[r.rec.Topic] = map[int32]int64{}
-			}
-			if o := r.rec.Offset + 1; o > next[r.rec.Topic][r.rec.Partition] {
-				next[r.rec.Topic][r.rec.Partition] = o
-			}
+		if s.exactlyOnce {
+			written = append(written, ins...)
 		}
 		pos += take
 	}
@@ -330,10 +329,8 @@ func (s *Sink) commitRows(ctx context.Context, p plan, rows []row) (txResult, er
 		}
 	}
 	if s.exactlyOnce {
-		for topic, offs := range next {
-			if err := s.bk.saveOffsets(ctx, tx, topic, offs); err != nil {
-				return res, wrap(s.db, "storing offsets", err)
-			}
+		if err := s.saveWritten(ctx, tx, written); err != nil {
+			return res, wrap(s.db, "storing offsets", err)
 		}
 	}
 	if err := tx.commit(ctx); err != nil {

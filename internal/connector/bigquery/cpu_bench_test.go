@@ -1,0 +1,239 @@
+package bigquery
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/sr/srfake"
+
+	"github.com/sluice-dev/sluice/internal/bqemu"
+	"github.com/sluice-dev/sluice/internal/codec"
+	"github.com/sluice-dev/sluice/internal/connector"
+)
+
+// emulatorChildEnv makes TestEmulatorChildProcess serve an emulator (for
+// BenchmarkSinkCPU, which runs it in a process of its own).
+const emulatorChildEnv = "SLUICE_BQEMU_CHILD"
+
+// TestEmulatorChildProcess is not a test: run by BenchmarkSinkCPU with
+// SLUICE_BQEMU_CHILD=1, it serves an emulator, prints its addresses as
+// JSON and stops when its standard input closes.
+func TestEmulatorChildProcess(t *testing.T) {
+	if os.Getenv(emulatorChildEnv) == "" {
+		t.Skip("the benchmark's emulator process")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e, err := bqemu.New(ctx, bqemu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	addrs, err := e.Start(ctx, "127.0.0.1:0", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewEncoder(os.Stdout).Encode(addrs)
+	io.Copy(io.Discard, os.Stdin)
+}
+
+// emulatorProcess starts the emulator in a child process.
+func emulatorProcess(b *testing.B) bqemu.Addrs {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestEmulatorChildProcess$", "-test.v=false")
+	cmd.Env = append(os.Environ(), emulatorChildEnv+"=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		stdin.Close()
+		cmd.Wait()
+	})
+	var addrs bqemu.Addrs
+	if err := json.NewDecoder(bufio.NewReader(out)).Decode(&addrs); err != nil {
+		b.Fatalf("reading the emulator's addresses: %v", err)
+	}
+	return addrs
+}
+
+func emulatorStats(b *testing.B, addrs bqemu.Addrs) bqemu.Stats {
+	b.Helper()
+	resp, err := http.Get("http://" + addrs.REST + "/emulator/stats")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st bqemu.Stats
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		b.Fatal(err)
+	}
+	return st
+}
+
+// wide20Avro is BenchmarkSinkWrite's 20-field record as Avro.
+var wide20Avro = func() string {
+	types := []string{`"long"`, `"string"`, `"double"`, `"boolean"`, `{"type":"long","logicalType":"timestamp-micros"}`}
+	var fields []string
+	for i := range 20 {
+		name, typ := fmt.Sprintf("f%02d", i), types[i%len(types)]
+		if i == 0 {
+			name = "id"
+		}
+		if i == 19 {
+			typ = `{"type":"bytes","logicalType":"decimal","precision":12,"scale":2}`
+		}
+		fields = append(fields, fmt.Sprintf(`{"name":%q,"type":%s}`, name, typ))
+	}
+	return `{"type":"record","name":"Wide","namespace":"com.example","fields":[` + strings.Join(fields, ",") + `]}`
+}()
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// BenchmarkSinkCPU measures the sink's own cost, apart from the
+// emulator's: the emulator runs in a child process, and the benchmark
+// reports this process's CPU seconds (decoding, encoding, the Storage
+// Write client) for SLUICE_BENCH_RECORDS (default 1,000,000) 20-field
+// Avro records in Confluent wire format, into 1, 100 and 1,000 tables,
+// through the map path (decode to a map, then a dynamic proto message)
+// and the direct path (Avro bytes straight into proto rows). Batches of
+// 10,000, two writers, max_connections 4. Run it once:
+//
+//	go test -run '^$' -bench SinkCPU -benchtime 1x ./internal/connector/bigquery/
+func BenchmarkSinkCPU(b *testing.B) {
+	n := 1000000
+	if s := os.Getenv("SLUICE_BENCH_RECORDS"); s != "" {
+		n, _ = strconv.Atoi(s)
+	}
+	const batch, writers = 10000, 2
+	reg := srfake.New()
+	b.Cleanup(reg.Close)
+	opts := codec.Options{Value: codec.FormatAvroConfluent, SchemaRegistry: codec.RegistryOptions{URL: reg.URL()}}
+	enc, err := codec.NewEncoder(opts, wide20Avro)
+	if err != nil {
+		b.Fatal(err)
+	}
+	values := make([][]byte, n)
+	at := time.Date(2025, 9, 23, 0, 0, 0, 0, time.UTC)
+	for i := range values {
+		f := make(map[string]any, 20)
+		for j := range 20 {
+			name := fmt.Sprintf("f%02d", j)
+			if j == 0 {
+				name = "id"
+			}
+			switch {
+			case j == 19:
+				f[name] = big.NewRat(int64(i), 100)
+			case j%5 == 0:
+				f[name] = int64(i + j)
+			case j%5 == 1:
+				f[name] = fmt.Sprintf("value %d of field %d", i, j)
+			case j%5 == 2:
+				f[name] = float64(i) / 3
+			case j%5 == 3:
+				f[name] = i%2 == 0
+			default:
+				f[name] = at.Add(time.Duration(i) * time.Millisecond)
+			}
+		}
+		if values[i], err = enc.Encode(context.Background(), "wide", &connector.Record{Fields: f}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, tables := range []int{1, 100, 1000} {
+		for _, mode := range []string{"map", "direct"} {
+			b.Run(fmt.Sprintf("tables=%d/%s", tables, mode), func(b *testing.B) {
+				addrs := emulatorProcess(b)
+				dec, err := codec.NewDecoder(opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				o := Options{Config: sinkConfig(addrs, "{{.Topic}}"), Pipeline: b.Name(), Logger: testLogger()}
+				if mode == "direct" {
+					o.Fields = dec
+				}
+				s, err := New(context.Background(), o)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.Close(context.Background())
+				records := func(from, to int) []*connector.Record {
+					out := make([]*connector.Record, 0, to-from)
+					for i := from; i < to; i++ {
+						out = append(out, &connector.Record{Topic: fmt.Sprintf("t%04d", i%tables), Offset: int64(i), Value: values[i]})
+					}
+					return out
+				}
+				write := func(recs []*connector.Record) {
+					if mode == "map" {
+						for _, r := range recs {
+							if err := dec.Decode(context.Background(), r); err != nil {
+								b.Error(err)
+							}
+						}
+					}
+					if err := s.Write(context.Background(), recs); err != nil {
+						b.Error(err)
+					}
+				}
+				warm := min(n, max(tables, 100))
+				write(records(0, warm)) // create the tables
+				for range b.N {
+					cpu0, t0 := cpuSeconds(), time.Now()
+					next := make(chan [2]int)
+					var wg sync.WaitGroup
+					for range writers {
+						wg.Go(func() {
+							for r := range next {
+								write(records(r[0], r[1]))
+							}
+						})
+					}
+					for from := warm; from < n; from += batch {
+						next <- [2]int{from, min(from+batch, n)}
+					}
+					close(next)
+					wg.Wait()
+					cpu, wall := cpuSeconds()-cpu0, time.Since(t0).Seconds()
+					st := emulatorStats(b, addrs)
+					if st.RowsAppended != int64(n) {
+						b.Fatalf("%d rows appended, want %d", st.RowsAppended, n)
+					}
+					rows := float64(n - warm)
+					b.ReportMetric(rows/wall, "rows/s")
+					b.ReportMetric(cpu, "sluice_cpu_s")
+					b.ReportMetric(rows/cpu, "rows/cpu_s")
+					b.ReportMetric(float64(st.PeakConnections), "peak_tcp")
+					b.ReportMetric(float64(st.PeakStreams), "peak_streams")
+					b.ReportMetric(0, "ns/op")
+				}
+			})
+		}
+	}
+}

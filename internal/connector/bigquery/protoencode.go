@@ -1,0 +1,256 @@
+package bigquery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"math/bits"
+	"slices"
+	"strings"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/sluice-dev/sluice/internal/connector"
+)
+
+// Avro straight into proto rows.
+//
+// With avro-confluent values, no transforms and a table template that
+// does not read .Value, the sink takes records undecoded
+// (connector.FieldVisitorSink): it learns each record's schema from the
+// registry id in its header (valueVisitor.ValueSchema; the table, its
+// columns and the row descriptor follow from it, cached per table version
+// and schema id as before), then has the codec decode the value field by
+// field (VisitFields, no map per record) and writes each field as
+// protobuf wire bytes for its column (wireRow), without building a
+// dynamic proto message. The rows are the same as the map path's
+// (TestDirectEncodingMatchesTheMapPath).
+
+// valueVisitor is what the direct path needs of the codec
+// (codec.RecordDecoder).
+type valueVisitor interface {
+	connector.FieldVisitor
+	ValueSchema(ctx context.Context, rec *connector.Record) (*connector.Schema, error)
+}
+
+// visiting reports whether the sink takes values undecoded.
+func (s *Sink) visiting() bool { return s.visitor != nil }
+
+// VisitsFields implements connector.FieldVisitorSink.
+func (s *Sink) VisitsFields() bool { return s.visiting() }
+
+// directVisitor returns the visitor the sink decodes values with, or nil
+// when the map path must be used: no visitor given, or a table template
+// that reads value fields.
+func directVisitor(v connector.FieldVisitor, table string) valueVisitor {
+	vv, ok := v.(valueVisitor)
+	if !ok || strings.Contains(table, ".Value") {
+		return nil
+	}
+	return vv
+}
+
+// learnSchema sets rec.Schema from its value's header, for routing and
+// table preparation; bad bytes make a *connector.RecordError.
+func (s *Sink) learnSchema(ctx context.Context, rec *connector.Record) error {
+	schema, err := s.visitor.ValueSchema(ctx, rec)
+	if err != nil {
+		return err
+	}
+	if schema == nil {
+		return &connector.RecordError{Record: rec, Reason: "schema", Err: errors.New("the value has no schema to write it by")}
+	}
+	rec.Schema = schema
+	return nil
+}
+
+// encodeVisited encodes one undecoded record as a row of plan.
+func (s *Sink) encodeVisited(ctx context.Context, plan *rowPlan, rec *connector.Record) ([]byte, error) {
+	w := wireRow{plan: plan}
+	if _, err := s.visitor.VisitFields(ctx, rec, w.visit); err != nil {
+		return nil, err
+	}
+	if w.err != nil {
+		return nil, w.err
+	}
+	for _, name := range s.cfg.Metadata {
+		if err := w.meta(rec, name); err != nil {
+			return nil, err
+		}
+	}
+	return w.buf, nil
+}
+
+// wireRow appends the fields of one row as protobuf wire bytes.
+type wireRow struct {
+	plan *rowPlan
+	buf  []byte
+	err  error // the first field that fit no column
+}
+
+func (w *wireRow) visit(name string, v any) {
+	if w.err != nil || v == nil {
+		return
+	}
+	c := w.plan.column(name)
+	if c == nil {
+		w.err = fmt.Errorf("field %s has no column in the table", name)
+		return
+	}
+	w.buf, w.err = c.appendWire(w.buf, v, "")
+}
+
+func (w *wireRow) meta(rec *connector.Record, name string) error {
+	col := metadataColumns[name]
+	c := w.plan.column(col.Name)
+	if c == nil {
+		return fmt.Errorf("metadata column %s is missing from the table", col.Name)
+	}
+	v, ok := metadataValue(rec, name)
+	if !ok {
+		return nil
+	}
+	var err error
+	w.buf, err = c.appendWire(w.buf, v, "")
+	return err
+}
+
+// appendFields appends a record's fields as the wire bytes of plan.
+func (p *rowPlan) appendFields(buf []byte, fields map[string]any, path string) ([]byte, error) {
+	for k, v := range fields {
+		if v == nil {
+			continue
+		}
+		c := p.column(k)
+		if c == nil {
+			return nil, fmt.Errorf("field %s%s has no column in the table", path, k)
+		}
+		var err error
+		if buf, err = c.appendWire(buf, v, path); err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
+}
+
+// appendWire appends v as column c: one field, or one per element of a
+// REPEATED column (unpacked, as proto2 writes them), with the values
+// scalar converts to.
+func (c *colPlan) appendWire(buf []byte, v any, path string) ([]byte, error) {
+	if !c.repeated {
+		return c.appendOne(buf, v, path)
+	}
+	var err error
+	switch x := v.(type) {
+	case []any:
+		for _, e := range x {
+			if e == nil {
+				return nil, fmt.Errorf("field %s%s: an array element is null, which a REPEATED column cannot hold", path, c.name)
+			}
+			if buf, err = c.appendOne(buf, e, path); err != nil {
+				return nil, err
+			}
+		}
+	case map[string]any:
+		if c.sub == nil {
+			return nil, fmt.Errorf("field %s%s: an object does not fit REPEATED %s", path, c.name, c.typ)
+		}
+		// An Avro map: REPEATED RECORD {key, value}, in key order.
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			if buf, err = c.appendOne(buf, map[string]any{"key": k, "value": x[k]}, path); err != nil {
+				return nil, err
+			}
+		}
+	default:
+		return nil, fmt.Errorf("field %s%s: %s does not fit REPEATED %s", path, c.name, describe(v), c.typ)
+	}
+	return buf, nil
+}
+
+func (c *colPlan) appendOne(buf []byte, v any, path string) ([]byte, error) {
+	num := c.fd.Number()
+	if c.sub != nil {
+		fields, ok := v.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("field %s%s: %s does not fit RECORD", path, c.name, describe(v))
+		}
+		msg, err := c.sub.appendFields(nil, fields, path+c.name+".")
+		if err != nil {
+			return nil, err
+		}
+		buf = protowire.AppendTag(buf, num, protowire.BytesType)
+		return protowire.AppendBytes(buf, msg), nil
+	}
+	val, err := scalar(c.typ, v)
+	if err != nil {
+		return nil, fmt.Errorf("field %s%s: %w", path, c.name, err)
+	}
+	switch c.fd.Kind() {
+	case protoreflect.Int64Kind, protoreflect.Int32Kind:
+		buf = protowire.AppendTag(buf, num, protowire.VarintType)
+		return protowire.AppendVarint(buf, uint64(val.Int())), nil
+	case protoreflect.BoolKind:
+		buf = protowire.AppendTag(buf, num, protowire.VarintType)
+		return protowire.AppendVarint(buf, protowire.EncodeBool(val.Bool())), nil
+	case protoreflect.DoubleKind:
+		buf = protowire.AppendTag(buf, num, protowire.Fixed64Type)
+		return protowire.AppendFixed64(buf, math.Float64bits(val.Float())), nil
+	case protoreflect.StringKind:
+		buf = protowire.AppendTag(buf, num, protowire.BytesType)
+		return protowire.AppendString(buf, val.String()), nil
+	case protoreflect.BytesKind:
+		buf = protowire.AppendTag(buf, num, protowire.BytesType)
+		return protowire.AppendBytes(buf, val.Bytes()), nil
+	}
+	return nil, fmt.Errorf("field %s%s: column kind %s is not written directly", path, c.name, c.fd.Kind())
+}
+
+// decimalBytesSmall is decimalBytes for the common case, without big
+// arithmetic: a scale of at most 18 whose power of ten the denominator
+// divides (always so for an Avro decimal of that scale or less) and a
+// scaled value that fits an int64. false: take the general path.
+func decimalBytesSmall(r *big.Rat, scale int) ([]byte, bool) {
+	if scale > 18 || !r.Num().IsInt64() || !r.Denom().IsInt64() {
+		return nil, false
+	}
+	pow := int64(1)
+	for range scale {
+		pow *= 10
+	}
+	num, den := r.Num().Int64(), r.Denom().Int64()
+	if pow%den != 0 {
+		return nil, false
+	}
+	mul := pow / den
+	hi, lo := bits.Mul64(uint64(absInt64(num)), uint64(mul))
+	if hi != 0 || lo > math.MaxInt64 {
+		return nil, false
+	}
+	q := int64(lo)
+	if num < 0 {
+		q = -q
+	}
+	// Two's complement, little-endian, with room for the sign bit: the
+	// length decimalBytes gives (magnitude bits / 8 + 1).
+	n := bits.Len64(uint64(absInt64(q)))/8 + 1
+	out := make([]byte, n)
+	for i := range out {
+		out[i] = byte(q >> (8 * i))
+	}
+	return out, true
+}
+
+func absInt64(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}

@@ -1,0 +1,68 @@
+package sql_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/sluice-dev/sluice/internal/connector"
+	sqlsink "github.com/sluice-dev/sluice/internal/connector/sql"
+)
+
+// TestSQLExactlyOnceBySlotSkipsWhatEachSlotHolds: with parallelism,
+// workers write the slots of one partition in any order relative to each
+// other; a replay of the whole partition adds nothing, and the partition
+// resumes from the group's offset (nothing stored for it). A run without
+// parallelism over those offsets refuses to start.
+func TestSQLExactlyOnceBySlotSkipsWhatEachSlotHolds(t *testing.T) {
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			d := openTestDB(t, kind)
+			ctx := context.Background()
+			tbl, pipe := uniqueName("slots"), uniqueName("p")
+			d.dropAfter(t, pipe, tbl)
+			d.exec(t, fmt.Sprintf("CREATE TABLE %s (id bigint, name text, price double precision)", tbl))
+			cfg := d.cfg
+			cfg.Table = tbl
+			s, err := sqlsink.New(ctx, sqlsink.Options{Kind: d.kind, Config: cfg, Pipeline: pipe, ExactlyOnce: true, Slots: true, Logger: testLogger()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close(context.Background()) })
+			recs := items(t, "in", 0, 0, 100)
+			bySlot := make([][]*connector.Record, 4)
+			for i, r := range recs {
+				r.Slot = 10 + i%4
+				bySlot[i%4] = append(bySlot[i%4], r)
+			}
+			// Slot 13 runs ahead of the others, as a fast worker does;
+			// slot 12 has written only its first half.
+			for _, batch := range [][]*connector.Record{bySlot[3], bySlot[2][:12], append(bySlot[0], bySlot[1]...)} {
+				if err := s.Write(ctx, batch); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := d.int(t, "SELECT count(*) FROM "+tbl); n != 87 {
+				t.Fatalf("rows = %d, want 87", n)
+			}
+			// After a crash the whole partition is read again from the
+			// group's offset: only slot 12's second half is new.
+			if err := s.Write(ctx, recs); err != nil {
+				t.Fatal(err)
+			}
+			if n, ids := d.int(t, "SELECT count(*) FROM "+tbl), d.int(t, "SELECT count(DISTINCT id) FROM "+tbl); n != 100 || ids != 100 {
+				t.Fatalf("rows = %d (%d distinct), want 100", n, ids)
+			}
+			offs, err := s.(connector.OffsetStore).LoadOffsets(ctx, "in", []int32{0})
+			if err != nil || len(offs) != 0 {
+				t.Fatalf("stored offsets = %v, %v; a partition with slots resumes from the group's offset", offs, err)
+			}
+			plain := newSink(t, d, pipe, cfg, true)
+			_, err = plain.(connector.OffsetStore).LoadOffsets(ctx, "in", []int32{0})
+			if err == nil || !connector.IsPermanent(err) || !strings.Contains(err.Error(), "ran with parallelism") {
+				t.Fatalf("without parallelism over offsets per slot: err = %v, want a permanent error naming parallelism", err)
+			}
+		})
+	}
+}
