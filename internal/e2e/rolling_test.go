@@ -16,11 +16,11 @@ import (
 // sink is exactly-once Kafka, so every record fed arrives exactly once:
 // nothing lost, nothing duplicated. SLUICE_LONG=1 runs 500,000 records.
 func TestRollingDeployWithStaticMembersLosesAndDuplicatesNothing(t *testing.T) {
-	spec := failoverSpec{partitions: 12, records: 50000, perSecond: 5000,
+	spec := failoverSpec{partitions: 12, records: 50000, perSecond: 10000,
 		props:  "session.timeout.ms: 6000, heartbeat.interval.ms: 500, rebalance.timeout.ms: 6000",
 		limits: "delivery: exactly_once\nlimits: {max_in_flight_records: 5000}\nbatch: {max_records: 1000}"}
 	if longRun() {
-		spec.records, spec.perSecond = 500000, 10000
+		spec.records, spec.perSecond = 500000, 20000
 	}
 	c := startBroker(t)
 	g := newFailoverGroup(t, spec, c.ListenAddrs())
