@@ -203,6 +203,12 @@ func (t *liveTable) print(s loadgen.MonitorSample) {
 			v = "-"
 		}
 		values = append(values, v)
+		columns = append(columns, "lag age "+g.Group)
+		age := "-"
+		if g.HasLagSeconds {
+			age = fmt.Sprintf("%.1fs", g.LagSeconds)
+		}
+		values = append(values, age)
 	}
 	if t.rows%20 == 0 || strings.Join(columns, "\x00") != strings.Join(t.columns, "\x00") {
 		t.columns = columns

@@ -4,17 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/assembly"
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/pipeline"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 )
 
 func newRunCommand(g *globalFlags) *cobra.Command {
-	var adminListen string
+	var adminListen, instanceID string
 	cmd := &cobra.Command{
 		Use:   "run FILE...",
 		Short: "Run the pipelines in one or more files",
@@ -22,7 +26,9 @@ func newRunCommand(g *globalFlags) *cobra.Command {
 until SIGINT or SIGTERM, then drains: consumers stop reading, in-flight
 batches are written, and offsets of everything written are committed.
 A second signal quits at once (nothing acked is lost; unacked records are
-read again on restart).`,
+read again on restart). A pipeline with source.kafka.stop_at (a bounded
+read) drains, commits and stops by itself, printing what it moved; sluice
+run exits 0 once every pipeline has stopped.`,
 		Example: `  sluice run films.yaml
   FILMS_DSN=postgres://localhost/test sluice run films.yaml orders.yaml`,
 		Args: cobra.MinimumNArgs(1),
@@ -44,11 +50,13 @@ read again on restart).`,
 				}
 			}
 			admin = withAdminListen(admin, adminListen)
+			withInstanceID(pipelines, instanceID)
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
-			return runPipelines(ctx, pipelines, admin, log)
+			return runPipelines(ctx, pipelines, admin, log, cmd.OutOrStdout())
 		},
 	}
+	cmd.Flags().StringVar(&instanceID, "instance-id", "", "static group membership: group.instance.id of every Kafka source (each consumer appends its name); give each process its own, stable across restarts (e.g. the pod name), for rolling restarts without rebalances")
 	cmd.Flags().StringVar(&adminListen, "admin", "", "admin API address (overrides admin.listen; default 127.0.0.1:8080 when the file has an admin section)")
 	return cmd
 }
@@ -67,8 +75,28 @@ func withAdminListen(fromFile *config.Admin, listen string) *config.Admin {
 	return &a
 }
 
+// withInstanceID applies --instance-id: it sets group.instance.id on every
+// Kafka source, over the file's.
+func withInstanceID(pipelines []config.Pipeline, id string) {
+	if id == "" {
+		return
+	}
+	for i := range pipelines {
+		k := pipelines[i].Source.Kafka
+		if k == nil {
+			continue
+		}
+		props := make(map[string]any, len(k.Properties)+1)
+		for name, v := range k.Properties {
+			props[name] = v
+		}
+		props["group.instance.id"] = id
+		k.Properties = props
+	}
+}
+
 // runPipelines builds and runs pipelines until ctx is done or one fails.
-func runPipelines(ctx context.Context, pipelines []config.Pipeline, admin *config.Admin, log *slog.Logger) error {
+func runPipelines(ctx context.Context, pipelines []config.Pipeline, admin *config.Admin, log *slog.Logger, out io.Writer) error {
 	names := map[string]bool{}
 	var built []*assembly.Built
 	defer func() {
@@ -98,17 +126,52 @@ func runPipelines(ctx context.Context, pipelines []config.Pipeline, admin *confi
 		built = append(built, b)
 	}
 	grp, gctx := errgroup.WithContext(ctx)
+	// The admin API stops once every pipeline has (bounded reads end).
+	adminCtx, stopAdmin := context.WithCancel(gctx)
+	defer stopAdmin()
 	if admin != nil {
-		if err := startAdmin(gctx, grp, admin, built, log); err != nil {
+		if err := startAdmin(adminCtx, grp, admin, built, log); err != nil {
 			return err
 		}
 	}
+	var running sync.WaitGroup
 	for _, b := range built {
-		grp.Go(func() error { return b.Pipeline.Run(gctx) })
+		running.Add(1)
+		grp.Go(func() error {
+			defer running.Done()
+			err := b.Pipeline.Run(gctx)
+			if err == nil && b.Config.Source.Kafka != nil && b.Config.Source.Kafka.StopAt != nil && gctx.Err() == nil {
+				printMoved(out, b.Pipeline.Name(), b.Pipeline.Status())
+			}
+			return err
+		})
 	}
+	grp.Go(func() error {
+		running.Wait()
+		stopAdmin()
+		return nil
+	})
 	err := grp.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
 	return err
+}
+
+// printMoved says what a bounded pipeline moved, per topic and partition.
+func printMoved(w io.Writer, name string, st pipeline.Status) {
+	var total int64
+	var parts []string
+	for _, p := range st.EventTime {
+		total += p.Written
+		parts = append(parts, fmt.Sprintf("%s/%d: %d", p.Topic, p.Partition, p.Written))
+	}
+	fmt.Fprintf(w, "pipeline %s: bounded read done: moved %d records", name, total)
+	if len(parts) > 0 {
+		fmt.Fprintf(w, " (%s)", strings.Join(parts, ", "))
+	}
+	if st.DeadLettered+st.Skipped+st.Filtered > 0 {
+		fmt.Fprintf(w, "; dead-lettered %d, skipped %d, filtered %d", st.DeadLettered, st.Skipped, st.Filtered)
+	}
+	fmt.Fprintln(w)
 }

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -148,13 +149,13 @@ func (c *statusClient) get(ctx context.Context, path string, out any) error {
 
 func printSummaries(w io.Writer, ss []admin.Summary) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PIPELINE\tSTATE\tCONSUMERS\tIN/S\tOUT/S\tLAG\tLAG AGE\tIN FLIGHT\tRECORDS IN\tRECORDS OUT\tFILTERED\tDLQ\tSKIPPED\tERRORS")
+	fmt.Fprintln(tw, "PIPELINE\tSTATE\tCONSUMERS\tIN/S\tOUT/S\tLAG\tLAG AGE\tFRESHNESS\tIN FLIGHT\tRECORDS IN\tRECORDS OUT\tFILTERED\tDLQ\tSKIPPED\tERRORS")
 	for _, s := range ss {
 		if s.Degraded && s.State == pipeline.StateRunning {
 			s.State = "degraded"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.State, s.Consumers,
-			rate(s.RecordsInPerSec), rate(s.RecordsOutPerSec), count(s.Lag), age(s.LagSeconds), count(s.InFlightRecords),
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.State, s.Consumers,
+			rate(s.RecordsInPerSec), rate(s.RecordsOutPerSec), count(s.Lag), age(s.LagSeconds), freshness(s.FreshnessSeconds), count(s.InFlightRecords),
 			count(s.RecordsIn), count(s.RecordsOut), count(s.Filtered), count(s.DeadLettered), count(s.Skipped), count(s.Errors))
 	}
 	tw.Flush()
@@ -174,6 +175,7 @@ func printDetail(w io.Writer, d admin.Detail) {
 	if d.Error != "" {
 		fmt.Fprintf(w, "  error: %s\n", d.Error)
 	}
+	printEventTime(w, d.Status)
 	printTransforms(w, d)
 	for _, r := range d.Retrying {
 		fmt.Fprintf(w, "  retrying %s since %s (%d attempts): %s\n", r.What, r.Since.Local().Format("15:04:05"), r.Attempts, r.LastError)
@@ -308,4 +310,31 @@ func age(seconds float64) string {
 		return d.Round(100 * time.Millisecond).String()
 	}
 	return d.Round(time.Second).String()
+}
+
+// freshness is now minus the watermark in seconds, "-" while unknown.
+func freshness(seconds *float64) string {
+	if seconds == nil {
+		return "-"
+	}
+	return strconv.FormatFloat(*seconds, 'f', 1, 64) + "s"
+}
+
+// printEventTime shows the watermark, freshness and each partition's
+// event time (the largest made durable).
+func printEventTime(w io.Writer, st pipeline.Status) {
+	if st.Watermark != nil {
+		fmt.Fprintf(w, "  watermark %s, freshness %s\n", st.Watermark.UTC().Format(time.RFC3339), freshness(st.FreshnessSeconds))
+	}
+	for _, p := range st.EventTime {
+		at := "none written"
+		if !p.EventTime.IsZero() {
+			at = p.EventTime.UTC().Format(time.RFC3339)
+		}
+		idle := ""
+		if p.Idle {
+			idle = " (idle: does not hold the watermark)"
+		}
+		fmt.Fprintf(w, "  event time %s[%d]: %s, %d in flight%s\n", p.Topic, p.Partition, at, p.InFlight, idle)
+	}
 }

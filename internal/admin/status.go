@@ -27,14 +27,17 @@ type Summary struct {
 	RecordsOutPerSec float64   `json:"records_out_per_sec"`
 	Lag              int64     `json:"lag"`
 	LagSeconds       float64   `json:"lag_seconds"`
-	InFlightRecords  int64     `json:"in_flight_records"`
-	DeadLettered     int64     `json:"dead_lettered"`
-	Skipped          int64     `json:"skipped"`
-	Filtered         int64     `json:"filtered"` // dropped by a transforms filter
-	Errors           int64     `json:"errors"`
-	Retries          int64     `json:"retries"`
-	Batches          int64     `json:"batches"`
-	CanMerge         bool      `json:"can_merge"`
+	// FreshnessSeconds is now minus the watermark (event time made
+	// durable); absent until the watermark is known.
+	FreshnessSeconds *float64 `json:"freshness_seconds,omitempty"`
+	InFlightRecords  int64    `json:"in_flight_records"`
+	DeadLettered     int64    `json:"dead_lettered"`
+	Skipped          int64    `json:"skipped"`
+	Filtered         int64    `json:"filtered"` // dropped by a transforms filter
+	Errors           int64    `json:"errors"`
+	Retries          int64    `json:"retries"`
+	Batches          int64    `json:"batches"`
+	CanMerge         bool     `json:"can_merge"`
 }
 
 // Detail is GET /v1/pipelines/{name}: the engine's status plus rates,
@@ -154,7 +157,7 @@ func (e *entry) summary() Summary {
 		Consumers: len(st.Consumers), RecordsIn: st.RecordsIn, RecordsOut: st.RecordsOut,
 		RecordsInPerSec: in, RecordsOutPerSec: out, Lag: st.Lag, LagSeconds: st.LagSeconds, InFlightRecords: st.InFlightRecords,
 		DeadLettered: st.DeadLettered, Skipped: st.Skipped, Filtered: st.Filtered, Errors: st.Errors, Retries: st.Retries,
-		Batches: st.Batches, CanMerge: canMerge,
+		Batches: st.Batches, CanMerge: canMerge, FreshnessSeconds: st.FreshnessSeconds,
 	}
 }
 

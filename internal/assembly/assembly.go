@@ -149,7 +149,10 @@ func Build(ctx context.Context, p config.Pipeline, log *slog.Logger) (*Built, er
 		MaxRetryTime:       p.MaxRetryTime,
 		Workers:            workers,
 		By:                 by,
-		Logger:             plog,
+		Timestamp: pipeline.TimestampPolicy{Policy: p.Timestamp.Policy, Field: p.Timestamp.Field,
+			Format: p.Timestamp.Format},
+		IdlePartitionTimeout: p.Timestamp.IdlePartitionTimeout,
+		Logger:               plog,
 	})
 	if err != nil {
 		return fail(err)

@@ -28,9 +28,10 @@ func buildSQLSink(ctx context.Context, p *config.Pipeline, log *slog.Logger) (co
 		return nil, false, nil
 	}
 	var fields connector.FieldVisitor
-	if len(p.Transforms) == 0 && len(p.Route) == 0 {
-		// Transforms and routes read (and change) decoded values: the
-		// engine must decode them, and the sink write what they left.
+	if len(p.Transforms) == 0 && len(p.Route) == 0 && !p.Timestamp.NeedsFields() {
+		// Transforms, routes and a timestamp field read (and change)
+		// decoded values: the engine must decode them, and the sink write
+		// what they left.
 		var err error
 		if fields, err = fieldVisitor(p.Format); err != nil {
 			return nil, true, err

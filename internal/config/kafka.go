@@ -49,6 +49,10 @@ type KafkaSource struct {
 	// Properties are Kafka consumer properties by their usual names
 	// (max.poll.records, fetch.min.bytes, ...); see internal/connector/kafka.
 	Properties map[string]any `yaml:"properties" advanced:"true" doc:"Kafka consumer properties by their usual names (max.poll.records, fetch.min.bytes, session.timeout.ms, commit.every.records, ...); see README, Configuration reference. Unknown or out-of-range properties are errors." example:"{max.poll.records: 500}"`
+	// StopAt makes the read bounded (`stop_at: end`, or max_records /
+	// max_read_time): the pipeline drains, commits and exits. Default
+	// unset: read until stopped.
+	StopAt *StopAt `yaml:"stop_at" doc:"A bounded read (backfill): end (the end offsets seen at start), or {max_records: N, max_read_time: 60s}; the pipeline drains, commits, prints what it moved and stops. Unset: read until stopped." example:"end"`
 }
 
 // consumersUnset marks source.kafka.consumers as absent from the file
@@ -126,6 +130,9 @@ func (k *KafkaSource) validate(v *validator) {
 		}
 	}
 	v.required("group", k.Group)
+	if k.StopAt != nil {
+		k.StopAt.validate(v)
+	}
 	for _, p := range ValidateConsumerProperties(k.Properties) {
 		v.add("properties."+p.Name, p.Problem)
 	}

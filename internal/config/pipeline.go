@@ -44,6 +44,9 @@ type Pipeline struct {
 	// allows parallelism.by: round_robin and makes it the default.
 	// Default false; refused with delivery: exactly_once.
 	AllowDuplicates bool `yaml:"allow_duplicates" doc:"At-least-once without order is enough: allows parallelism.by: round_robin and makes it the default; refused with delivery: exactly_once."`
+	// Timestamp is the timestamp policy and watermark settings (see
+	// eventtime.go).
+	Timestamp Timestamp `yaml:"timestamp" doc:"Which time records carry to the sink and to the watermark, and when an idle partition stops holding the watermark back (see README, Event time)." example:"{policy: field, field: occurred_at, format: unix_ms}"`
 }
 
 // DLQ is where bad records go with on_error: dlq. By default a Kafka topic
@@ -206,6 +209,7 @@ func (p *Pipeline) validate(v *validator) {
 	if p.Limits.MaxInFlightRecords > 0 && p.Limits.MaxInFlightRecords < p.Batch.MaxRecords {
 		v.add("limits.max_in_flight_records", fmt.Sprintf("must be at least batch.max_records (%d)", p.Batch.MaxRecords))
 	}
+	p.Timestamp.validate(v.sub("timestamp"), p)
 	p.Source.validate(v.sub("source"))
 	p.Format.validate(v.sub("format"))
 	if len(p.Sinks) == 0 && len(p.Route) == 0 {

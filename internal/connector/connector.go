@@ -76,6 +76,14 @@ type WaitReporter interface {
 	WaitingSince() time.Time
 }
 
+// Finisher is implemented by sources whose read is bounded (Kafka's
+// stop_at): Finished is closed once everything the bound covers has been
+// read and acked (or the bound's time is up). The engine then drains, as
+// on a signal, and its Run returns nil.
+type Finisher interface {
+	Finished() <-chan struct{}
+}
+
 // LagReporter is implemented by readers that know their lag per partition.
 type LagReporter interface {
 	Lag() map[string]map[int32]int64

@@ -22,9 +22,13 @@ type Record struct {
 	Partition int32
 	Offset    int64
 	Timestamp time.Time
-	Key       []byte
-	Value     []byte
-	Headers   []Header
+	// TimestampType says what Timestamp is as the source gave it; the
+	// pipeline's timestamp policy may replace Timestamp (and sets
+	// TimestampType to what it chose).
+	TimestampType TimestampType
+	Key           []byte
+	Value         []byte
+	Headers       []Header
 
 	// Fields is the decoded value: map[string]any for JSON and Avro records
 	// (Avro records keep their field order in Schema when known), nil for raw.
@@ -47,6 +51,18 @@ type Record struct {
 	// Zero without parallelism.
 	Slot int
 }
+
+// TimestampType is what a record's Timestamp means.
+type TimestampType int8
+
+const (
+	TimestampUnknown        TimestampType = iota // not said by the source
+	TimestampCreateTime                          // Kafka CreateTime: set by the producer
+	TimestampLogAppendTime                       // Kafka LogAppendTime: set by the broker on append
+	TimestampPublishTime                         // Pub/Sub publish time: set by the service
+	TimestampProcessingTime                      // when Sluice read the record
+	TimestampEventField                          // taken from a field of the decoded value
+)
 
 // Slots is the number of slots records are spread over with parallelism:
 // fixed, so that the number of workers may change between runs while

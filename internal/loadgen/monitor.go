@@ -109,6 +109,11 @@ type GroupSample struct {
 	Lag     int64
 	// LagByTopic splits Lag by topic.
 	LagByTopic map[string]int64
+	// LagSeconds is the lag in time: how long the oldest record the
+	// group has not consumed has waited (by its timestamp); HasLagSeconds
+	// is false when nothing lags or it could not be read.
+	LagSeconds    float64
+	HasLagSeconds bool
 	// Missing says the group does not exist (yet): watching a group
 	// before its consumers start is normal, not an error.
 	Missing bool
@@ -227,6 +232,7 @@ func Monitor(ctx context.Context, o MonitorOptions) ([]MonitorSample, error) {
 			return nil, err
 		}
 	}
+	ages := &lagAges{}
 	var prevDecoded, prevFailed map[string]int64
 	ticker := time.NewTicker(o.Interval)
 	defer ticker.Stop()
@@ -237,7 +243,7 @@ func Monitor(ctx context.Context, o MonitorOptions) ([]MonitorSample, error) {
 		// One sample may not outlive the interval by much: a broker that
 		// hangs shows up as a sample with an error, not as a stall.
 		sampleCtx, cancel := context.WithTimeout(ctx, max(2*o.Interval, 5*time.Second))
-		s := takeSample(sampleCtx, adm, o, previous, previousAt)
+		s := takeSample(sampleCtx, adm, o, previous, previousAt, ages)
 		if decoding != nil {
 			decoded, failed, lastErr := decoding.counts()
 			if prevDecoded != nil && s.At.After(previousAt) {
@@ -303,7 +309,7 @@ func sumValues(m map[string]int64) int64 {
 	return n
 }
 
-func takeSample(ctx context.Context, adm *kadm.Client, o MonitorOptions, previous map[string]TopicSample, previousAt time.Time) MonitorSample {
+func takeSample(ctx context.Context, adm *kadm.Client, o MonitorOptions, previous map[string]TopicSample, previousAt time.Time, ages *lagAges) MonitorSample {
 	var s MonitorSample
 	var problems []string
 	ends, err := adm.ListEndOffsets(ctx, o.Topics...)
@@ -349,7 +355,11 @@ func takeSample(ctx context.Context, adm *kadm.Client, o MonitorOptions, previou
 			problems = append(problems, fmt.Sprintf("describing groups: %v", err))
 		}
 		for _, l := range lags.Sorted() {
-			s.Groups = append(s.Groups, groupSample(l))
+			g := groupSample(l)
+			if !g.Missing && g.Err == "" && g.Lag > 0 {
+				g.LagSeconds, g.HasLagSeconds = ages.get(ctx, append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...)}, o.ClientOptions...), l, s.At)
+			}
+			s.Groups = append(s.Groups, g)
 		}
 	}
 	s.Err = strings.Join(problems, "; ")

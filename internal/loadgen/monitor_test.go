@@ -77,6 +77,7 @@ func TestMonitorSeesRateWhileLoadRunsAndLagGrowUntilTheGroupConsumes(t *testing.
 	mon := startMonitor(t, ctx, MonitorOptions{Brokers: brokers, Topics: []string{"orders"},
 		Groups: []string{"billing"}, Interval: 200 * time.Millisecond})
 
+	loadStarted := time.Now()
 	res, err := Produce(context.Background(), ProduceOptions{Brokers: brokers, Topic: "orders",
 		Profile: Profile{Rate: 2000}, Duration: 2500 * time.Millisecond, Keys: 10})
 	if err != nil || res.Records == 0 {
@@ -87,6 +88,12 @@ func TestMonitorSeesRateWhileLoadRunsAndLagGrowUntilTheGroupConsumes(t *testing.
 	afterLoad := mon.waitFor(t, "the lag of the whole load", func(s MonitorSample) bool { return s.At.After(loadEnded) })
 	if g, _ := afterLoad.Group("billing"); g.Lag != res.Records || g.LagByTopic["orders"] != res.Records {
 		t.Fatalf("lag after the load %+v, want %d", g, res.Records)
+	}
+	// Lag in time: the oldest unconsumed record was produced during the load.
+	if g, _ := afterLoad.Group("billing"); !g.HasLagSeconds || g.LagSeconds < afterLoad.At.Sub(loadEnded).Seconds() ||
+		g.LagSeconds > afterLoad.At.Sub(loadStarted).Seconds() {
+		t.Fatalf("lag age %.2f s (known %v); the oldest waiting record was produced between %.2f s and %.2f s before the sample",
+			g.LagSeconds, g.HasLagSeconds, afterLoad.At.Sub(loadEnded).Seconds(), afterLoad.At.Sub(loadStarted).Seconds())
 	}
 
 	// Now the group consumes everything and commits.
@@ -106,7 +113,7 @@ func TestMonitorSeesRateWhileLoadRunsAndLagGrowUntilTheGroupConsumes(t *testing.
 	}
 	mon.waitFor(t, "the lag back at 0", func(s MonitorSample) bool {
 		g, ok := s.Group("billing")
-		return ok && g.Err == "" && g.Lag == 0
+		return ok && g.Err == "" && g.Lag == 0 && !g.HasLagSeconds
 	})
 	stop()
 	<-mon.done

@@ -62,6 +62,15 @@ var (
 		"Records between the partition's end offset and the committed position.", "pipeline", "topic", "partition")
 	ConsumerLagSeconds = gaugeVec("sluice_consumer_lag_seconds",
 		"How long the oldest record not yet written has waited, by its timestamp.", "pipeline")
+	WatermarkSeconds = gaugeVec("sluice_watermark_seconds",
+		"The pipeline's watermark (Unix seconds): the minimum over active partitions of the largest event time made durable; idle partitions do not hold it back.", "pipeline")
+	FreshnessSeconds = gaugeVec("sluice_freshness_seconds",
+		"Now minus the watermark: how old the newest data is that the sink is known to hold for every active partition.", "pipeline")
+	EndToEndLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "sluice_end_to_end_latency_seconds",
+		Help:    "Per record, from its event time (timestamp policy) to durable in the sink.",
+		Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 16),
+	}, []string{"pipeline"})
 	Consumers = gaugeVec("sluice_consumers",
 		"Consumers (group members) running in this process.", "pipeline")
 	PipelineState = gaugeVec("sluice_pipeline_state",
@@ -154,5 +163,6 @@ func init() {
 		Errors, Retries, BatchRecords, WriteSeconds, CommitSeconds, KafkaTransactions,
 		InFlightRecords, InFlightBytes, ConsumerLag, ConsumerLagSeconds, Consumers, PipelineState,
 		SinkConnections, MergeSeconds, Merges, AdminRequests,
+		WatermarkSeconds, FreshnessSeconds, EndToEndLatency,
 	)
 }

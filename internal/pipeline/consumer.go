@@ -158,6 +158,7 @@ func (c *consumer) accept(ctx, writeCtx context.Context, d *dispatcher, recs []*
 		size += r.Size()
 	}
 	c.p.stats.read(len(recs), size)
+	c.p.eventTime.read(recs)
 	// Acquire after the read: the Read bound (max.poll.records) keeps the
 	// overshoot small, and blocking here stops the next Read. The batch
 	// being built holds part of what is in flight: it goes to the writer
@@ -199,6 +200,7 @@ func (c *consumer) accept(ctx, writeCtx context.Context, d *dispatcher, recs []*
 			// those around it.
 			c.p.stats.filter()
 			c.reader.Ack([]*connector.Record{r})
+			c.p.eventTime.settled([]*connector.Record{r}, false)
 			c.p.limiter.release(1, size)
 			continue
 		}
@@ -213,6 +215,7 @@ func (c *consumer) accept(ctx, writeCtx context.Context, d *dispatcher, recs []*
 			return err
 		}
 		c.reader.Ack([]*connector.Record{r})
+		c.p.eventTime.settled([]*connector.Record{r}, false)
 		c.p.limiter.release(1, size)
 	}
 	return nil

@@ -60,6 +60,17 @@ type Options struct {
 	Workers int
 	By      Distribution
 
+	// Timestamp is the timestamp policy: which time records carry to the
+	// sink and to the watermark; default: the source's timestamp.
+	Timestamp TimestampPolicy
+	// IdlePartitionTimeout: a partition with nothing in flight and
+	// nothing read for this long does not hold the watermark back;
+	// default 30s.
+	IdlePartitionTimeout time.Duration
+	// Clock is the time the engine reads for processing time, the
+	// watermark and freshness; default time.Now (tests control it).
+	Clock func() time.Time
+
 	Logger *slog.Logger
 }
 
@@ -103,6 +114,12 @@ func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.IdlePartitionTimeout <= 0 {
+		o.IdlePartitionTimeout = 30 * time.Second
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
 }
 
 // Pipeline moves records from a Source to a Sink. Create with New, then Run.
@@ -113,6 +130,8 @@ type Pipeline struct {
 	log     *slog.Logger
 	limiter *inFlightLimiter
 	stats   stats
+	// eventTime follows event time per partition (watermark.go).
+	eventTime *watermarks
 
 	control chan controlRequest // AddConsumer requests, served by Run
 
@@ -181,6 +200,8 @@ func New(opts Options) (*Pipeline, error) {
 		state:     StateStarting,
 	}
 	p.stats.init(opts.Name)
+	p.opts.Decoder = newStampingDecoder(opts.Decoder, opts.Timestamp, opts.Clock)
+	p.eventTime = newWatermarks(opts.Name, opts.Clock, opts.IdlePartitionTimeout)
 	p.maxPoll.Store(int64(opts.MaxPollRecords))
 	if c, ok := opts.Sink.(connector.Controllable); ok {
 		c.SetController(p)
@@ -258,6 +279,21 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			}
 		}
 	})
+	g.Go(func() error { return p.refreshEventTime(gctx) })
+	if f, ok := p.opts.Source.(connector.Finisher); ok {
+		g.Go(func() error {
+			select {
+			case <-gctx.Done():
+			case <-f.Finished():
+				// A bounded read is done: drain as on a signal, and
+				// return nil once everything read is written and
+				// committed.
+				p.log.Info("bounded read complete; draining")
+				cancel(nil)
+			}
+			return nil
+		})
+	}
 	err := g.Wait()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		p.setState(StateFailed, err)

@@ -112,6 +112,12 @@ type Status struct {
 	// (by its timestamp), over consumers; 0 when caught up or unknown.
 	LagSeconds    float64     `json:"lag_seconds"`
 	RecentBatches []BatchInfo `json:"recent_batches"`
+	// Watermark is the minimum over active partitions of the largest
+	// event time made durable (nil until known); FreshnessSeconds is now
+	// minus it. EventTime is each partition's progress.
+	Watermark        *time.Time           `json:"watermark,omitempty"`
+	FreshnessSeconds *float64             `json:"freshness_seconds,omitempty"`
+	EventTime        []PartitionEventTime `json:"event_time,omitempty"`
 }
 
 // ConsumerStatus is one consumer's view.
@@ -181,6 +187,12 @@ func (p *Pipeline) Status() Status {
 	metrics.InFlightRecords.WithLabelValues(p.opts.Name).Set(float64(st.InFlightRecords))
 	metrics.InFlightBytes.WithLabelValues(p.opts.Name).Set(float64(st.InFlightBytes))
 	metrics.ConsumerLagSeconds.WithLabelValues(p.opts.Name).Set(st.LagSeconds)
+	if mark, fresh, parts := p.eventTime.snapshot(); !mark.IsZero() {
+		secs := fresh.Seconds()
+		st.Watermark, st.FreshnessSeconds, st.EventTime = &mark, &secs, parts
+	} else {
+		st.EventTime = parts
+	}
 	p.stats.mu.Lock()
 	st.RecentBatches = append([]BatchInfo(nil), p.stats.history...)
 	p.stats.mu.Unlock()

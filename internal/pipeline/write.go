@@ -24,12 +24,14 @@ func (p *Pipeline) writeBatch(ctx context.Context, r connector.Reader, b *batch)
 	pending, prepared := b.records, b.prepared
 	durable, durableBytes := 0, 0
 	settledWeight := 0
-	// settle acks recs and gives back what they held in flight.
-	settle := func(recs []*connector.Record) {
+	// settle acks recs and gives back what they held in flight; durable
+	// ones move their partitions' event time.
+	settle := func(recs []*connector.Record, durable bool) {
 		if len(recs) == 0 {
 			return
 		}
 		r.Ack(recs)
+		p.eventTime.settled(recs, durable)
 		w := 0
 		for _, rec := range recs {
 			w += rec.Size() + decodedWeight(rec)
@@ -51,7 +53,7 @@ func (p *Pipeline) writeBatch(ctx context.Context, r connector.Reader, b *batch)
 				durableBytes += rec.Size()
 			}
 			durable += len(pending)
-			settle(pending)
+			settle(pending, true)
 			pending = nil
 			continue
 		case errors.As(err, &be):
@@ -60,16 +62,16 @@ func (p *Pipeline) writeBatch(ctx context.Context, r connector.Reader, b *batch)
 				durableBytes += rec.Size()
 			}
 			durable += len(ok)
-			settle(ok)
+			settle(ok, true)
 			for _, re := range be.Failed {
 				if herr := p.handleBad(ctx, re); herr != nil {
 					return herr
 				}
-				settle([]*connector.Record{re.Record})
+				settle([]*connector.Record{re.Record}, false)
 			}
 			if len(be.Released) > 0 {
 				p.log.Info("records released to their partition's new owner", "records", len(be.Released))
-				settle(be.Released)
+				settle(be.Released, false)
 			}
 			pending, prepared = be.NotWritten, nil
 			if len(pending) == 0 || be.Cause == nil {

@@ -345,6 +345,7 @@ function renderDetail() {
   setText("kpi-out-rate", fmtRate(d.records_out_per_sec));
   setText("kpi-lag", fmtInt(d.lag));
   setText("kpi-lag-age", fmtSeconds(d.lag_seconds));
+  setText("kpi-freshness", d.freshness_seconds == null ? "–" : fmtSeconds(d.freshness_seconds));
   setText("kpi-inflight", fmtInt(d.in_flight_records));
   setText("kpi-in", fmtInt(d.records_in));
   setText("kpi-out", fmtInt(d.records_out));

@@ -44,6 +44,9 @@ func (r *reader) startLagLoop(readCommitted bool, every time.Duration) {
 			}
 			reqCtx, done := context.WithTimeout(ctx, 5*every)
 			r.refreshEnds(reqCtx, adm, readCommitted)
+			if r.bound != nil {
+				r.bound.checkCommitted(reqCtx, adm, r.group, r.offsets)
+			}
 			done()
 		}
 	}()

@@ -91,6 +91,8 @@ type reader struct {
 	// the group on Close, through a client made from connOpts.
 	leave    atomic.Bool
 	connOpts []kgo.Opt
+
+	bound *bound // the source's stop_at; nil: unbounded
 }
 
 // LeaveOnClose makes Close leave the group even as a static member.
@@ -164,6 +166,10 @@ func (r *reader) Read(ctx context.Context, max int) ([]*connector.Record, error)
 	if err := r.fatalErr(); err != nil {
 		return nil, err
 	}
+	if r.bound != nil && r.bound.exhausted() {
+		<-ctx.Done() // everything bounded was read: the engine drains and stops
+		return nil, ctx.Err()
+	}
 	var fetches kgo.Fetches
 	if max > 0 {
 		fetches = r.cl.PollRecords(ctx, max)
@@ -202,6 +208,7 @@ func (r *reader) Read(ctx context.Context, max int) ([]*connector.Record, error)
 	}
 	backing := make([]connector.Record, n)
 	out := make([]*connector.Record, 0, n)
+	var reachedEnd map[string][]int32
 	r.mu.Lock()
 	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 		if len(fp.Records) == 0 {
@@ -214,6 +221,18 @@ func (r *reader) Read(ctx context.Context, max int) ([]*connector.Record, error)
 		}
 		t.hwm = fp.HighWatermark
 		recs := fp.Records
+		if r.bound != nil {
+			var done bool
+			if recs, done = r.bound.admit(topicPartition{fp.Topic, fp.Partition}, recs); done {
+				if reachedEnd == nil {
+					reachedEnd = map[string][]int32{}
+				}
+				reachedEnd[fp.Topic] = append(reachedEnd[fp.Topic], fp.Partition)
+			}
+			if len(recs) == 0 {
+				return
+			}
+		}
 		c := t.add(recs[0].Offset, recs[len(recs)-1].Offset, len(recs))
 		c.firstTimestamp = recs[0].Timestamp
 		for _, kr := range recs {
@@ -222,6 +241,7 @@ func (r *reader) Read(ctx context.Context, max int) ([]*connector.Record, error)
 			rec.Partition = kr.Partition
 			rec.Offset = kr.Offset
 			rec.Timestamp = kr.Timestamp
+			rec.TimestampType = timestampType(kr.Attrs)
 			rec.Key = kr.Key
 			rec.Value = kr.Value
 			if len(kr.Headers) > 0 {
@@ -235,7 +255,22 @@ func (r *reader) Read(ctx context.Context, max int) ([]*connector.Record, error)
 		}
 	})
 	r.mu.Unlock()
+	if reachedEnd != nil {
+		r.cl.PauseFetchPartitions(reachedEnd) // stop_at: nothing more to read there
+	}
 	return out, firstErr
+}
+
+// timestampType is the type a fetched record's timestamp has (its batch's
+// attributes; a topic's message.timestamp.type decides it).
+func timestampType(a kgo.RecordAttrs) connector.TimestampType {
+	switch a.TimestampType() {
+	case 0:
+		return connector.TimestampCreateTime
+	case 1:
+		return connector.TimestampLogAppendTime
+	}
+	return connector.TimestampUnknown
 }
 
 // isPermanentFetchError: what the client reports but waiting cannot heal.
@@ -253,6 +288,13 @@ func (r *reader) Ack(records []*connector.Record) {
 	defer r.mu.Unlock()
 	var cur *chunk
 	n := 0
+	ack := func() {
+		cur.ack(n)
+		if r.bound != nil {
+			// Refused acks count too: max_records counts records settled.
+			r.bound.acked(topicPartition{cur.t.topic, cur.t.partition}, cur.t.next, n)
+		}
+	}
 	for _, rec := range records {
 		c, ok := rec.Origin.(*chunk)
 		if !ok {
@@ -260,14 +302,14 @@ func (r *reader) Ack(records []*connector.Record) {
 		}
 		if c != cur {
 			if cur != nil {
-				cur.ack(n)
+				ack()
 			}
 			cur, n = c, 0
 		}
 		n++
 	}
 	if cur != nil {
-		cur.ack(n)
+		ack()
 	}
 	r.ackedSinceCommit += len(records)
 	if r.commitEvery > 0 && r.ackedSinceCommit >= r.commitEvery {

@@ -30,6 +30,8 @@ type Source struct {
 	// exist, and how often the source warns about each at most.
 	missingEvery  time.Duration
 	missingWarned map[string]time.Time // guarded by mu
+
+	bound *bound // stop_at; nil: unbounded
 }
 
 // SourceOptions are what the source needs besides its config.
@@ -60,8 +62,15 @@ func NewSource(cfg config.KafkaSource, o SourceOptions) (*Source, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Source{pipeline: o.Pipeline, log: o.Logger, offsets: o.Offsets, txn: o.Transactional, cfg: cfg, props: props,
-		missingEvery: time.Minute, missingWarned: map[string]time.Time{}}, nil
+	s := &Source{pipeline: o.Pipeline, log: o.Logger, offsets: o.Offsets, txn: o.Transactional, cfg: cfg, props: props,
+		missingEvery: time.Minute, missingWarned: map[string]time.Time{}}
+	if cfg.StopAt != nil {
+		if cfg.StopAt.End && len(cfg.Topics) == 0 {
+			return nil, fmt.Errorf("source.kafka.stop_at: end needs topics (not topic_regex)")
+		}
+		s.bound = newBound(*cfg.StopAt, cfg.StartFrom)
+	}
+	return s, nil
 }
 
 // Properties returns the consumer properties in force.
@@ -136,6 +145,17 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 	}
 	if r.commitEvery == 0 {
 		r.commitEvery = DefaultCommitEveryRecords
+	}
+	if s.bound != nil {
+		// Before joining the group: the first assignment needs the ends.
+		conn, err := ConnOptions(cfg.KafkaConn, s.log)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.bound.setup(ctx, conn, cfg.Topics, s.txn || cfg.Isolation == "read_committed"); err != nil {
+			return nil, err
+		}
+		r.bound = s.bound
 	}
 	if id := InstanceID(props.GroupInstanceID, member); id != "" {
 		r.instanceID = &id
@@ -249,7 +269,7 @@ func (s *Source) clientOptions(cfg config.KafkaSource, p config.ConsumerProperti
 	}
 	// Exactly-once also needs fetched offsets to wait for pending
 	// transactional commits (KIP-447): franz-go always asks for that now.
-	opts = append(opts, kgo.AdjustFetchOffsetsFn(r.adjustOffsets))
+	opts = append(opts, kgo.AdjustFetchOffsetsFn(r.adjustAndBound))
 	balancers := []kgo.GroupBalancer{kgo.CooperativeStickyBalancer()}
 	if len(p.AssignmentStrategy) > 0 {
 		balancers = balancers[:0]

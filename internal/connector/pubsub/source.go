@@ -131,7 +131,7 @@ func (s *Source) OpenReader(_ context.Context, member string) (connector.Reader,
 
 // record turns a message into a record.
 func (s *Source) record(m *pubsub.Message) *connector.Record {
-	rec := &connector.Record{Topic: s.topic, Offset: s.seq.Add(1) - 1, Timestamp: m.PublishTime, Value: m.Data, Origin: m}
+	rec := &connector.Record{Topic: s.topic, Offset: s.seq.Add(1) - 1, Timestamp: m.PublishTime, TimestampType: connector.TimestampPublishTime, Value: m.Data, Origin: m}
 	if rec.Value == nil {
 		// Pub/Sub has no null: a message's data is bytes, maybe none.
 		// Passed on as null it would be a delete marker on a compacted
