@@ -3,6 +3,8 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -14,7 +16,8 @@ import (
 // TestFetchPropertiesReachTheClient: the fetch properties of
 // source.kafka.properties set the franz-go options they name (a property
 // parsed but never handed to the client would tune nothing), and unset
-// they leave franz-go's defaults, which are Kafka's.
+// they leave franz-go's defaults (Kafka's, except fetch.max.wait.ms: 5 s
+// where Kafka's Java client waits 500 ms), which README states.
 func TestFetchPropertiesReachTheClient(t *testing.T) {
 	for _, tc := range []struct {
 		prop string
@@ -49,7 +52,7 @@ func TestFetchPropertiesReachTheClient(t *testing.T) {
 func clientWith(t *testing.T, props map[string]any) *kgo.Client {
 	t.Helper()
 	cfg := config.KafkaSource{KafkaConn: config.KafkaConn{Brokers: []string{"127.0.0.1:1"}}, Topics: []string{"t"}, Group: "g", Properties: props}
-	s, err := NewSource(cfg, SourceOptions{Pipeline: "props"})
+	s, err := NewSource(cfg, SourceOptions{Pipeline: "props", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
