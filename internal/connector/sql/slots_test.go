@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-dev/sluice/internal/connector"
 	sqlsink "github.com/sluice-dev/sluice/internal/connector/sql"
@@ -62,6 +63,82 @@ func TestSQLExactlyOnceBySlotSkipsWhatEachSlotHolds(t *testing.T) {
 			_, err = plain.(connector.OffsetStore).LoadOffsets(ctx, "in", []int32{0})
 			if err == nil || !connector.IsPermanent(err) || !strings.Contains(err.Error(), "ran with parallelism") {
 				t.Fatalf("without parallelism over offsets per slot: err = %v, want a permanent error naming parallelism", err)
+			}
+		})
+	}
+}
+
+// TestSQLExactlyOnceSlotWritesLockOnlyTheirSlots: the workers of one
+// partition write disjoint slots, and a write must not wait for another
+// slot's transaction (when every write locked the whole partition's slot
+// rows, exactly-once with 16 workers ran no faster than with one). While
+// another transaction holds slot 11's row, a write of slot 12 goes
+// through, and a write of slot 11 waits (the connections give up on a
+// lock after 1 s), then goes through once the lock is released.
+func TestSQLExactlyOnceSlotWritesLockOnlyTheirSlots(t *testing.T) {
+	for _, kind := range []string{"postgres", "mysql"} {
+		t.Run(kind, func(t *testing.T) {
+			d := openTestDB(t, kind)
+			ctx := context.Background()
+			tbl, pipe := uniqueName("slotlock"), uniqueName("p")
+			d.dropAfter(t, pipe, tbl)
+			d.exec(t, fmt.Sprintf("CREATE TABLE %s (id bigint, name text, price double precision)", tbl))
+			cfg := d.cfg
+			cfg.Table = tbl
+			sep := map[bool]string{true: "&", false: "?"}[strings.Contains(cfg.DSN, "?")]
+			cfg.DSN += sep + map[string]string{"postgres": "lock_timeout=1000", "mysql": "innodb_lock_wait_timeout=1"}[kind]
+			s, err := sqlsink.New(ctx, sqlsink.Options{Kind: kind, Config: cfg, Pipeline: pipe, ExactlyOnce: true, Slots: true, Logger: testLogger()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close(context.Background()) })
+			recs := items(t, "in", 0, 0, 40)
+			for i, r := range recs {
+				r.Slot = 11 + i/10%2 // 0-9, 20-29: slot 11; 10-19, 30-39: slot 12
+			}
+			if err := s.Write(ctx, recs[:20]); err != nil {
+				t.Fatal(err)
+			}
+			// By the primary key: a scan would lock every row it passes
+			// (MySQL's repeatable read), the other slots' rows too.
+			part := map[string]string{"postgres": `"partition"`, "mysql": "`partition`"}[kind]
+			lock := fmt.Sprintf("SELECT next_offset FROM sluice_slot_offsets WHERE pipeline = '%s' AND topic = 'in' AND %s = 0 AND slot = 11 FOR UPDATE", pipe, part)
+			var release func()
+			if kind == "postgres" {
+				tx, err := d.pg.Begin(ctx)
+				if err == nil {
+					_, err = tx.Exec(ctx, lock)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				release = func() { _ = tx.Rollback(ctx) }
+			} else {
+				tx, err := d.std.BeginTx(ctx, nil)
+				if err == nil {
+					_, err = tx.ExecContext(ctx, lock)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				release = func() { _ = tx.Rollback() }
+			}
+			if err := s.Write(ctx, recs[30:]); err != nil {
+				release()
+				t.Fatalf("writing slot 12 while slot 11 is locked: %v", err)
+			}
+			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err = s.Write(wctx, recs[20:30])
+			cancel()
+			release()
+			if err == nil {
+				t.Fatal("writing slot 11 while another transaction holds its row went through: two writers of a slot would not meet on its lock")
+			}
+			if err := s.Write(ctx, recs[20:30]); err != nil {
+				t.Fatal(err)
+			}
+			if n, ids := d.int(t, "SELECT count(*) FROM "+tbl), d.int(t, "SELECT count(DISTINCT id) FROM "+tbl); n != 40 || ids != 40 {
+				t.Fatalf("rows = %d (%d distinct), want 40", n, ids)
 			}
 		})
 	}
