@@ -63,8 +63,9 @@ func tuningBroker(b *testing.B, topic string, partitions int32, n int) []string 
 // runUntil builds the pipeline of yaml, runs it until n records are
 // written and returns how long that took, and how long the first 90%
 // took (the rate while there is plenty to fetch; the last records may
-// wait for fetch.max.wait.ms).
-func runUntil(b *testing.B, yaml string, n int) (all, most time.Duration) {
+// wait for fetch.max.wait.ms). during, if not nil, is called once the
+// pipeline runs, with a context that ends with the run.
+func runUntil(b *testing.B, yaml string, n int, during func(context.Context, *assembly.Built)) (all, most time.Duration) {
 	b.Helper()
 	f, err := config.Parse([]byte(yaml), func(string) (string, bool) { return "", false })
 	if err != nil {
@@ -81,6 +82,9 @@ func runUntil(b *testing.B, yaml string, n int) (all, most time.Duration) {
 	start := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- built.Pipeline.Run(ctx) }()
+	if during != nil {
+		during(ctx, built)
+	}
 	for out := int64(0); out < int64(n); out = built.Pipeline.Status().RecordsOut {
 		if most == 0 && out >= int64(n)*9/10 {
 			most = time.Since(start)
@@ -151,7 +155,7 @@ parallelism: {workers: %d, by: key}
 batch: {max_records: 100, linger: 20ms}
 sink:
   postgres: {dsn: %q, table: %s, max_connections: %d}
-`, pipe, brokers[0], pipe, bench.delivery, workers, sqlPostgresDSN(), table, workers), n)
+`, pipe, brokers[0], pipe, bench.delivery, workers, sqlPostgresDSN(), table, workers), n, nil)
 				took += all
 				var rows, ids int64
 				if err := pg.QueryRow(context.Background(), fmt.Sprintf("SELECT count(*), count(DISTINCT id) FROM %s", table)).Scan(&rows, &ids); err != nil {
@@ -188,7 +192,7 @@ source:
   kafka: {brokers: [%s], topics: [tune.in], group: %s, properties: {%s}}
 sink:
   file: {path: %q, sync: false}
-`, group, brokers[0], group, props, b.TempDir()+"/out.jsonl"), n)
+`, group, brokers[0], group, props, b.TempDir()+"/out.jsonl"), n, nil)
 	}
 	run(b, "")
 	for _, tc := range []struct{ name, props string }{

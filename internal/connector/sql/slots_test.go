@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/connector"
 	sqlsink "github.com/sluice-dev/sluice/internal/connector/sql"
 )
@@ -21,16 +22,8 @@ func TestSQLExactlyOnceBySlotSkipsWhatEachSlotHolds(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			d := openTestDB(t, kind)
 			ctx := context.Background()
-			tbl, pipe := uniqueName("slots"), uniqueName("p")
-			d.dropAfter(t, pipe, tbl)
-			d.exec(t, fmt.Sprintf("CREATE TABLE %s (id bigint, name text, price double precision)", tbl))
-			cfg := d.cfg
-			cfg.Table = tbl
-			s, err := sqlsink.New(ctx, sqlsink.Options{Kind: d.kind, Config: cfg, Pipeline: pipe, ExactlyOnce: true, Slots: true, Logger: testLogger()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close(context.Background()) })
+			s, cfg, pipe := slotSink(t, d, "")
+			tbl := cfg.Table
 			recs := items(t, "in", 0, 0, 100)
 			bySlot := make([][]*connector.Record, 4)
 			for i, r := range recs {
@@ -80,18 +73,8 @@ func TestSQLExactlyOnceSlotWritesLockOnlyTheirSlots(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			d := openTestDB(t, kind)
 			ctx := context.Background()
-			tbl, pipe := uniqueName("slotlock"), uniqueName("p")
-			d.dropAfter(t, pipe, tbl)
-			d.exec(t, fmt.Sprintf("CREATE TABLE %s (id bigint, name text, price double precision)", tbl))
-			cfg := d.cfg
-			cfg.Table = tbl
-			sep := map[bool]string{true: "&", false: "?"}[strings.Contains(cfg.DSN, "?")]
-			cfg.DSN += sep + map[string]string{"postgres": "lock_timeout=1000", "mysql": "innodb_lock_wait_timeout=1"}[kind]
-			s, err := sqlsink.New(ctx, sqlsink.Options{Kind: kind, Config: cfg, Pipeline: pipe, ExactlyOnce: true, Slots: true, Logger: testLogger()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close(context.Background()) })
+			s, cfg, pipe := slotSink(t, d, map[string]string{"postgres": "lock_timeout=1000", "mysql": "innodb_lock_wait_timeout=1"}[kind])
+			tbl := cfg.Table
 			recs := items(t, "in", 0, 0, 40)
 			for i, r := range recs {
 				r.Slot = 11 + i/10%2 // 0-9, 20-29: slot 11; 10-19, 30-39: slot 12
@@ -128,7 +111,7 @@ func TestSQLExactlyOnceSlotWritesLockOnlyTheirSlots(t *testing.T) {
 				t.Fatalf("writing slot 12 while slot 11 is locked: %v", err)
 			}
 			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err = s.Write(wctx, recs[20:30])
+			err := s.Write(wctx, recs[20:30])
 			cancel()
 			release()
 			if err == nil {
@@ -142,4 +125,24 @@ func TestSQLExactlyOnceSlotWritesLockOnlyTheirSlots(t *testing.T) {
 			}
 		})
 	}
+}
+
+// slotSink makes a table and an exactly-once sink with offsets per slot
+// into it, with dsnParams added to the connection string.
+func slotSink(t *testing.T, d *testDB, dsnParams string) (connector.Sink, config.SQLSink, string) {
+	t.Helper()
+	tbl, pipe := uniqueName("slots"), uniqueName("p")
+	d.dropAfter(t, pipe, tbl)
+	d.exec(t, fmt.Sprintf("CREATE TABLE %s (id bigint, name text, price double precision)", tbl))
+	cfg := d.cfg
+	cfg.Table = tbl
+	if dsnParams != "" {
+		cfg.DSN += map[bool]string{true: "&", false: "?"}[strings.Contains(cfg.DSN, "?")] + dsnParams
+	}
+	s, err := sqlsink.New(context.Background(), sqlsink.Options{Kind: d.kind, Config: cfg, Pipeline: pipe, ExactlyOnce: true, Slots: true, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(context.Background()) })
+	return s, cfg, pipe
 }
