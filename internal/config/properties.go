@@ -9,12 +9,12 @@ import (
 )
 
 // ConsumerProperties are the Kafka consumer properties Sluice understands,
-// parsed. Zero values mean "the client's default" (the Kafka default noted
-// beside each).
+// parsed. Zero values mean "the client's default", noted beside each
+// (Kafka's, except where it says otherwise).
 type ConsumerProperties struct {
-	MaxPollRecords         int           // max.poll.records; default 500
+	MaxPollRecords         int           // max.poll.records; default batch.max_records (Kafka's: 500)
 	FetchMinBytes          int32         // fetch.min.bytes; default 1
-	FetchMaxWait           time.Duration // fetch.max.wait.ms; default 500ms
+	FetchMaxWait           time.Duration // fetch.max.wait.ms; default 5s, franz-go's (Kafka's: 500ms)
 	FetchMaxBytes          int32         // fetch.max.bytes; default 52428800
 	MaxPartitionFetchBytes int32         // max.partition.fetch.bytes; default 1048576
 	SessionTimeout         time.Duration // session.timeout.ms; default 45000

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/assembly"
-	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/metrics"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -97,16 +96,6 @@ func backlog(brokers []string, n int) error {
 // all n records are written, and returns how long that took.
 func copyBacklog(b *testing.B, brokers []string, group string, n int, observed bool, log *slog.Logger) time.Duration {
 	b.Helper()
-	f, err := config.Parse([]byte(fmt.Sprintf(`
-name: %s
-source:
-  kafka: {brokers: [%s], topics: [bench.in], group: %s, consumers: 2}
-sink:
-  kafka: {brokers: [%s], topic: %s.out}
-`, group, brokers[0], group, brokers[0], group)), func(string) (string, bool) { return "", false })
-	if err != nil {
-		b.Fatal(err)
-	}
 	adm, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		b.Fatal(err)
@@ -119,28 +108,20 @@ sink:
 	// after run and slow the later variants.
 	defer kadm.NewClient(adm).DeleteTopics(context.Background(), group+".out")
 	runtime.GC()
-	built, err := assembly.Build(context.Background(), f.Pipelines[0], log)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer built.Close(context.Background())
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	start := time.Now()
-	done := make(chan error, 1)
-	go func() { done <- built.Pipeline.Run(ctx) }()
+	var during func(context.Context, *assembly.Built)
 	if observed {
-		base := serveAdmin(b, ctx, built, time.Second, log)
-		go scrape(ctx, base+"/metrics", base+"/v1/pipelines/"+group)
+		during = func(ctx context.Context, built *assembly.Built) {
+			base := serveAdmin(b, ctx, built, time.Second, log)
+			go scrape(ctx, base+"/metrics", base+"/v1/pipelines/"+group)
+		}
 	}
-	for built.Pipeline.Status().RecordsOut < int64(n) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	took := time.Since(start)
-	cancel()
-	if err := <-done; err != nil {
-		b.Fatal(err)
-	}
+	took, _ := runUntil(b, fmt.Sprintf(`
+name: %s
+source:
+  kafka: {brokers: [%s], topics: [bench.in], group: %s, consumers: 2}
+sink:
+  kafka: {brokers: [%s], topic: %s.out}
+`, group, brokers[0], group, brokers[0], group), n, during)
 	return took
 }
 

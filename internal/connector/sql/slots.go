@@ -71,20 +71,26 @@ func (b *bookkeeping) lockSlotOffsets(ctx context.Context, tx txn, topic string,
 	if err := tx.exec(ctx, b.d.insertIgnore(b.slotOffsets, cols, strings.Join(vals, ", "), pk), args...); err != nil {
 		return nil, fmt.Errorf("creating slot offset rows: %w", err)
 	}
+	// Only the batch's own slot rows: locking every slot of the partition
+	// would make the workers of one partition, which write disjoint
+	// slots, wait for each other's transactions (exactly-once with
+	// parallelism then ran no faster than one worker).
 	var parts []int32
-	for _, k := range keys {
-		if len(parts) == 0 || parts[len(parts)-1] != k.partition {
-			parts = append(parts, k.partition)
-		}
-	}
-	in := strings.Repeat("?, ", len(parts))
-	in = in[:len(in)-2]
+	var match []string
 	qargs := []any{b.pipeline, topic}
-	for _, p := range parts {
+	for i := 0; i < len(keys); {
+		p := keys[i].partition
+		parts = append(parts, p)
 		qargs = append(qargs, p)
+		var in []string
+		for ; i < len(keys) && keys[i].partition == p; i++ {
+			in = append(in, "?")
+			qargs = append(qargs, keys[i].slot)
+		}
+		match = append(match, fmt.Sprintf("(%s = ? AND slot IN (%s))", part, strings.Join(in, ", ")))
 	}
-	rows, err := tx.query(ctx, fmt.Sprintf(`SELECT %s, slot, next_offset FROM %s WHERE pipeline = ? AND topic = ? AND %s IN (%s) ORDER BY %s, slot%s`,
-		part, b.slotOffsets, part, in, part, b.d.forUpdate), qargs...)
+	rows, err := tx.query(ctx, fmt.Sprintf(`SELECT %s, slot, next_offset FROM %s WHERE pipeline = ? AND topic = ? AND (%s) ORDER BY %s, slot%s`,
+		part, b.slotOffsets, strings.Join(match, " OR "), part, b.d.forUpdate), qargs...)
 	if err != nil {
 		return nil, fmt.Errorf("locking slot offset rows: %w", err)
 	}
