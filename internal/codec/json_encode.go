@@ -182,16 +182,16 @@ func writeJSONValue(buf *bytes.Buffer, v any, f *connector.Field) error {
 	case string:
 		writeJSONString(buf, x)
 	case bool:
-		buf.WriteString(strconv.FormatBool(x))
+		buf.Write(strconv.AppendBool(buf.AvailableBuffer(), x))
 	case int64:
-		buf.WriteString(strconv.FormatInt(x, 10))
+		buf.Write(strconv.AppendInt(buf.AvailableBuffer(), x, 10))
 	case int:
-		buf.WriteString(strconv.Itoa(x))
+		buf.Write(strconv.AppendInt(buf.AvailableBuffer(), int64(x), 10))
 	case float64:
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return fmt.Errorf("%v has no JSON form", x)
 		}
-		buf.WriteString(strconv.FormatFloat(x, 'g', -1, 64))
+		buf.Write(strconv.AppendFloat(buf.AvailableBuffer(), x, 'g', -1, 64))
 	case json.Number:
 		buf.WriteString(string(x))
 	case *big.Rat:
