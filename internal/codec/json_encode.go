@@ -51,8 +51,9 @@ func (JSONEncoder) Encode(_ context.Context, _ string, rec *connector.Record) ([
 // set, so the next one is written in that order after a lookup per key,
 // instead of a walk of the map and a sort.
 type keyOrder struct {
-	keys []string // sorted; cloned, so they keep no record's bytes alive
-	vals []any    // scratch, cleared after use
+	keys  []string // sorted; cloned, so they keep no record's bytes alive
+	names [][]byte // each key written out: `"key":`, after a comma but for the first
+	vals  []any    // scratch, cleared after use
 }
 
 var keyOrders = sync.Pool{New: func() any { return new(keyOrder) }}
@@ -67,30 +68,39 @@ func writeJSONTopObject(buf *bytes.Buffer, m map[string]any) error {
 		if len(m) > 256 {
 			return writeJSONObject(buf, m, nil) // not worth remembering
 		}
-		ko.keys = ko.keys[:0]
-		for k := range m {
-			ko.keys = append(ko.keys, strings.Clone(k))
-		}
-		slices.Sort(ko.keys)
-		ko.vals = ko.vals[:0]
-		for _, k := range ko.keys {
-			ko.vals = append(ko.vals, m[k])
-		}
+		ko.remember(m)
 	}
 	defer clear(ko.vals) // nothing encoded stays reachable from the pool
 	buf.WriteByte('{')
 	for i, k := range ko.keys {
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		writeJSONString(buf, k)
-		buf.WriteByte(':')
+		buf.Write(ko.names[i])
 		if err := writeJSONValue(buf, ko.vals[i], nil); err != nil {
 			return fmt.Errorf("%s: %w", k, err)
 		}
 	}
 	buf.WriteByte('}')
 	return nil
+}
+
+// remember makes m's keys the remembered ones, with their values in vals.
+func (ko *keyOrder) remember(m map[string]any) {
+	ko.keys, ko.vals = ko.keys[:0], ko.vals[:0]
+	for k := range m {
+		ko.keys = append(ko.keys, strings.Clone(k))
+	}
+	slices.Sort(ko.keys)
+	ko.names = ko.names[:0]
+	var name bytes.Buffer
+	for i, k := range ko.keys {
+		ko.vals = append(ko.vals, m[k])
+		name.Reset()
+		if i > 0 {
+			name.WriteByte(',')
+		}
+		writeJSONString(&name, k)
+		name.WriteByte(':')
+		ko.names = append(ko.names, bytes.Clone(name.Bytes()))
+	}
 }
 
 // matches reports whether m has exactly the remembered keys, and if so
