@@ -129,3 +129,36 @@ func BenchmarkEncodeAvro20Fields(b *testing.B) {
 	}
 	reportRecordsPerSecond(b)
 }
+
+// benchEvent is one of sluice bench's JSON events.
+var benchEvent = []byte(`{"id":123456,"user_id":3456,"kind":"view","amount":3456.25,"currency":"EUR","country":"de","page":"/checkout/confirm?step=3","mobile":true,"latency_ms":456}`)
+
+func BenchmarkDecodeJSONEvent(b *testing.B) {
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := (JSON{}).Decode(ctx, &connector.Record{Value: benchEvent}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportRecordsPerSecond(b)
+}
+
+// BenchmarkEncodeJSONEvent encodes a decoded JSON event (sluice bench's,
+// plus a field a transform set) again and again, as the json sink format
+// does a stream whose records share their keys.
+func BenchmarkEncodeJSONEvent(b *testing.B) {
+	ctx := context.Background()
+	rec := &connector.Record{Value: benchEvent}
+	if err := (JSON{}).Decode(ctx, rec); err != nil {
+		b.Fatal(err)
+	}
+	rec.Fields["total_cents"] = int64(345625)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := (JSONEncoder{}).Encode(ctx, "events", rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportRecordsPerSecond(b)
+}

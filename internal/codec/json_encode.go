@@ -9,6 +9,8 @@ import (
 	"math/big"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/connector"
@@ -32,10 +34,90 @@ func (JSONEncoder) Encode(_ context.Context, _ string, rec *connector.Record) ([
 	}
 	var buf bytes.Buffer
 	buf.Grow(len(rec.Value) + 64) // about what a reshaped record takes
-	if err := writeJSONObject(&buf, rec.Fields, fields); err != nil {
+	var err error
+	if len(fields) == 0 {
+		err = writeJSONTopObject(&buf, rec.Fields)
+	} else {
+		err = writeJSONObject(&buf, rec.Fields, fields)
+	}
+	if err != nil {
 		return nil, &connector.RecordError{Record: rec, Reason: "json-encode", Err: fmt.Errorf("encoding value as JSON: %w", err)}
 	}
 	return buf.Bytes(), nil
+}
+
+// keyOrder remembers the sorted keys of the last schemaless object a
+// goroutine encoded. Records of one stream nearly always share their key
+// set, so the next one is written in that order after a lookup per key,
+// instead of a walk of the map and a sort.
+type keyOrder struct {
+	keys  []string // sorted; cloned, so they keep no record's bytes alive
+	names [][]byte // each key written out: `"key":`, after a comma but for the first
+	vals  []any    // scratch, cleared after use
+}
+
+var keyOrders = sync.Pool{New: func() any { return new(keyOrder) }}
+
+// writeJSONTopObject writes m with its keys sorted, as writeJSONObject does
+// without fields, reusing the key order of the previous record when m has
+// the same keys.
+func writeJSONTopObject(buf *bytes.Buffer, m map[string]any) error {
+	ko := keyOrders.Get().(*keyOrder)
+	defer keyOrders.Put(ko)
+	if !ko.matches(m) {
+		if len(m) > 256 {
+			return writeJSONObject(buf, m, nil) // not worth remembering
+		}
+		ko.remember(m)
+	}
+	defer clear(ko.vals) // nothing encoded stays reachable from the pool
+	buf.WriteByte('{')
+	for i, k := range ko.keys {
+		buf.Write(ko.names[i])
+		if err := writeJSONValue(buf, ko.vals[i], nil); err != nil {
+			return fmt.Errorf("%s: %w", k, err)
+		}
+	}
+	buf.WriteByte('}')
+	return nil
+}
+
+// remember makes m's keys the remembered ones, with their values in vals.
+func (ko *keyOrder) remember(m map[string]any) {
+	ko.keys, ko.vals = ko.keys[:0], ko.vals[:0]
+	for k := range m {
+		ko.keys = append(ko.keys, strings.Clone(k))
+	}
+	slices.Sort(ko.keys)
+	ko.names = ko.names[:0]
+	var name bytes.Buffer
+	for i, k := range ko.keys {
+		ko.vals = append(ko.vals, m[k])
+		name.Reset()
+		if i > 0 {
+			name.WriteByte(',')
+		}
+		writeJSONString(&name, k)
+		name.WriteByte(':')
+		ko.names = append(ko.names, bytes.Clone(name.Bytes()))
+	}
+}
+
+// matches reports whether m has exactly the remembered keys, and if so
+// leaves their values in vals.
+func (ko *keyOrder) matches(m map[string]any) bool {
+	if len(m) != len(ko.keys) || len(m) == 0 {
+		return false
+	}
+	ko.vals = ko.vals[:0]
+	for _, k := range ko.keys {
+		v, ok := m[k]
+		if !ok {
+			return false
+		}
+		ko.vals = append(ko.vals, v)
+	}
+	return true
 }
 
 func writeJSONObject(buf *bytes.Buffer, m map[string]any, fields []connector.Field) error {
@@ -110,16 +192,16 @@ func writeJSONValue(buf *bytes.Buffer, v any, f *connector.Field) error {
 	case string:
 		writeJSONString(buf, x)
 	case bool:
-		buf.WriteString(strconv.FormatBool(x))
+		buf.Write(strconv.AppendBool(buf.AvailableBuffer(), x))
 	case int64:
-		buf.WriteString(strconv.FormatInt(x, 10))
+		buf.Write(strconv.AppendInt(buf.AvailableBuffer(), x, 10))
 	case int:
-		buf.WriteString(strconv.Itoa(x))
+		buf.Write(strconv.AppendInt(buf.AvailableBuffer(), int64(x), 10))
 	case float64:
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return fmt.Errorf("%v has no JSON form", x)
 		}
-		buf.WriteString(strconv.FormatFloat(x, 'g', -1, 64))
+		buf.Write(strconv.AppendFloat(buf.AvailableBuffer(), x, 'g', -1, 64))
 	case json.Number:
 		buf.WriteString(string(x))
 	case *big.Rat:

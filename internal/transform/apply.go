@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
@@ -24,13 +25,11 @@ const ReasonTransform = "transform"
 // *connector.RecordError (reason "transform") naming the step; r's key and
 // headers are then as they arrived (its Value bytes are never changed).
 func (c *Chain) Transform(r *connector.Record) (keep bool, err error) {
-	act := activation{rec: r}
-	if r.Schema != nil {
-		act.schema = r.Schema.Name
-	}
+	act := newActivation(r)
+	defer act.release()
 	key, keyFields, headers := r.Key, r.KeyFields, r.Headers
 	for i := range c.steps {
-		keep, err = c.steps[i].apply(&act)
+		keep, err = c.steps[i].apply(act)
 		if err != nil {
 			r.Key, r.KeyFields, r.Headers = key, keyFields, headers
 			return false, &connector.RecordError{Record: r, Reason: ReasonTransform, Err: err}
@@ -46,7 +45,7 @@ func (s *step) apply(act *activation) (bool, error) {
 	r := act.rec
 	switch s.kind {
 	case kindFilter:
-		return evalBool(s.program, act, s.path+".filter")
+		return evalBool(s.program, act, s.path, ".filter")
 	case kindKey:
 		out, _, err := s.program.Eval(act)
 		if err != nil {
@@ -81,19 +80,22 @@ func (s *step) apply(act *activation) (bool, error) {
 		r.Headers = hs // a new slice: the source's may be shared
 		act.headers = nil
 	case kindSet:
-		fields, err := act.fields(s.path + ".set")
+		fields, err := act.fields(s.path, ".set")
 		if err != nil {
 			return false, err
 		}
-		vals := make([]any, len(s.exprs))
-		for i, np := range s.exprs {
+		var small [4]any // most set steps have a few fields
+		vals := small[:0]
+		for _, np := range s.exprs {
 			out, _, err := np.program.Eval(act)
 			if err != nil {
 				return false, fmt.Errorf("%s.set.%s: %w", s.path, np.name, err)
 			}
-			if vals[i], err = native(out); err != nil {
+			v, err := native(out)
+			if err != nil {
 				return false, fmt.Errorf("%s.set.%s: %w", s.path, np.name, err)
 			}
+			vals = append(vals, v)
 		}
 		for i, np := range s.exprs {
 			if err := setPath(fields, np.path, vals[i]); err != nil {
@@ -102,7 +104,7 @@ func (s *step) apply(act *activation) (bool, error) {
 		}
 		r.Schema = nil // the codec's schema no longer describes the fields
 	case kindDrop:
-		fields, err := act.fields(s.path + ".drop")
+		fields, err := act.fields(s.path, ".drop")
 		if err != nil {
 			return false, err
 		}
@@ -111,7 +113,7 @@ func (s *step) apply(act *activation) (bool, error) {
 		}
 		r.Schema = nil
 	case kindRename:
-		fields, err := act.fields(s.path + ".rename")
+		fields, err := act.fields(s.path, ".rename")
 		if err != nil {
 			return false, err
 		}
@@ -127,7 +129,7 @@ func (s *step) apply(act *activation) (bool, error) {
 		}
 		r.Schema = nil
 	case kindMask:
-		fields, err := act.fields(s.path + ".mask")
+		fields, err := act.fields(s.path, ".mask")
 		if err != nil {
 			return false, err
 		}
@@ -145,15 +147,16 @@ func (s *step) apply(act *activation) (bool, error) {
 	return true, nil
 }
 
-// evalBool evaluates a filter or a route's when.
-func evalBool(prg cel.Program, act *activation, path string) (bool, error) {
+// evalBool evaluates a filter or a route's when; path+what names it in
+// errors (joined only then: this runs on every record).
+func evalBool(prg cel.Program, act *activation, path, what string) (bool, error) {
 	out, _, err := prg.Eval(act)
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", path, err)
+		return false, fmt.Errorf("%s%s: %w", path, what, err)
 	}
 	b, ok := out.(types.Bool)
 	if !ok {
-		return false, fmt.Errorf("%s: gave %s, not a bool", path, out.Type().TypeName())
+		return false, fmt.Errorf("%s%s: gave %s, not a bool", path, what, out.Type().TypeName())
 	}
 	return bool(b), nil
 }
@@ -185,11 +188,30 @@ func mask(v any, method string) any {
 }
 
 // activation resolves an expression's variables from the record, lazily:
-// a filter on the topic builds nothing per record.
+// a filter on the topic builds nothing per record. Activations are pooled:
+// CEL takes one as an interface, so one made per record would be an
+// allocation per record.
 type activation struct {
 	rec     *connector.Record
 	schema  string
 	headers map[string]string // built on first use; reset when a step sets headers
+}
+
+var activations = sync.Pool{New: func() any { return new(activation) }}
+
+func newActivation(r *connector.Record) *activation {
+	a := activations.Get().(*activation)
+	a.rec = r
+	if r.Schema != nil {
+		a.schema = r.Schema.Name
+	}
+	return a
+}
+
+// release returns a to the pool; nothing of the record stays reachable.
+func (a *activation) release() {
+	*a = activation{}
+	activations.Put(a)
 }
 
 func (a *activation) ResolveName(name string) (any, bool) {
@@ -234,9 +256,9 @@ func (a *activation) Parent() interpreter.Activation { return nil }
 
 // fields returns the record's decoded value, which the field steps change
 // in place.
-func (a *activation) fields(path string) (map[string]any, error) {
+func (a *activation) fields(path, what string) (map[string]any, error) {
 	if a.rec.Fields == nil {
-		return nil, fmt.Errorf("%s: the value is not a record (format.value must be json or avro-confluent)", path)
+		return nil, fmt.Errorf("%s%s: the value is not a record (format.value must be json or avro-confluent)", path, what)
 	}
 	return a.rec.Fields, nil
 }

@@ -1,11 +1,13 @@
 package transform
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/sluice-dev/sluice/internal/codec"
 	"github.com/sluice-dev/sluice/internal/connector"
 )
 
@@ -44,6 +46,47 @@ func BenchmarkFilterAndSet(b *testing.B) {
 	for _, r := range recs {
 		if keep, err := c.Transform(r); err != nil || !keep {
 			b.Fatalf("keep=%v err=%v", keep, err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkJSONDecodeTransformEncode is one record's whole trip through
+// sluice-transform-kafka (internal/bench) on one core: decode the bench's
+// JSON event, filter out test events, set two fields, encode it again.
+func BenchmarkJSONDecodeTransformEncode(b *testing.B) {
+	c, err := Compile([]Step{
+		{Filter: `value.kind != "test"`},
+		{Set: map[string]string{"total_cents": `int(value.amount * 100.0)`, "country": `value.country.upperAscii()`}},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	kinds := []string{"view", "click", "purchase", "view", "click", "purchase", "view", "click", "purchase", "test"}
+	values := make([][]byte, 1000)
+	for i := range values {
+		values[i] = fmt.Appendf(nil, `{"id":%d,"user_id":%d,"kind":%q,"amount":%d.25,"currency":"EUR","country":"de","page":"/checkout/confirm?step=3","mobile":%t,"latency_ms":%d}`,
+			i, i%5000, kinds[i%10], i%10000, i%2 == 0, i%500)
+	}
+	ctx := context.Background()
+	var dec codec.JSON
+	var enc codec.JSONEncoder
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r := &connector.Record{Topic: "events", Value: values[i%len(values)]}
+		if err := dec.Decode(ctx, r); err != nil {
+			b.Fatal(err)
+		}
+		keep, err := c.Transform(r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !keep {
+			continue
+		}
+		if _, err := enc.Encode(ctx, "out", r); err != nil {
+			b.Fatal(err)
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")

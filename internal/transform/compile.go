@@ -1,9 +1,11 @@
 package transform
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -105,6 +107,14 @@ func (a fieldsAdapter) NativeToValue(v any) ref.Val {
 		return types.NewStringInterfaceMap(a, v)
 	case []any:
 		return types.NewDynamicList(a, v)
+	case json.Number:
+		// What the base adapter gives, without the error that Int64
+		// allocates first for every number with a fraction.
+		if strings.ContainsAny(string(v), ".eE") {
+			if f, err := strconv.ParseFloat(string(v), 64); err == nil {
+				return types.Double(f)
+			}
+		}
 	case *big.Rat:
 		if v == nil {
 			return types.NullValue

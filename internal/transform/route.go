@@ -83,15 +83,13 @@ func compileRoutes(routes []Route, sinks map[string]bool) (*Router, []Problem) {
 // Route returns the name of rec's sink. An expression that fails on rec
 // is a *connector.RecordError (reason "transform") naming the entry.
 func (r *Router) Route(rec *connector.Record) (string, error) {
-	act := activation{rec: rec}
-	if rec.Schema != nil {
-		act.schema = rec.Schema.Name
-	}
+	act := newActivation(rec)
+	defer act.release()
 	for _, cr := range r.routes {
 		if cr.when == nil {
 			return cr.sink, nil
 		}
-		keep, err := evalBool(cr.when, &act, cr.path+".when")
+		keep, err := evalBool(cr.when, act, cr.path, ".when")
 		if err != nil {
 			return "", &connector.RecordError{Record: rec, Reason: ReasonTransform, Err: err}
 		}
