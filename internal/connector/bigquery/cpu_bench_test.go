@@ -188,10 +188,14 @@ func BenchmarkSinkCPU(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer s.Close(context.Background())
+				topics := make([]string, tables) // a consumer's records share their topic's name
+				for i := range topics {
+					topics[i] = fmt.Sprintf("t%04d", i)
+				}
 				records := func(from, to int, partition int32) []*connector.Record {
 					out := make([]*connector.Record, 0, to-from)
 					for i := from; i < to; i++ {
-						out = append(out, &connector.Record{Topic: fmt.Sprintf("t%04d", i%tables), Partition: partition, Offset: int64(i), Value: values[i]})
+						out = append(out, &connector.Record{Topic: topics[i%tables], Partition: partition, Offset: int64(i), Value: values[i]})
 					}
 					return out
 				}

@@ -69,7 +69,26 @@ func (s *Sink) learnSchema(ctx context.Context, rec *connector.Record) error {
 
 // encodeVisited encodes one undecoded record as a row of plan.
 func (s *Sink) encodeVisited(ctx context.Context, plan *rowPlan, rec *connector.Record) ([]byte, error) {
-	w := wireRow{plan: plan}
+	var a rowArena
+	return a.encodeVisited(ctx, s, plan, rec)
+}
+
+// arenaChunk is the size of the buffers a rowArena hands out rows from.
+const arenaChunk = 64 << 10
+
+// rowArena lets the rows of one encode call share a few large buffers
+// instead of growing a buffer of their own each (several allocations per
+// row). A row is never written after it is encoded, so rows of one chunk
+// may be sent, retried or dropped independently; a chunk is freed with the
+// last row that uses it.
+type rowArena struct{ buf []byte }
+
+func (a *rowArena) encodeVisited(ctx context.Context, s *Sink, plan *rowPlan, rec *connector.Record) ([]byte, error) {
+	if cap(a.buf)-len(a.buf) < 2*len(rec.Value)+64 {
+		a.buf = make([]byte, 0, max(arenaChunk, 4*len(rec.Value)))
+	}
+	start := len(a.buf)
+	w := wireRow{plan: plan, buf: a.buf}
 	if _, err := s.visitor.VisitFields(ctx, rec, w.visit); err != nil {
 		return nil, err
 	}
@@ -81,7 +100,11 @@ func (s *Sink) encodeVisited(ctx context.Context, plan *rowPlan, rec *connector.
 			return nil, err
 		}
 	}
-	return w.buf, nil
+	end := len(w.buf)
+	if cap(w.buf) == cap(a.buf) {
+		a.buf = w.buf // still the chunk: the row stays in it
+	}
+	return w.buf[start:end:end], nil
 }
 
 // wireRow appends the fields of one row as protobuf wire bytes.
