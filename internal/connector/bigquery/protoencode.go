@@ -70,7 +70,7 @@ func (s *Sink) learnSchema(ctx context.Context, rec *connector.Record) error {
 // encodeVisited encodes one undecoded record as a row of plan.
 func (s *Sink) encodeVisited(ctx context.Context, plan *rowPlan, rec *connector.Record) ([]byte, error) {
 	var a rowArena
-	return a.encodeVisited(ctx, s, plan, rec)
+	return a.encodeVisited(ctx, s, plan, rec, 1)
 }
 
 // arenaChunk is the size of the buffers a rowArena hands out rows from.
@@ -83,9 +83,12 @@ const arenaChunk = 64 << 10
 // last row that uses it.
 type rowArena struct{ buf []byte }
 
-func (a *rowArena) encodeVisited(ctx context.Context, s *Sink, plan *rowPlan, rec *connector.Record) ([]byte, error) {
-	if cap(a.buf)-len(a.buf) < 2*len(rec.Value)+64 {
-		a.buf = make([]byte, 0, max(arenaChunk, 4*len(rec.Value)))
+// encodeVisited encodes rec into the arena; left is how many rows (this
+// one included) the caller still has to encode, so that a few rows do not
+// take a whole chunk.
+func (a *rowArena) encodeVisited(ctx context.Context, s *Sink, plan *rowPlan, rec *connector.Record, left int) ([]byte, error) {
+	if need := 2*len(rec.Value) + 64; cap(a.buf)-len(a.buf) < need {
+		a.buf = make([]byte, 0, max(min(arenaChunk, left*need), need))
 	}
 	start := len(a.buf)
 	w := wireRow{plan: plan, buf: a.buf}

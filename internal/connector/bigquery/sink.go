@@ -317,13 +317,13 @@ func (s *Sink) encode(ctx context.Context, tv *tableVersion, recs []*connector.R
 	)
 	cur := &appendUnit{tv: tv}
 	var arena rowArena
-	for _, r := range recs {
+	for i, r := range recs {
 		var (
 			row []byte
 			err error
 		)
 		if s.visiting() {
-			row, err = arena.encodeVisited(ctx, s, tv.plan, r)
+			row, err = arena.encodeVisited(ctx, s, tv.plan, r, len(recs)-i)
 		} else {
 			row, err = tv.plan.encode(r, s.cfg.Metadata)
 		}
