@@ -115,16 +115,22 @@ type wireRow struct {
 	plan *rowPlan
 	buf  []byte
 	err  error // the first field that fit no column
+	next int   // the column after the last one found: fields mostly come in column order
 }
 
 func (w *wireRow) visit(name string, v any) {
 	if w.err != nil || v == nil {
 		return
 	}
-	c := w.plan.column(name)
-	if c == nil {
+	var c *colPlan
+	if w.next < len(w.plan.cols) && w.plan.cols[w.next].name == name {
+		c = w.plan.cols[w.next]
+		w.next++
+	} else if c = w.plan.column(name); c == nil {
 		w.err = fmt.Errorf("field %s has no column in the table", name)
 		return
+	} else {
+		w.next = slices.Index(w.plan.cols, c) + 1
 	}
 	w.buf, w.err = c.appendWire(w.buf, v, "")
 }
