@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	bq "cloud.google.com/go/bigquery"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/dynamicpb"
@@ -122,16 +123,7 @@ func TestDirectEncodingMatchesTheMapPath(t *testing.T) {
 	recs, dec := wideRecords(t, 6)
 	maps := decoded(t, dec, recs)
 	meta := []string{"topic", "partition", "offset", "timestamp", "key"}
-	schema := columnsFromSchema(maps[0].Schema)
-	for _, m := range meta {
-		schema = append(schema, metadataColumns[m])
-	}
-	plan, _, err := tableDescriptor(schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	direct := &Sink{visitor: directVisitor(dec, "t"), cfg: sinkConfig(bqemu.Addrs{}, "t")}
-	direct.cfg.Metadata = meta
+	plan, schema, direct := directPlan(t, dec, maps[0], meta)
 	for i, r := range recs {
 		viaMap, err := plan.encode(maps[i], meta)
 		if err != nil {
@@ -185,6 +177,23 @@ func TestDirectEncodingMatchesTheMapPath(t *testing.T) {
 	if len(rowsA) != len(recs) || fmt.Sprint(rowsA) != fmt.Sprint(rowsB) {
 		t.Fatalf("rows differ:\n map path %v\n direct   %v", rowsA, rowsB)
 	}
+}
+
+// directPlan is the row plan of first's columns plus meta, and a sink
+// that encodes through dec's direct path with those metadata columns.
+func directPlan(t *testing.T, dec *codec.RecordDecoder, first *connector.Record, meta []string) (*rowPlan, bq.Schema, *Sink) {
+	t.Helper()
+	schema := columnsFromSchema(first.Schema)
+	for _, m := range meta {
+		schema = append(schema, metadataColumns[m])
+	}
+	plan, _, err := tableDescriptor(schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Sink{visitor: directVisitor(dec, "t"), cfg: sinkConfig(bqemu.Addrs{}, "t")}
+	s.cfg.Metadata = meta
+	return plan, schema, s
 }
 
 func countSet(m *dynamicpb.Message) int {
@@ -256,17 +265,7 @@ func TestSmallDecimalsEncodeAsTheBigPathDoes(t *testing.T) {
 func TestRowArenaRowsStayIntact(t *testing.T) {
 	recs, dec := wideRecords(t, 6)
 	maps := decoded(t, dec, recs)
-	meta := []string{"topic", "partition", "offset"}
-	schema := columnsFromSchema(maps[0].Schema)
-	for _, m := range meta {
-		schema = append(schema, metadataColumns[m])
-	}
-	plan, _, err := tableDescriptor(schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Sink{visitor: directVisitor(dec, "t"), cfg: sinkConfig(bqemu.Addrs{}, "t")}
-	s.cfg.Metadata = meta
+	plan, _, s := directPlan(t, dec, maps[0], []string{"topic", "partition", "offset"})
 	var (
 		a         rowArena
 		got, want [][]byte
