@@ -14,9 +14,10 @@ import (
 // `{{.Value.kind}}`) and `.Schema` (`{{.Schema.Name}}`, the Avro record's
 // full name). A template without `{{` is a constant and costs nothing.
 type NameTemplate struct {
-	text   string
-	const_ bool
-	tmpl   *template.Template
+	text      string
+	const_    bool
+	topicOnly bool // exactly {{.Topic}}: rendered without the template engine
+	tmpl      *template.Template
 }
 
 // ParseNameTemplate parses text; missing fields are errors, not "<no value>".
@@ -28,7 +29,10 @@ func ParseNameTemplate(name, text string) (*NameTemplate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing template %s: %w", name, err)
 	}
-	return &NameTemplate{text: text, tmpl: t}, nil
+	inner, ok := strings.CutPrefix(text, "{{")
+	inner, ok2 := strings.CutSuffix(inner, "}}")
+	topicOnly := ok && ok2 && strings.TrimSpace(inner) == ".Topic"
+	return &NameTemplate{text: text, tmpl: t, topicOnly: topicOnly}, nil
 }
 
 // IsConstant reports whether the template renders the same for every record.
@@ -52,6 +56,9 @@ type templateData struct {
 func (t *NameTemplate) Render(rec *Record) (string, error) {
 	if t.const_ {
 		return t.text, nil
+	}
+	if t.topicOnly && rec.Topic != "" && !strings.Contains(rec.Topic, "<no value>") {
+		return rec.Topic, nil // what the template renders, without its cost
 	}
 	d := templateData{
 		Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -121,8 +122,12 @@ func cpuSeconds() float64 {
 // Write client) for SLUICE_BENCH_RECORDS (default 1,000,000) 20-field
 // Avro records in Confluent wire format, into 1, 100 and 1,000 tables,
 // through the map path (decode to a map, then a dynamic proto message)
-// and the direct path (Avro bytes straight into proto rows). Batches of
-// 10,000, two writers, max_connections 4. Run it once:
+// and the direct path (Avro bytes straight into proto rows), at least
+// once, and through the direct path exactly once (PENDING streams,
+// finalized and committed per table per batch). Batches of 10,000, two
+// writers each owning a partition (as two consumers do), max_connections
+// 4. SLUICE_BENCH_TABLES (e.g. "1000") and SLUICE_BENCH_MODES (e.g.
+// "direct,eos") pick some of the cases. Run it once:
 //
 //	go test -run '^$' -bench SinkCPU -benchtime 1x ./internal/connector/bigquery/
 func BenchmarkSinkCPU(b *testing.B) {
@@ -166,16 +171,16 @@ func BenchmarkSinkCPU(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	for _, tables := range []int{1, 100, 1000} {
-		for _, mode := range []string{"map", "direct"} {
+	for _, tables := range benchList("SLUICE_BENCH_TABLES", []int{1, 100, 1000}) {
+		for _, mode := range benchList("SLUICE_BENCH_MODES", []string{"map", "direct", "eos"}) {
 			b.Run(fmt.Sprintf("tables=%d/%s", tables, mode), func(b *testing.B) {
 				addrs := emulatorProcess(b)
 				dec, err := codec.NewDecoder(opts)
 				if err != nil {
 					b.Fatal(err)
 				}
-				o := Options{Config: sinkConfig(addrs, "{{.Topic}}"), Pipeline: b.Name(), Logger: testLogger()}
-				if mode == "direct" {
+				o := Options{Config: sinkConfig(addrs, "{{.Topic}}"), Pipeline: b.Name(), Logger: testLogger(), ExactlyOnce: mode == "eos"}
+				if mode != "map" {
 					o.Fields = dec
 				}
 				s, err := New(context.Background(), o)
@@ -183,10 +188,14 @@ func BenchmarkSinkCPU(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer s.Close(context.Background())
-				records := func(from, to int) []*connector.Record {
+				topics := make([]string, tables) // a consumer's records share their topic's name
+				for i := range topics {
+					topics[i] = fmt.Sprintf("t%04d", i)
+				}
+				records := func(from, to int, partition int32) []*connector.Record {
 					out := make([]*connector.Record, 0, to-from)
 					for i := from; i < to; i++ {
-						out = append(out, &connector.Record{Topic: fmt.Sprintf("t%04d", i%tables), Offset: int64(i), Value: values[i]})
+						out = append(out, &connector.Record{Topic: topics[i%tables], Partition: partition, Offset: int64(i), Value: values[i]})
 					}
 					return out
 				}
@@ -203,22 +212,19 @@ func BenchmarkSinkCPU(b *testing.B) {
 					}
 				}
 				warm := min(n, max(tables, 100))
-				write(records(0, warm)) // create the tables
+				write(records(0, warm, 0)) // create the tables
 				for range b.N {
 					cpu0, t0 := cpuSeconds(), time.Now()
-					next := make(chan [2]int)
+					// Writer w owns partition w and writes its batches in
+					// offset order, as one consumer does.
 					var wg sync.WaitGroup
-					for range writers {
+					for w := range writers {
 						wg.Go(func() {
-							for r := range next {
-								write(records(r[0], r[1]))
+							for from := warm + w*batch; from < n; from += writers * batch {
+								write(records(from, min(from+batch, n), int32(w)))
 							}
 						})
 					}
-					for from := warm; from < n; from += batch {
-						next <- [2]int{from, min(from+batch, n)}
-					}
-					close(next)
 					wg.Wait()
 					cpu, wall := cpuSeconds()-cpu0, time.Since(t0).Seconds()
 					st := emulatorStats(b, addrs)
@@ -231,9 +237,28 @@ func BenchmarkSinkCPU(b *testing.B) {
 					b.ReportMetric(rows/cpu, "rows/cpu_s")
 					b.ReportMetric(float64(st.PeakConnections), "peak_tcp")
 					b.ReportMetric(float64(st.PeakStreams), "peak_streams")
+					if st.PeakConnections > 4 {
+						b.Errorf("peak %d TCP connections, over max_connections 4", st.PeakConnections)
+					}
 					b.ReportMetric(0, "ns/op")
 				}
 			})
 		}
 	}
+}
+
+// benchList is the comma-separated list in the environment variable env,
+// or all.
+func benchList[T int | string](env string, all []T) []T {
+	v := os.Getenv(env)
+	if v == "" {
+		return all
+	}
+	var out []T
+	for _, x := range all {
+		if slices.Contains(strings.Split(v, ","), fmt.Sprint(x)) {
+			out = append(out, x)
+		}
+	}
+	return out
 }

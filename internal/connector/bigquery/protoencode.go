@@ -69,7 +69,29 @@ func (s *Sink) learnSchema(ctx context.Context, rec *connector.Record) error {
 
 // encodeVisited encodes one undecoded record as a row of plan.
 func (s *Sink) encodeVisited(ctx context.Context, plan *rowPlan, rec *connector.Record) ([]byte, error) {
-	w := wireRow{plan: plan}
+	var a rowArena
+	return a.encodeVisited(ctx, s, plan, rec, 1)
+}
+
+// arenaChunk is the size of the buffers a rowArena hands out rows from.
+const arenaChunk = 64 << 10
+
+// rowArena lets the rows of one encode call share a few large buffers
+// instead of growing a buffer of their own each (several allocations per
+// row). A row is never written after it is encoded, so rows of one chunk
+// may be sent, retried or dropped independently; a chunk is freed with the
+// last row that uses it.
+type rowArena struct{ buf []byte }
+
+// encodeVisited encodes rec into the arena; left is how many rows (this
+// one included) the caller still has to encode, so that a few rows do not
+// take a whole chunk.
+func (a *rowArena) encodeVisited(ctx context.Context, s *Sink, plan *rowPlan, rec *connector.Record, left int) ([]byte, error) {
+	if need := 2*len(rec.Value) + 64; cap(a.buf)-len(a.buf) < need {
+		a.buf = make([]byte, 0, max(min(arenaChunk, left*need), need))
+	}
+	start := len(a.buf)
+	w := wireRow{plan: plan, buf: a.buf}
 	if _, err := s.visitor.VisitFields(ctx, rec, w.visit); err != nil {
 		return nil, err
 	}
@@ -81,7 +103,11 @@ func (s *Sink) encodeVisited(ctx context.Context, plan *rowPlan, rec *connector.
 			return nil, err
 		}
 	}
-	return w.buf, nil
+	end := len(w.buf)
+	if cap(w.buf) == cap(a.buf) {
+		a.buf = w.buf // still the chunk: the row stays in it
+	}
+	return w.buf[start:end:end], nil
 }
 
 // wireRow appends the fields of one row as protobuf wire bytes.
@@ -89,16 +115,22 @@ type wireRow struct {
 	plan *rowPlan
 	buf  []byte
 	err  error // the first field that fit no column
+	next int   // the column after the last one found: fields mostly come in column order
 }
 
 func (w *wireRow) visit(name string, v any) {
 	if w.err != nil || v == nil {
 		return
 	}
-	c := w.plan.column(name)
-	if c == nil {
+	var c *colPlan
+	if w.next < len(w.plan.cols) && w.plan.cols[w.next].name == name {
+		c = w.plan.cols[w.next]
+		w.next++
+	} else if c = w.plan.column(name); c == nil {
 		w.err = fmt.Errorf("field %s has no column in the table", name)
 		return
+	} else {
+		w.next = slices.Index(w.plan.cols, c) + 1
 	}
 	w.buf, w.err = c.appendWire(w.buf, v, "")
 }

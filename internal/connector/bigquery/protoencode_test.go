@@ -1,13 +1,16 @@
 package bigquery
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/big"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	bq "cloud.google.com/go/bigquery"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/dynamicpb"
@@ -120,16 +123,7 @@ func TestDirectEncodingMatchesTheMapPath(t *testing.T) {
 	recs, dec := wideRecords(t, 6)
 	maps := decoded(t, dec, recs)
 	meta := []string{"topic", "partition", "offset", "timestamp", "key"}
-	schema := columnsFromSchema(maps[0].Schema)
-	for _, m := range meta {
-		schema = append(schema, metadataColumns[m])
-	}
-	plan, _, err := tableDescriptor(schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	direct := &Sink{visitor: directVisitor(dec, "t"), cfg: sinkConfig(bqemu.Addrs{}, "t")}
-	direct.cfg.Metadata = meta
+	plan, schema, direct := directPlan(t, dec, maps[0], meta)
 	for i, r := range recs {
 		viaMap, err := plan.encode(maps[i], meta)
 		if err != nil {
@@ -183,6 +177,23 @@ func TestDirectEncodingMatchesTheMapPath(t *testing.T) {
 	if len(rowsA) != len(recs) || fmt.Sprint(rowsA) != fmt.Sprint(rowsB) {
 		t.Fatalf("rows differ:\n map path %v\n direct   %v", rowsA, rowsB)
 	}
+}
+
+// directPlan is the row plan of first's columns plus meta, and a sink
+// that encodes through dec's direct path with those metadata columns.
+func directPlan(t *testing.T, dec *codec.RecordDecoder, first *connector.Record, meta []string) (*rowPlan, bq.Schema, *Sink) {
+	t.Helper()
+	schema := columnsFromSchema(first.Schema)
+	for _, m := range meta {
+		schema = append(schema, metadataColumns[m])
+	}
+	plan, _, err := tableDescriptor(schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Sink{visitor: directVisitor(dec, "t"), cfg: sinkConfig(bqemu.Addrs{}, "t")}
+	s.cfg.Metadata = meta
+	return plan, schema, s
 }
 
 func countSet(m *dynamicpb.Message) int {
@@ -246,5 +257,44 @@ func TestSmallDecimalsEncodeAsTheBigPathDoes(t *testing.T) {
 	}
 	if _, ok := decimalBytesSmall(big.NewRat(1, 3), 9); ok {
 		t.Fatal("1/3 took the small path")
+	}
+}
+
+// TestRowArenaRowsStayIntact: rows sharing an arena, some outgrowing their
+// chunk, are what encoding alone gives, and stay so as later rows come.
+func TestRowArenaRowsStayIntact(t *testing.T) {
+	recs, dec := wideRecords(t, 6)
+	maps := decoded(t, dec, recs)
+	plan, _, s := directPlan(t, dec, maps[0], []string{"topic", "partition", "offset"})
+	var (
+		a         rowArena
+		got, want [][]byte
+	)
+	for i, r := range recs {
+		r.Topic = strings.Repeat("t", 50*i) // later rows outgrow the room left
+		if err := s.learnSchema(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		alone, err := s.encodeVisited(context.Background(), plan, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		row, err := a.encodeVisited(context.Background(), s, plan, r, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a1, a2 := dynamicpb.NewMessage(plan.md), dynamicpb.NewMessage(plan.md)
+		if err := proto.Unmarshal(row, a1); err != nil {
+			t.Fatalf("row %d from the arena does not parse: %v", i, err)
+		}
+		if err := proto.Unmarshal(alone, a2); err != nil || !proto.Equal(a1, a2) {
+			t.Fatalf("row %d: %v from the arena, %v alone", i, a1, a2)
+		}
+		got, want = append(got, row), append(want, bytes.Clone(row))
+	}
+	for i := range got {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("row %d changed after later rows were encoded", i)
+		}
 	}
 }

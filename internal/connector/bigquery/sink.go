@@ -316,13 +316,14 @@ func (s *Sink) encode(ctx context.Context, tv *tableVersion, recs []*connector.R
 		bad   []*connector.RecordError
 	)
 	cur := &appendUnit{tv: tv}
-	for _, r := range recs {
+	var arena rowArena
+	for i, r := range recs {
 		var (
 			row []byte
 			err error
 		)
 		if s.visiting() {
-			row, err = s.encodeVisited(ctx, tv.plan, r)
+			row, err = arena.encodeVisited(ctx, s, tv.plan, r, len(recs)-i)
 		} else {
 			row, err = tv.plan.encode(r, s.cfg.Metadata)
 		}
