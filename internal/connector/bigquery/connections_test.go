@@ -190,7 +190,9 @@ func TestLoweredConnectionLimitRecovers(t *testing.T) {
 func TestIdleWritersAreClosed(t *testing.T) {
 	e, addrs := startEmulator(t, bqemu.Faults{})
 	cfg := sinkConfig(addrs, "{{.Topic}}")
-	cfg.IdleTimeout = 200 * time.Millisecond
+	// Long enough that a loaded CI machine writes all 10 tables before the
+	// first writer is reaped; short enough to wait for.
+	cfg.IdleTimeout = 2 * time.Second
 	s := newSink(t, cfg)
 	if bad := write(t, s, spread(t, 0, 100, 10)); len(bad) > 0 {
 		t.Fatal(bad[0])
@@ -198,7 +200,7 @@ func TestIdleWritersAreClosed(t *testing.T) {
 	if w := s.Stats().Writers; w != 10 {
 		t.Fatalf("%d writers after writing to 10 tables", w)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for s.Stats().Writers > 0 || e.Stats().Streams > 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("after idle_timeout: %d writers and %d AppendRows streams still open", s.Stats().Writers, e.Stats().Streams)
