@@ -32,7 +32,6 @@ type bound struct {
 	cfg      config.StopAt
 	finished chan struct{}
 	once     sync.Once
-	timer    *time.Timer
 
 	mu      sync.Mutex
 	ready   bool
@@ -54,12 +53,10 @@ func newBound(cfg config.StopAt, startFrom string) *bound {
 }
 
 func (b *bound) finish() {
-	b.once.Do(func() {
-		if b.timer != nil {
-			b.timer.Stop()
-		}
-		close(b.finished)
-	})
+	// The max_read_time timer is left to fire: finish is idempotent, and
+	// it may run from that timer before setup has returned (a very short
+	// max_read_time), so it must not touch what setup writes.
+	b.once.Do(func() { close(b.finished) })
 }
 
 // setup lists the end offsets the first time a reader opens; it starts
@@ -107,7 +104,7 @@ func (b *bound) setup(ctx context.Context, conn []kgo.Opt, topics []string, read
 		}
 	}
 	if d := b.cfg.MaxReadTime; d > 0 {
-		b.timer = time.AfterFunc(d, b.finish)
+		time.AfterFunc(d, b.finish)
 	}
 	b.ready = true
 	return nil
