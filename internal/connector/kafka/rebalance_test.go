@@ -166,6 +166,25 @@ func groupState(ctx context.Context, adm *kadm.Client, group string) string {
 	return ds[group].State
 }
 
+// produceNumbered writes n records valued (and keyed) "0" to n-1 to topic
+// and returns the producing client, closed with the test.
+func produceNumbered(t *testing.T, ctx context.Context, brokers []string, topic string, n int) *kgo.Client {
+	t.Helper()
+	raw, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(raw.Close)
+	for i := 0; i < n; i++ {
+		v := []byte(fmt.Sprint(i))
+		raw.Produce(ctx, &kgo.Record{Key: v, Value: v}, nil)
+	}
+	if err := raw.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
@@ -183,25 +202,10 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 // were acked, whatever auto.commit.interval.ms says.
 func TestCommitsAfterCommitEveryRecordsWithoutWaitingForTheInterval(t *testing.T) {
 	const topic, group = "every", "every-group"
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	brokers := c.ListenAddrs()
+	brokers := startCluster(t, kfake.SeedTopics(1, topic))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
-	raw, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(raw.Close)
-	for i := 0; i < 1000; i++ {
-		raw.Produce(ctx, &kgo.Record{Value: []byte(fmt.Sprint(i))}, nil)
-	}
-	if err := raw.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	raw := produceNumbered(t, ctx, brokers, topic, 1000)
 	src, err := NewSource(config.KafkaSource{KafkaConn: config.KafkaConn{Brokers: brokers}, Topics: []string{topic}, Group: group,
 		Properties: map[string]any{"auto.commit.interval.ms": 3600000, "commit.every.records": 300}},
 		SourceOptions{Pipeline: "every"})
@@ -239,25 +243,10 @@ func TestCommitsAfterCommitEveryRecordsWithoutWaitingForTheInterval(t *testing.T
 // two readers split the partitions, and what they ack is committed.
 func TestGroupProtocolConsumerJoinsAKIP848Group(t *testing.T) {
 	const topic, group, parts = "ng", "ng-group", 4
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(parts, topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	brokers := c.ListenAddrs()
+	brokers := startCluster(t, kfake.SeedTopics(parts, topic))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
-	raw, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(raw.Close)
-	for i := 0; i < 400; i++ {
-		raw.Produce(ctx, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprint(i))}, nil)
-	}
-	if err := raw.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	raw := produceNumbered(t, ctx, brokers, topic, 400)
 	src, err := NewSource(config.KafkaSource{KafkaConn: config.KafkaConn{Brokers: brokers}, Topics: []string{topic}, Group: group,
 		GroupProtocol: "consumer", Properties: map[string]any{"auto.commit.interval.ms": 100}},
 		SourceOptions{Pipeline: "ng"})
