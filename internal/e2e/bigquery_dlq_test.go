@@ -61,22 +61,7 @@ on_error: dlq
 	for _, rec := range dlq {
 		v := string(rec.Value)
 		reason, msg := bqHeader(rec, kafka.HeaderReason), bqHeader(rec, kafka.HeaderError)
-		switch {
-		case strings.Contains(v, "1e40"):
-			if reason != "row" || !strings.Contains(msg, "out of range") {
-				t.Fatalf("dead letter %s: reason %q, error %q; want BigQuery's row error", v, reason, msg)
-			}
-		case !strings.Contains(v, `"id"`):
-			if reason != "row" || !strings.Contains(msg, "required field is missing") {
-				t.Fatalf("dead letter %s: reason %q, error %q; want BigQuery's row error", v, reason, msg)
-			}
-		case strings.Contains(v, "lots"):
-			if reason != "type" || !strings.Contains(msg, `field amount: the string "lots" does not fit a NUMERIC column`) {
-				t.Fatalf("dead letter %s: reason %q, error %q", v, reason, msg)
-			}
-		default:
-			t.Fatalf("good record %s went to the dead-letter topic: %s", v, msg)
-		}
+		checkBadPayment(t, "dead letter", v, reason, msg)
 		if bqHeader(rec, kafka.HeaderTopic) != "payments" || bqHeader(rec, kafka.HeaderOffset) == "" {
 			t.Fatalf("dead letter without its original topic: %v", rec.Headers)
 		}
@@ -92,5 +77,26 @@ on_error: dlq
 	}
 	if st := r.p.Status(); st.DeadLettered != 300 || st.Error != "" {
 		t.Fatalf("pipeline: %d dead-lettered, error %q", st.DeadLettered, st.Error)
+	}
+}
+
+// checkBadPayment checks the reason and error a bad record of the payments
+// tests was routed with: BigQuery's row error for an out-of-range amount
+// or a missing id, the sink's type error for an amount that is a word.
+func checkBadPayment(t *testing.T, where, value, reason, msg string) {
+	t.Helper()
+	var wantReason, wantMsg string
+	switch {
+	case strings.Contains(value, "1e40"):
+		wantReason, wantMsg = "row", "out of range"
+	case !strings.Contains(value, `"id"`):
+		wantReason, wantMsg = "row", "required field is missing"
+	case strings.Contains(value, "lots"):
+		wantReason, wantMsg = "type", `field amount: the string "lots" does not fit a NUMERIC column`
+	default:
+		t.Fatalf("good record %s went to the %s: %s", value, where, msg)
+	}
+	if reason != wantReason || !strings.Contains(msg, wantMsg) {
+		t.Fatalf("%s %s: reason %q, error %q; want reason %q and %q", where, value, reason, msg, wantReason, wantMsg)
 	}
 }
