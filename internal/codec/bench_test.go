@@ -162,3 +162,17 @@ func BenchmarkEncodeJSONEvent(b *testing.B) {
 	}
 	reportRecordsPerSecond(b)
 }
+
+// BenchmarkScanJSONEvent indexes sluice bench's JSON event, as the
+// transforms' JSON fast path does every record.
+func BenchmarkScanJSONEvent(b *testing.B) {
+	var members []RawMember
+	b.ReportAllocs()
+	for b.Loop() {
+		var ok bool
+		if members, ok = ScanJSONObject(benchEvent, members); !ok {
+			b.Fatal("not indexed")
+		}
+	}
+	reportRecordsPerSecond(b)
+}

@@ -20,11 +20,15 @@ import (
 // order when it is known (then any others sorted), *big.Rat as an exact
 // JSON number, time.Time as RFC 3339 (a date field as "2006-01-02"),
 // time.Duration as a time of day "15:04:05.000000" when under 24 h,
-// []byte as base64. NaN and infinities are bad input. Nil Fields (a
-// tombstone) encode to nil.
+// []byte as base64. NaN and infinities are bad input. A record the
+// transforms reshaped without decoding it is its Reshaped bytes. Nil
+// Fields (a tombstone) encode to nil.
 type JSONEncoder struct{}
 
 func (JSONEncoder) Encode(_ context.Context, _ string, rec *connector.Record) ([]byte, error) {
+	if rec.Reshaped != nil {
+		return rec.Reshaped, nil
+	}
 	if rec.Fields == nil {
 		return nil, nil
 	}
@@ -184,6 +188,21 @@ func writeJSONString(buf *bytes.Buffer, s string) {
 	buf.WriteByte('"')
 }
 
+// AppendJSONInt writes x as the encoder writes an int64 field.
+func AppendJSONInt(buf *bytes.Buffer, x int64) {
+	buf.Write(strconv.AppendInt(buf.AvailableBuffer(), x, 10))
+}
+
+// AppendJSONFloat writes x as the encoder writes a float64 field; NaN and
+// infinities have no JSON form.
+func AppendJSONFloat(buf *bytes.Buffer, x float64) error {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return fmt.Errorf("%v has no JSON form", x)
+	}
+	buf.Write(strconv.AppendFloat(buf.AvailableBuffer(), x, 'g', -1, 64))
+	return nil
+}
+
 // writeJSONValue writes v; f, when known, is its portable field.
 func writeJSONValue(buf *bytes.Buffer, v any, f *connector.Field) error {
 	switch x := v.(type) {
@@ -194,14 +213,11 @@ func writeJSONValue(buf *bytes.Buffer, v any, f *connector.Field) error {
 	case bool:
 		buf.Write(strconv.AppendBool(buf.AvailableBuffer(), x))
 	case int64:
-		buf.Write(strconv.AppendInt(buf.AvailableBuffer(), x, 10))
+		AppendJSONInt(buf, x)
 	case int:
-		buf.Write(strconv.AppendInt(buf.AvailableBuffer(), int64(x), 10))
+		AppendJSONInt(buf, int64(x))
 	case float64:
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return fmt.Errorf("%v has no JSON form", x)
-		}
-		buf.Write(strconv.AppendFloat(buf.AvailableBuffer(), x, 'g', -1, 64))
+		return AppendJSONFloat(buf, x)
 	case json.Number:
 		buf.WriteString(string(x))
 	case *big.Rat:

@@ -180,6 +180,7 @@ func FuzzJSONMatchesStdlib(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(value)
+	f.Add([]byte(`{"a" : { "b" : [ 1 , "<&>" , {"c":"\u00e9"} ] }, "d":"x\ty"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		want, wantErr := decodeJSONStdlib(data)
 		got, err := decodeJSONObject(data)
@@ -190,6 +191,7 @@ func FuzzJSONMatchesStdlib(f *testing.F) {
 			t.Fatalf("decodeJSONObject(%q) = %#v; encoding/json gives %#v", data, got, want)
 		}
 		checkVisitMatchesDecoder(t, data)
+		checkScanMatchesDecoder(t, data)
 	})
 }
 

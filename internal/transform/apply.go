@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"sync"
 
-	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/common/types/traits"
@@ -45,9 +44,9 @@ func (s *step) apply(act *activation) (bool, error) {
 	r := act.rec
 	switch s.kind {
 	case kindFilter:
-		return evalBool(s.program, act, s.path, ".filter")
+		return evalBool(&s.expr, act, s.path, ".filter")
 	case kindKey:
-		out, _, err := s.program.Eval(act)
+		out, err := s.expr.eval(act)
 		if err != nil {
 			return false, fmt.Errorf("%s.key: %w", s.path, err)
 		}
@@ -60,7 +59,7 @@ func (s *step) apply(act *activation) (bool, error) {
 		// Evaluated first, all against the headers as they were.
 		vals := make([][]byte, len(s.exprs))
 		for i, np := range s.exprs {
-			out, _, err := np.program.Eval(act)
+			out, err := np.expr.eval(act)
 			if err != nil {
 				return false, fmt.Errorf("%s.headers.%s: %w", s.path, np.name, err)
 			}
@@ -87,7 +86,11 @@ func (s *step) apply(act *activation) (bool, error) {
 		var small [4]any // most set steps have a few fields
 		vals := small[:0]
 		for _, np := range s.exprs {
-			out, _, err := np.program.Eval(act)
+			if v, ok := np.expr.evalNative(act); ok {
+				vals = append(vals, v.goValue())
+				continue
+			}
+			out, _, err := np.expr.program.Eval(act)
 			if err != nil {
 				return false, fmt.Errorf("%s.set.%s: %w", s.path, np.name, err)
 			}
@@ -149,8 +152,11 @@ func (s *step) apply(act *activation) (bool, error) {
 
 // evalBool evaluates a filter or a route's when; path+what names it in
 // errors (joined only then: this runs on every record).
-func evalBool(prg cel.Program, act *activation, path, what string) (bool, error) {
-	out, _, err := prg.Eval(act)
+func evalBool(e *compiledExpr, act *activation, path, what string) (bool, error) {
+	if v, ok := e.evalNative(act); ok && v.kind == nativeBool {
+		return v.boolean(), nil
+	}
+	out, _, err := e.program.Eval(act)
 	if err != nil {
 		return false, fmt.Errorf("%s%s: %w", path, what, err)
 	}
@@ -192,7 +198,9 @@ func mask(v any, method string) any {
 // CEL takes one as an interface, so one made per record would be an
 // allocation per record.
 type activation struct {
-	rec     *connector.Record
+	rec *connector.Record
+	raw *rawRecord // the JSON fast path's value, in place of rec's
+
 	schema  string
 	headers map[string]string // built on first use; reset when a step sets headers
 }
@@ -218,6 +226,9 @@ func (a *activation) ResolveName(name string) (any, bool) {
 	r := a.rec
 	switch name {
 	case "value":
+		if a.raw != nil {
+			return a.raw, true
+		}
 		if r.Fields != nil {
 			return r.Fields, true
 		}

@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,12 +14,14 @@ import (
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/ext"
+	"github.com/sluice-dev/sluice/internal/codec"
 )
 
 // Chain is a compiled transforms list. It is safe for concurrent use: every
 // consumer of a pipeline applies the same Chain.
 type Chain struct {
-	steps []step
+	steps   []step
+	rawJSON bool // see RawJSON
 }
 
 type stepKind int
@@ -38,7 +41,7 @@ const (
 type step struct {
 	path    string // transforms[2], for error messages
 	kind    stepKind
-	program cel.Program // filter, key
+	expr    compiledExpr // filter, key
 	exprs   []namedProgram
 	fields  []fieldPath    // drop
 	renames [][2]fieldPath // rename: old, new
@@ -46,9 +49,35 @@ type step struct {
 }
 
 type namedProgram struct {
-	name    string
-	path    []string // the field path for set; nil for headers
+	name     string
+	jsonName string   // set: `"name":` as the JSON encoder writes it
+	path     []string // the field path for set; nil for headers
+	expr     compiledExpr
+}
+
+// compiledExpr is an expression's CEL program and its native form (see
+// native.go), nil when it has none.
+type compiledExpr struct {
 	program cel.Program
+	native  nativeExpr
+}
+
+// evalNative is the expression's native value; ok false: evaluate it with
+// the program.
+func (e *compiledExpr) evalNative(act *activation) (v nativeVal, ok bool) {
+	if e.native == nil {
+		return nativeVal{}, false
+	}
+	return e.native(act)
+}
+
+// eval is the expression's value on the record.
+func (e *compiledExpr) eval(act *activation) (ref.Val, error) {
+	if v, ok := e.evalNative(act); ok {
+		return v.celVal(), nil
+	}
+	out, _, err := e.program.Eval(act)
+	return out, err
 }
 
 type fieldPath struct {
@@ -78,7 +107,7 @@ func celEnv() (*cel.Env, error) {
 			envErr = err
 			return
 		}
-		env, envErr = cel.NewEnv(
+		opts := []cel.EnvOption{
 			cel.CustomTypeAdapter(fieldsAdapter{reg}),
 			cel.Variable("value", cel.DynType),
 			cel.Variable("key", cel.DynType),
@@ -91,7 +120,8 @@ func celEnv() (*cel.Env, error) {
 			ext.Strings(),
 			ext.Encoders(),
 			ext.Math(),
-		)
+		}
+		env, envErr = cel.NewEnv(append(opts, asciiCaseFunctions...)...)
 	})
 	return env, envErr
 }
@@ -108,13 +138,13 @@ func (a fieldsAdapter) NativeToValue(v any) ref.Val {
 	case []any:
 		return types.NewDynamicList(a, v)
 	case json.Number:
-		// What the base adapter gives, without the error that Int64
-		// allocates first for every number with a fraction.
-		if strings.ContainsAny(string(v), ".eE") {
-			if f, err := strconv.ParseFloat(string(v), 64); err == nil {
-				return types.Double(f)
-			}
+		if n, ok := celNumber(string(v)); ok {
+			return n
 		}
+	case *rawRecord:
+		// The interpreter looks fields up with FindStringKey first; a
+		// field it lacks is then missing, as from a map.
+		return types.NullValue
 	case *big.Rat:
 		if v == nil {
 			return types.NullValue
@@ -123,6 +153,33 @@ func (a fieldsAdapter) NativeToValue(v any) ref.Val {
 		return types.Double(f)
 	}
 	return a.base.NativeToValue(v)
+}
+
+// celNumber is what the base adapter makes of json.Number(text), without
+// the error that Int64 allocates first for every number with a fraction;
+// ok false leaves the rarer cases (an integer beyond int64) to it.
+func celNumber(text string) (ref.Val, bool) {
+	if hasFraction(text) {
+		if f, err := strconv.ParseFloat(text, 64); err == nil {
+			return types.Double(f), true
+		}
+		return nil, false
+	}
+	if i, err := strconv.ParseInt(text, 10, 64); err == nil {
+		return types.Int(i), true
+	}
+	return nil, false
+}
+
+// hasFraction reports whether a JSON number has a fraction or an exponent
+// (strings.ContainsAny, without building its byte set per call).
+func hasFraction(text string) bool {
+	for i := 0; i < len(text); i++ {
+		if c := text[i]; c == '.' || c == 'e' || c == 'E' {
+			return true
+		}
+	}
+	return false
 }
 
 // Compile compiles every step. It fails with every problem found, each with
@@ -154,6 +211,15 @@ func compile(steps []Step) (*Chain, []Problem) {
 	var probs []Problem
 	add := func(path, msg string) { probs = append(probs, Problem{Path: path, Msg: msg}) }
 	c := &Chain{}
+	// Every expression reads value only as value.NAME (see RawJSON).
+	fieldsOnly := true
+	compileExpr := func(expr, path string, want *cel.Type) compiledExpr {
+		ce, checked := program(e, expr, path, want, add)
+		if checked != nil && !readsValueFieldsOnly(checked) {
+			fieldsOnly = false
+		}
+		return ce
+	}
 	for i := range steps {
 		s := &steps[i]
 		base := fmt.Sprintf("transforms[%d]", i)
@@ -171,10 +237,10 @@ func compile(steps []Step) (*Chain, []Problem) {
 		switch kinds[0] {
 		case "filter":
 			st.kind = kindFilter
-			st.program = program(e, s.Filter, base+".filter", cel.BoolType, add)
+			st.expr = compileExpr(s.Filter, base+".filter", cel.BoolType)
 		case "key":
 			st.kind = kindKey
-			st.program = program(e, s.Key, base+".key", nil, add)
+			st.expr = compileExpr(s.Key, base+".key", nil)
 		case "set", "headers":
 			st.kind = kindSet
 			exprs := s.Set
@@ -183,13 +249,16 @@ func compile(steps []Step) (*Chain, []Problem) {
 			}
 			for _, name := range sortedKeys(exprs) {
 				path := base + "." + kinds[0] + "." + name
-				np := namedProgram{name: name, program: program(e, exprs[name], path, nil, add)}
+				np := namedProgram{name: name, expr: compileExpr(exprs[name], path, nil)}
 				if st.kind == kindSet {
 					parts, err := splitPath(name)
 					if err != nil {
 						add(path, err.Error())
 					}
 					np.path = parts
+					var quoted bytes.Buffer
+					codec.AppendJSONName(&quoted, name)
+					np.jsonName = quoted.String()
 				} else if name == "" {
 					add(path, "empty header name")
 				}
@@ -237,15 +306,20 @@ func compile(steps []Step) (*Chain, []Problem) {
 	if len(probs) > 0 {
 		return nil, probs
 	}
+	c.rawJSON = fieldsOnly && ChangesFields(steps)
+	for i := range c.steps {
+		c.rawJSON = c.rawJSON && rawJSONStep(&c.steps[i])
+	}
 	return c, nil
 }
 
-// program compiles one expression. want, when set, is the type the result
+// program compiles one expression, with its native form when it has one,
+// and gives its checked tree too. want, when set, is the type the result
 // must have (a filter's bool); a dynamic result is checked per record.
-func program(e *cel.Env, expr, path string, want *cel.Type, add func(path, msg string)) cel.Program {
+func program(e *cel.Env, expr, path string, want *cel.Type, add func(path, msg string)) (compiledExpr, *cel.Ast) {
 	if strings.TrimSpace(expr) == "" {
 		add(path, "empty expression")
-		return nil
+		return compiledExpr{}, nil
 	}
 	ast, iss := e.Compile(expr)
 	if iss != nil && iss.Err() != nil {
@@ -253,19 +327,19 @@ func program(e *cel.Env, expr, path string, want *cel.Type, add func(path, msg s
 			loc := ce.Location
 			add(path, fmt.Sprintf("%s (at %d:%d in %q)", ce.Message, loc.Line(), loc.Column()+1, expr))
 		}
-		return nil
+		return compiledExpr{}, nil
 	}
 	if want != nil {
 		out := ast.OutputType()
 		if !out.IsExactType(want) && !out.IsExactType(cel.DynType) {
 			add(path, fmt.Sprintf("must be a %s expression, this one gives %s (in %q)", want, out, expr))
-			return nil
+			return compiledExpr{}, nil
 		}
 	}
 	prg, err := e.Program(ast, cel.EvalOptions(cel.OptOptimize))
 	if err != nil {
 		add(path, fmt.Sprintf("preparing %q: %v", expr, err))
-		return nil
+		return compiledExpr{}, nil
 	}
-	return prg
+	return compiledExpr{program: prg, native: compileNative(ast)}, ast
 }

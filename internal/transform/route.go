@@ -23,7 +23,7 @@ type Router struct {
 
 type compiledRoute struct {
 	path string
-	when cel.Program // nil: the default
+	when compiledExpr // program nil: the default
 	sink string
 }
 
@@ -70,7 +70,7 @@ func compileRoutes(routes []Route, sinks map[string]bool) (*Router, []Problem) {
 		case rt.When != "" && last:
 			add(path+".when", "the last entry is the default for records no other entry matches: leave out its when")
 		case rt.When != "":
-			cr.when = program(e, rt.When, path+".when", cel.BoolType, add)
+			cr.when, _ = program(e, rt.When, path+".when", cel.BoolType, add)
 		}
 		r.routes = append(r.routes, cr)
 	}
@@ -86,10 +86,10 @@ func (r *Router) Route(rec *connector.Record) (string, error) {
 	act := newActivation(rec)
 	defer act.release()
 	for _, cr := range r.routes {
-		if cr.when == nil {
+		if cr.when.program == nil {
 			return cr.sink, nil
 		}
-		keep, err := evalBool(cr.when, act, cr.path, ".when")
+		keep, err := evalBool(&cr.when, act, cr.path, ".when")
 		if err != nil {
 			return "", &connector.RecordError{Record: rec, Reason: ReasonTransform, Err: err}
 		}
