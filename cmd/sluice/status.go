@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/admin"
+	"github.com/sluice-dev/sluice/internal/connector"
 	"github.com/sluice-dev/sluice/internal/pipeline"
 	"github.com/spf13/cobra"
 )
@@ -163,7 +164,26 @@ func printSummaries(w io.Writer, ss []admin.Summary) {
 		if s.Error != "" {
 			fmt.Fprintf(w, "%s failed: %s\n", s.Name, s.Error)
 		}
+		if s.Source != nil && s.Source.State != connector.SourceHealthy && s.State != pipeline.StateStopped && s.State != pipeline.StateFailed {
+			fmt.Fprintf(w, "%s: source %s\n", s.Name, sourceHealth(*s.Source, time.Now()))
+		}
 	}
+}
+
+// sourceHealth says how the source's servers answer: "healthy", or
+// "unreachable for 42s (since 12:03:14, 17 errors): the last error".
+func sourceHealth(h connector.SourceHealth, now time.Time) string {
+	if h.State == connector.SourceHealthy {
+		return h.State
+	}
+	s := h.State
+	if !h.Since.IsZero() {
+		s += fmt.Sprintf(" for %s (since %s, %s errors)", now.Sub(h.Since).Round(time.Second), h.Since.Local().Format("15:04:05"), count(h.Errors))
+	}
+	if h.LastError != "" {
+		s += ": " + h.LastError
+	}
+	return s
 }
 
 func printDetail(w io.Writer, d admin.Detail) {
@@ -174,6 +194,9 @@ func printDetail(w io.Writer, d admin.Detail) {
 	fmt.Fprintf(w, "%s: %s%s; %s batches, %s retries\n", d.Name, d.State, up, count(d.Batches), count(d.Retries))
 	if d.Error != "" {
 		fmt.Fprintf(w, "  error: %s\n", d.Error)
+	}
+	if d.Source != nil {
+		fmt.Fprintf(w, "  source: %s\n", sourceHealth(*d.Source, time.Now()))
 	}
 	printEventTime(w, d.Status)
 	printTransforms(w, d)

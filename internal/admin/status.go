@@ -38,6 +38,10 @@ type Summary struct {
 	Retries          int64    `json:"retries"`
 	Batches          int64    `json:"batches"`
 	CanMerge         bool     `json:"can_merge"`
+
+	// Source is whether the source's servers answer (absent for sources
+	// that cannot tell).
+	Source *connector.SourceHealth `json:"source,omitempty"`
 }
 
 // Detail is GET /v1/pipelines/{name}: the engine's status plus rates,
@@ -157,7 +161,7 @@ func (e *entry) summary() Summary {
 		Consumers: len(st.Consumers), RecordsIn: st.RecordsIn, RecordsOut: st.RecordsOut,
 		RecordsInPerSec: in, RecordsOutPerSec: out, Lag: st.Lag, LagSeconds: st.LagSeconds, InFlightRecords: st.InFlightRecords,
 		DeadLettered: st.DeadLettered, Skipped: st.Skipped, Filtered: st.Filtered, Errors: st.Errors, Retries: st.Retries,
-		Batches: st.Batches, CanMerge: canMerge, FreshnessSeconds: st.FreshnessSeconds,
+		Batches: st.Batches, CanMerge: canMerge, FreshnessSeconds: st.FreshnessSeconds, Source: st.Source,
 	}
 }
 

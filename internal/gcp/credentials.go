@@ -39,3 +39,31 @@ func Credentials(file, field string) ([]option.ClientOption, error) {
 	}
 	return []option.ClientOption{option.WithAuthCredentialsJSON(t, raw)}, nil
 }
+
+// Secrets are the secret values of a credentials JSON file (a private key,
+// a client secret, a refresh token), for masking in error texts; none when
+// file is empty or cannot be read (Credentials reports that).
+func Secrets(file string) []string {
+	if file == "" {
+		return nil
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return nil
+	}
+	var fields struct {
+		PrivateKey   string `json:"private_key"`
+		ClientSecret string `json:"client_secret"`
+		RefreshToken string `json:"refresh_token"`
+	}
+	if json.Unmarshal(raw, &fields) != nil {
+		return nil
+	}
+	var out []string
+	for _, s := range []string{fields.PrivateKey, fields.ClientSecret, fields.RefreshToken} {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}

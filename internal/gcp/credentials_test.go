@@ -32,3 +32,21 @@ func TestCredentials(t *testing.T) {
 		}
 	}
 }
+
+// The secrets of a credentials file are what status masks in error texts.
+func TestSecrets(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "user.json")
+	if err := os.WriteFile(file, []byte(`{"type":"authorized_user","client_id":"id","client_secret":"cs-1","refresh_token":"rt-2"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := Secrets(file); strings.Join(got, ",") != "cs-1,rt-2" {
+		t.Fatalf("Secrets = %q, want the client secret and the refresh token", got)
+	}
+	if got := Secrets(""); got != nil {
+		t.Fatalf("no file: %q", got)
+	}
+	if got := Secrets(filepath.Join(dir, "missing.json")); got != nil {
+		t.Fatalf("missing file: %q", got)
+	}
+}

@@ -101,13 +101,19 @@ function fmtTime(t) {
   return d.toLocaleTimeString([], { hour12: false });
 }
 
-function fmtAgo(iso) {
+// fmtElapsed is the time since iso ("42s", "3m 5s"), "" when unknown.
+function fmtElapsed(iso) {
   const d = new Date(iso);
   if (isNaN(d) || d.getFullYear() < 2000) return "";
   const s = Math.max(0, Math.round((Date.now() - d) / 1000));
-  if (s < 60) return "up " + s + "s";
-  if (s < 3600) return "up " + Math.floor(s / 60) + "m " + (s % 60) + "s";
-  return "up " + Math.floor(s / 3600) + "h " + Math.floor((s % 3600) / 60) + "m";
+  if (s < 60) return s + "s";
+  if (s < 3600) return Math.floor(s / 60) + "m " + (s % 60) + "s";
+  return Math.floor(s / 3600) + "h " + Math.floor((s % 3600) / 60) + "m";
+}
+
+function fmtAgo(iso) {
+  const e = fmtElapsed(iso);
+  return e && "up " + e;
 }
 
 function el(tag, attrs, ...children) {
@@ -301,6 +307,12 @@ function drawCharts() {
 
 // ---------- rendering ----------
 
+// shownState is the pipeline's state, "degraded" for one that runs but
+// retries something or cannot reach its source (as `sluice status` says).
+function shownState(p) {
+  return p.state === "running" && p.degraded ? "degraded" : p.state;
+}
+
 function renderList() {
   const ul = $("pipeline-list");
   const items = state.list.map((p) =>
@@ -311,8 +323,8 @@ function renderList() {
         "data-name": p.name,
         onclick: () => select(p.name),
       },
-      el("div", { class: "row1" }, el("span", { class: "sdot state-" + p.state }), el("span", { class: "pname", text: p.name })),
-      el("div", { class: "row2", text: p.state + " · " + fmtRate(p.records_out_per_sec) + "/s out · lag " + fmtCompact(p.lag) }),
+      el("div", { class: "row1" }, el("span", { class: "sdot state-" + shownState(p) }), el("span", { class: "pname", text: p.name })),
+      el("div", { class: "row2", text: shownState(p) + " · " + fmtRate(p.records_out_per_sec) + "/s out · lag " + fmtCompact(p.lag) }),
     ),
   );
   ul.replaceChildren(...items);
@@ -325,12 +337,20 @@ function renderDetail() {
   $("empty").hidden = true;
   setText("p-name", d.name);
   const badge = $("p-state");
-  badge.textContent = d.state;
-  badge.className = "badge state-" + d.state;
+  badge.textContent = shownState(d);
+  badge.className = "badge state-" + shownState(d);
   setText("p-since", fmtAgo(d.since));
   const err = $("p-error");
   err.hidden = !d.error;
   err.textContent = d.error || "";
+  // The source's brokers: down or cut off looks like an idle topic
+  // otherwise.
+  const src = $("p-source");
+  const sick = d.source && d.source.state !== "healthy" && d.state !== "failed" && d.state !== "stopped";
+  src.hidden = !sick;
+  src.textContent = sick
+    ? "source " + d.source.state + " for " + fmtElapsed(d.source.since) + " (" + fmtInt(d.source.errors) + " errors): " + (d.source.last_error || "")
+    : "";
 
   const paused = d.state === "paused";
   $("btn-pause").hidden = paused;
