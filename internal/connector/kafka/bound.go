@@ -24,10 +24,14 @@ import (
 //
 // With stop_at end the bound is the end offsets listed at start (the last
 // stable offsets under read_committed); partitions empty then, or already
-// committed at their end, are done at once. With several processes in
-// the group, a partition another process owns is done once its committed
-// position (the group's, or the sink's offsets) reached its end, checked
-// every lagRefreshEvery: every process stops when the whole topic is.
+// committed at their end, are done at once. A partition is done when the
+// consumer's position reaches its end: transaction markers count as read
+// (see admit), and under read_committed a tail of aborted records, which
+// the client skips without a trace, is found by a probe (boundprobe.go).
+// With several processes in the group, a partition another process owns
+// is done once its committed position (the group's, or the sink's offsets)
+// reached its end, checked every lagRefreshEvery: every process stops when
+// the whole topic is.
 type bound struct {
 	cfg      config.StopAt
 	finished chan struct{}
@@ -37,6 +41,7 @@ type bound struct {
 	ready   bool
 	ends    map[topicPartition]int64 // stop_at end: end offset per partition with records at start
 	open    map[topicPartition]bool  // partitions of ends not yet acked to their end
+	from    map[topicPartition]int64 // where reading a partition of ends starts: log start, or the offset resumed from
 	left    int64                    // max_records still to hand out; -1: no limit
 	handed  int64
 	settled int64 // records acked
@@ -45,7 +50,7 @@ type bound struct {
 
 func newBound(cfg config.StopAt, startFrom string) *bound {
 	b := &bound{cfg: cfg, finished: make(chan struct{}), left: -1, latest: startFrom == "latest",
-		ends: map[topicPartition]int64{}, open: map[topicPartition]bool{}}
+		ends: map[topicPartition]int64{}, open: map[topicPartition]bool{}, from: map[topicPartition]int64{}}
 	if cfg.MaxRecords > 0 {
 		b.left = cfg.MaxRecords
 	}
@@ -97,6 +102,7 @@ func (b *bound) setup(ctx context.Context, conn []kgo.Opt, topics []string, read
 			b.ends[tp] = o.Offset
 			if s, ok := starts.Lookup(o.Topic, o.Partition); ok && s.Offset < o.Offset {
 				b.open[tp] = true
+				b.from[tp] = s.Offset
 			}
 		})
 		if len(b.open) == 0 {
@@ -126,6 +132,7 @@ func (b *bound) assigned(offsets map[string]map[int32]kgo.Offset) {
 			if (off < 0 && b.latest) || off >= b.ends[tp] {
 				delete(b.open, tp)
 			}
+			b.from[tp] = max(b.from[tp], off)
 		}
 	}
 	if b.cfg.End && len(b.open) == 0 {
@@ -146,7 +153,15 @@ func (b *bound) exhausted() bool {
 }
 
 // admit returns the records of one partition's fetch the bound covers (a
-// prefix of recs) and whether the partition is done reading.
+// prefix of recs, control records included) and whether the partition is
+// done reading.
+//
+// With stop_at end the client keeps control records: the end offset
+// listed at start counts the commit and abort markers, which are the last
+// offsets of a partition written by transactional producers, and under
+// read_committed the last stable offset is often one past a marker. A
+// consumer is never handed a marker, so without them the record at end-1
+// would never be seen and the partition never done.
 func (b *bound) admit(tp topicPartition, recs []*kgo.Record) ([]*kgo.Record, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -162,13 +177,24 @@ func (b *bound) admit(tp topicPartition, recs []*kgo.Record) ([]*kgo.Record, boo
 		}
 		recs, full = recs[:n], n < len(recs) || (n > 0 && recs[n-1].Offset == end-1)
 	}
-	if b.left >= 0 {
-		if int64(len(recs)) > b.left {
-			recs = recs[:b.left]
+	// Control records (commit and abort markers, kept for stop_at end)
+	// are positions, not records: max_records does not count them.
+	var data int64
+	n := 0
+	for ; n < len(recs); n++ {
+		if recs[n].Attrs.IsControl() {
+			continue
 		}
-		b.left -= int64(len(recs))
+		if data == b.left {
+			break
+		}
+		data++
 	}
-	b.handed += int64(len(recs))
+	recs = recs[:n]
+	if b.left >= 0 {
+		b.left -= data
+	}
+	b.handed += data
 	return recs, full
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/metrics"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // lagRefreshEvery is how often each consumer asks the brokers for the end
@@ -34,6 +35,12 @@ func (r *reader) startLagLoop(readCommitted bool, every time.Duration) {
 			}
 		}()
 		adm := kadm.NewClient(r.cl)
+		var probe *kgo.Client // see probeEnds; made when first needed
+		defer func() {
+			if probe != nil {
+				probe.Close()
+			}
+		}()
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
@@ -46,6 +53,17 @@ func (r *reader) startLagLoop(readCommitted bool, every time.Duration) {
 			r.refreshEnds(reqCtx, adm, readCommitted)
 			if r.bound != nil {
 				r.bound.checkCommitted(reqCtx, adm, r.group, r.offsets)
+				if readCommitted && r.bound.cfg.End {
+					if probe == nil {
+						var err error
+						if probe, err = kgo.NewClient(r.connOpts...); err != nil {
+							r.log.Debug("probing stop_at ends", "err", err)
+						}
+					}
+					if probe != nil {
+						r.probeEnds(reqCtx, probe)
+					}
+				}
 			}
 			done()
 		}

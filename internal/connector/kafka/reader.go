@@ -88,7 +88,8 @@ type reader struct {
 	lagDone   chan struct{} // closed when the end-offset refresher (lag.go) stops
 
 	// leave: removed for good (LeaveOnClose), so a static member leaves
-	// the group on Close, through a client made from connOpts.
+	// the group on Close, through a client made from connOpts (set for
+	// static members and for stop_at, whose probe uses it too).
 	leave    atomic.Bool
 	connOpts []kgo.Opt
 
@@ -233,9 +234,28 @@ func (r *reader) Read(ctx context.Context, max int) ([]*connector.Record, error)
 				return
 			}
 		}
-		c := t.add(recs[0].Offset, recs[len(recs)-1].Offset, len(recs))
-		c.firstTimestamp = recs[0].Timestamp
+		data := 0
 		for _, kr := range recs {
+			if !kr.Attrs.IsControl() {
+				data++
+			}
+		}
+		c := t.add(recs[0].Offset, recs[len(recs)-1].Offset, data)
+		c.firstTimestamp = recs[0].Timestamp
+		if data == 0 {
+			// Only markers (stop_at end keeps them): nothing to hand
+			// out, and the committable position moves past them once
+			// every record before them is acked.
+			c.ack(0)
+			if r.bound != nil {
+				r.bound.acked(topicPartition{fp.Topic, fp.Partition}, t.next, 0)
+			}
+			return
+		}
+		for _, kr := range recs {
+			if kr.Attrs.IsControl() {
+				continue
+			}
 			rec := &backing[len(out)]
 			rec.Topic = kr.Topic
 			rec.Partition = kr.Partition

@@ -14,6 +14,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/metrics"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
 )
 
 // Sink produces every record of a batch and returns only when all are
@@ -163,26 +164,55 @@ func ProducerOptions(cfg config.KafkaSink, log *slog.Logger) ([]kgo.Opt, error) 
 // (writeExactlyOnce).
 func (s *Sink) Write(ctx context.Context, batch []*connector.Record) error {
 	if s.exactlyOnce {
-		return s.writeExactlyOnce(ctx, batch)
+		return s.writeExactlyOnce(ctx, batch, 1)
 	}
-	bad, _, err := s.produce(ctx, s.cl, batch)
+	bad, _, err := s.produce(ctx, s.cl, batch, 1)
 	if err != nil {
 		return err
 	}
 	return connector.Rejected(bad)
 }
 
+// SpreadsBatches is true with delivery: exactly_once: a batch commits its
+// source offsets in its transaction, so with parallelism the engine hands
+// over whole batches and WriteSpread spreads them over the workers.
+func (s *Sink) SpreadsBatches() bool { return s.exactlyOnce }
+
+// WriteSpread writes batch as Write does, in one transaction with
+// exactly-once: the records of each of workers (Record.Slot modulo
+// workers) are rendered and encoded on a goroutine of their own, then all
+// produced in batch order through the consumer's one transactional
+// producer, so a key's records keep their order. The transaction ends,
+// with the source offsets after the batch, once every record is acked;
+// any failure aborts it all.
+func (s *Sink) WriteSpread(ctx context.Context, batch []*connector.Record, workers int) error {
+	if !s.exactlyOnce {
+		return s.Write(ctx, batch)
+	}
+	return s.writeExactlyOnce(ctx, batch, workers)
+}
+
 // produce produces recs through cl and waits for every ack. bad lists the
 // records that cannot be written (a topic or value they cannot be encoded
 // to, or a broker refusal); refused says whether any of them was sent and
 // refused by the broker (which leaves a transaction abortable only).
-func (s *Sink) produce(ctx context.Context, cl *kgo.Client, recs []*connector.Record) (bad []*connector.RecordError, refused bool, err error) {
+//
+// With workers > 1 the records are turned into Kafka records (topic
+// rendered, value encoded) on that many goroutines, the records of a slot
+// (Record.Slot modulo workers) on one of them; they are then handed to the
+// producer in the order of recs by one loop, so a transaction's records
+// leave in as few produce requests as with one worker.
+func (s *Sink) produce(ctx context.Context, cl *kgo.Client, recs []*connector.Record, workers int) (bad []*connector.RecordError, refused bool, err error) {
+	krs := make([]kgo.Record, len(recs))
+	bad, err = s.toKafkaAll(ctx, recs, krs, workers)
+	if err != nil {
+		return nil, false, err
+	}
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		firstErr error
 	)
-	krs := make([]kgo.Record, len(recs))
 	promise := func(kr *kgo.Record, err error) {
 		defer wg.Done()
 		if err == nil {
@@ -204,69 +234,112 @@ func (s *Sink) produce(ctx context.Context, cl *kgo.Client, recs []*connector.Re
 			firstErr = err
 		}
 	}
-	for i, rec := range recs {
-		topic, err := s.topic.Render(rec)
-		if err != nil {
-			var re *connector.RecordError
-			errors.As(err, &re)
-			mu.Lock()
-			bad = append(bad, re)
-			mu.Unlock()
-			continue
-		}
-		if !s.topic.IsConstant() {
-			if why := topicNameProblem(topic); why != "" {
-				// Retrying cannot make the name valid: the record's problem.
-				mu.Lock()
-				bad = append(bad, &connector.RecordError{Record: rec, Reason: "topic", Err: fmt.Errorf("rendered topic %q %s", topic, why)})
-				mu.Unlock()
-				continue
-			}
-			if err := s.ensureRendered(ctx, topic); err != nil {
-				wg.Wait()
-				return nil, false, err
-			}
-		}
-		value := rec.Value
-		if s.encoder != nil {
-			value, err = s.encoder.Encode(ctx, topic, rec)
-			var re *connector.RecordError
-			switch {
-			case errors.As(err, &re):
-				mu.Lock()
-				bad = append(bad, re)
-				mu.Unlock()
-				continue
-			case err != nil:
-				// Transient (registry down) or permanent (schema refused):
-				// nothing of this batch may count as written. Wait for
-				// what was handed to the client, then report.
-				wg.Wait()
-				return nil, false, fmt.Errorf("encoding value for %s: %w", topic, err)
-			}
-		}
-		kr := &krs[i]
-		kr.Topic = topic
-		kr.Key = rec.Key
-		kr.Value = value
-		kr.Timestamp = rec.Timestamp
-		if s.manual {
-			kr.Partition = rec.Partition
-		}
-		if len(rec.Headers) > 0 {
-			kr.Headers = make([]kgo.RecordHeader, len(rec.Headers))
-			for j, h := range rec.Headers {
-				kr.Headers[j] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
-			}
+	for i := range krs {
+		if krs[i].Topic == "" {
+			continue // bad
 		}
 		wg.Add(1)
-		cl.Produce(ctx, kr, promise)
+		cl.Produce(ctx, &krs[i], promise)
 	}
 	wg.Wait()
 	if firstErr != nil {
 		return nil, false, fmt.Errorf("producing: %w", firstErr)
 	}
 	return bad, refused, nil
+}
+
+// toKafkaAll fills krs[i] for each recs[i] that can be written, on
+// workers goroutines by slot; a record that cannot be is returned in bad
+// and its krs[i].Topic left empty. An error (the registry down, a schema
+// refused) means nothing of recs may be produced.
+func (s *Sink) toKafkaAll(ctx context.Context, recs []*connector.Record, krs []kgo.Record, workers int) ([]*connector.RecordError, error) {
+	var (
+		mu  sync.Mutex
+		bad []*connector.RecordError
+	)
+	convert := func(idx []int) error {
+		for _, i := range idx {
+			re, err := s.toKafka(ctx, recs[i], &krs[i])
+			if err != nil {
+				return err
+			}
+			if re != nil {
+				krs[i].Topic = ""
+				mu.Lock()
+				bad = append(bad, re)
+				mu.Unlock()
+			}
+		}
+		return nil
+	}
+	parts := make([][]int, max(1, workers))
+	for i, rec := range recs {
+		w := 0
+		if workers > 1 {
+			w = rec.Slot % workers
+		}
+		parts[w] = append(parts[w], i)
+	}
+	var g errgroup.Group
+	for _, idx := range parts[1:] {
+		if len(idx) > 0 {
+			g.Go(func() error { return convert(idx) })
+		}
+	}
+	err := convert(parts[0])
+	if gerr := g.Wait(); err == nil {
+		err = gerr
+	}
+	return bad, err
+}
+
+// toKafka fills kr for rec: its rendered topic, and its value encoded
+// when the sink has an encoder. A *RecordError is rec's own problem.
+func (s *Sink) toKafka(ctx context.Context, rec *connector.Record, kr *kgo.Record) (*connector.RecordError, error) {
+	topic, err := s.topic.Render(rec)
+	if err != nil {
+		var re *connector.RecordError
+		if !errors.As(err, &re) {
+			return nil, fmt.Errorf("rendering the topic: %w", err)
+		}
+		return re, nil
+	}
+	if !s.topic.IsConstant() {
+		if why := topicNameProblem(topic); why != "" {
+			// Retrying cannot make the name valid: the record's problem.
+			return &connector.RecordError{Record: rec, Reason: "topic", Err: fmt.Errorf("rendered topic %q %s", topic, why)}, nil
+		}
+		if err := s.ensureRendered(ctx, topic); err != nil {
+			return nil, err
+		}
+	}
+	value := rec.Value
+	if s.encoder != nil {
+		value, err = s.encoder.Encode(ctx, topic, rec)
+		var re *connector.RecordError
+		switch {
+		case errors.As(err, &re):
+			return re, nil
+		case err != nil:
+			// Transient (registry down) or permanent (schema refused):
+			// nothing of this batch may count as written.
+			return nil, fmt.Errorf("encoding value for %s: %w", topic, err)
+		}
+	}
+	kr.Topic = topic
+	kr.Key = rec.Key
+	kr.Value = value
+	kr.Timestamp = rec.Timestamp
+	if s.manual {
+		kr.Partition = rec.Partition
+	}
+	if len(rec.Headers) > 0 {
+		kr.Headers = make([]kgo.RecordHeader, len(rec.Headers))
+		for j, h := range rec.Headers {
+			kr.Headers[j] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
+		}
+	}
+	return nil, nil
 }
 
 // ensureRendered creates a rendered topic on its first use when

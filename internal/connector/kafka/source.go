@@ -32,6 +32,9 @@ type Source struct {
 	missingWarned map[string]time.Time // guarded by mu
 
 	bound *bound // stop_at; nil: unbounded
+
+	// health follows the brokers through every reader's client.
+	health *brokerHealth
 }
 
 // SourceOptions are what the source needs besides its config.
@@ -63,7 +66,7 @@ func NewSource(cfg config.KafkaSource, o SourceOptions) (*Source, error) {
 		o.Logger = slog.Default()
 	}
 	s := &Source{pipeline: o.Pipeline, log: o.Logger, offsets: o.Offsets, txn: o.Transactional, cfg: cfg, props: props,
-		missingEvery: time.Minute, missingWarned: map[string]time.Time{}}
+		missingEvery: time.Minute, missingWarned: map[string]time.Time{}, health: newBrokerHealth(o.Pipeline, cfg.SASL)}
 	if cfg.StopAt != nil {
 		if cfg.StopAt.End && len(cfg.Topics) == 0 {
 			return nil, fmt.Errorf("source.kafka.stop_at: end needs topics (not topic_regex)")
@@ -109,6 +112,10 @@ func (s *Source) SetProperties(changes map[string]any) error {
 	s.props = props
 	return nil
 }
+
+// SourceHealth implements connector.HealthReporter: whether the brokers
+// answer the source's consumers.
+func (s *Source) SourceHealth() connector.SourceHealth { return s.health.snapshot() }
 
 // MaxPollRecords is max.poll.records, or 0 when unset.
 func (s *Source) MaxPollRecords() int {
@@ -156,6 +163,7 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 			return nil, err
 		}
 		r.bound = s.bound
+		r.connOpts = conn // for the stop_at end probe's client (boundprobe.go)
 	}
 	if id := InstanceID(props.GroupInstanceID, member); id != "" {
 		r.instanceID = &id
@@ -164,7 +172,7 @@ func (s *Source) OpenReader(ctx context.Context, member string) (connector.Reade
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, kgo.WithHooks(metrics.KafkaClientHooks(s.pipeline, member)...))
+	opts = append(opts, kgo.WithHooks(metrics.KafkaClientHooks(s.pipeline, member)...), kgo.WithHooks(s.health))
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("creating Kafka consumer: %w", err)
@@ -266,6 +274,11 @@ func (s *Source) clientOptions(cfg config.KafkaSource, p config.ConsumerProperti
 	}
 	if cfg.Isolation == "read_committed" || s.txn {
 		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	if cfg.StopAt != nil && cfg.StopAt.End {
+		// The end offsets count transaction markers; Read uses them as
+		// positions and hands none out (see bound.admit).
+		opts = append(opts, kgo.KeepControlRecords())
 	}
 	// Exactly-once also needs fetched offsets to wait for pending
 	// transactional commits (KIP-447): franz-go always asks for that now.

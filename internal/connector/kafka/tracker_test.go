@@ -89,3 +89,22 @@ func TestTrackerLag(t *testing.T) {
 		t.Fatalf("lag = %d, want 900", l)
 	}
 }
+
+// Transaction markers read by a bounded source are a chunk without
+// records: the committable position moves past them, but only once every
+// record read before them is acked.
+func TestPartitionTrackerPassesMarkersAfterEarlierRecords(t *testing.T) {
+	tr := newPartitionTracker("films", 0)
+	a := tr.add(0, 9, 10)
+	b := tr.add(10, 15, 5) // 10-14 records, 15 a commit marker
+	markers := tr.add(16, 16, 0)
+	markers.ack(0)
+	if off, ok := tr.commitOffset(); ok {
+		t.Fatalf("commit offset %d offered past a marker while records before it are unacked", off)
+	}
+	a.ack(10)
+	b.ack(5)
+	if off, ok := tr.commitOffset(); !ok || off != 17 {
+		t.Fatalf("commit offset = %d, %v; want 17 (past the markers)", off, ok)
+	}
+}

@@ -168,7 +168,10 @@ var errRevokedInTxn = errors.New("partitions were revoked during the transaction
 // a crash or a "fail" stop then would skip it for good. The write reports
 // it Failed and every other record NotWritten; the engine routes it and
 // writes the rest in a new transaction at once.
-func (s *Sink) writeExactlyOnce(ctx context.Context, batch []*connector.Record) error {
+//
+// With workers > 1 the batch's records are encoded on that many
+// goroutines (produce), still in this one transaction.
+func (s *Sink) writeExactlyOnce(ctx context.Context, batch []*connector.Record, workers int) error {
 	r, owned := ownedRecords(batch)
 	if r == nil {
 		return connector.Permanent(errors.New("delivery: exactly_once with the kafka sink needs a kafka source"))
@@ -189,7 +192,7 @@ func (s *Sink) writeExactlyOnce(ctx context.Context, batch []*connector.Record) 
 	// one round trip less on the batch's path.
 	added := make(chan error, 1)
 	go func() { added <- addOffsetsToTxn(ctx, p, r.group) }()
-	bad, _, err := s.produce(ctx, p.cl, owned)
+	bad, _, err := s.produce(ctx, p.cl, owned, workers)
 	if aerr := <-added; err == nil {
 		err = aerr
 	}

@@ -48,15 +48,22 @@ func openExactlyOnce(t *testing.T, ctx context.Context, brokers []string, in, ou
 	return rd, sink
 }
 
-// readCommitted reads topic with read_committed until want records or 3 s
-// without them, and counts each value.
-func readCommitted(t *testing.T, ctx context.Context, brokers []string, topic string, want int) map[string]int {
+// readCommittedClient consumes topic from its start with read_committed.
+func readCommittedClient(t *testing.T, brokers []string, topic string) *kgo.Client {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cl
+}
+
+// readCommitted reads topic with read_committed until want records or 3 s
+// without them, and counts each value.
+func readCommitted(t *testing.T, ctx context.Context, brokers []string, topic string, want int) map[string]int {
+	t.Helper()
+	cl := readCommittedClient(t, brokers, topic)
 	defer cl.Close()
 	seen := map[string]int{}
 	total := 0
