@@ -56,6 +56,14 @@ type SQLSink struct {
 	// stay in order). Default 2 for postgres and mysql, 1 for sqlite (one
 	// writer at a time); exact merges always write with one.
 	Writers int `yaml:"writers" advanced:"true" doc:"Transactions that write one batch at once, each taking whole partitions (so each partition's rows stay in order); at most max_connections. Default 2 for postgres and mysql, 1 for sqlite (one writer at a time); exact merges always write with one."`
+	// StatementTimeout bounds each round trip to the server (a statement,
+	// a COPY, BEGIN, COMMIT): past it the sink closes the connection and
+	// retries on a new one, so a half-open connection (a server that
+	// failed over, a NAT box that forgot the flow) cannot stall a
+	// partition. It is the client's deadline, not PostgreSQL's
+	// statement_timeout setting (which the DSN can set). Default 1m: room
+	// for large COPYs and lock waits behind other writers.
+	StatementTimeout time.Duration `yaml:"statement_timeout" default:"1m" min:"1ns" advanced:"true" doc:"Deadline of each round trip to the server (postgres, mysql): a statement, a COPY, BEGIN, COMMIT. Past it the sink closes the connection and retries the write on a new one, so a half-open connection cannot stall the pipeline. The client's deadline, not PostgreSQL's statement_timeout setting. MySQL: the driver's readTimeout and writeTimeout, unless the DSN sets them."`
 	// Merge, when set, runs a procedure that merges the staging table.
 	Merge *Merge `yaml:"merge" doc:"Merge the staging table into its final place with your procedure when a trigger fires."`
 }
@@ -84,6 +92,12 @@ type Merge struct {
 	// Exact makes a merge triggered by count hold exactly EveryRecords rows:
 	// writes are split at the threshold before they happen.
 	Exact bool `yaml:"exact" advanced:"true" doc:"A merge triggered by count holds exactly every_records rows: writes are split at the threshold before they happen. Needs every_records."`
+	// Timeout bounds each statement of a merge (the call itself, and its
+	// bookkeeping) and, with postgres, a write's wait for the write gate
+	// while a merge holds it. A merge past it is rolled back and retried. Default 1h:
+	// merge procedures may legitimately run long, and a live server keeps
+	// answering TCP keepalives meanwhile; raise it for longer merges.
+	Timeout time.Duration `yaml:"timeout" default:"1h" min:"1ns" advanced:"true" doc:"Deadline of each statement of a merge (postgres, mysql), and (postgres) of a write waiting for the merge to release the write gate; a merge past it is rolled back and retried. Raise it if your merge legitimately runs longer."`
 	// History is how many merges are kept for the admin API; default 100.
 	History int `yaml:"history" default:"100" min:"0" advanced:"true" doc:"How many merges the admin API keeps."`
 }

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -25,63 +24,47 @@ func TestSQLMySQLConnectionCutOrCommitAnswerLostLosesNothing(t *testing.T) {
 		for _, fault := range []string{"cut_mid_insert", "commit_answer_lost"} {
 			t.Run(delivery+"/"+fault, func(t *testing.T) {
 				const n, faults, batch = 6000, 3, 500
-				d := openSQL(t, "mysql")
-				pipe := sqlName("myfault")
-				m := setupMySQLMerge(t, d, pipe)
-				proxy := startFaultProxy(t, "127.0.0.1:3306")
-				dsn := strings.Replace(d.dsn, "127.0.0.1:3306", proxy.Addr(), 1)
-				brokers := startBroker(t).ListenAddrs()
-				createTopic(t, brokers, "myfault", 3)
-				b, stop := runPipeline(t, fmt.Sprintf(`
-name: %s
-source:
-  kafka: {brokers: [%s], topics: [myfault], group: %s, consumers: 2}
-format: {value: json}
-delivery: %s
-batch: {max_records: %d}
-sink:
-  mysql:
-    dsn: %q
-    staging_table: %s
-    merge: {call: "CALL %s({{.HighWaterMark}})", every_records: 1500, idle: 300ms, mode: pause}
-`, pipe, brokers[0], pipe, delivery, batch, dsn, m.stg, m.proc))
+				f := startSQLFaultPipeline(t, sqlFaultOptions{kind: "mysql", delivery: delivery, mode: "pause", batch: batch})
 				for i := 0; i < faults; i++ {
 					if fault == "cut_mid_insert" {
-						proxy.CutAfter(faultproxy.Contains([]byte("INSERT INTO `"+m.stg+"`")), 100)
+						f.proxy.CutAfter(faultproxy.Contains([]byte("INSERT INTO `"+f.m.stg+"`")), 100)
 					} else {
-						proxy.DropAnswersAfter(faultproxy.Contains(mysqlCommit), 0, 0)
+						f.proxy.DropAnswersAfter(faultproxy.Contains(mysqlCommit), 0, 0)
 					}
-					produceN(t, brokers, "myfault", i*n/faults, n/faults)
+					produceN(t, f.brokers, f.topic, i*n/faults, n/faults)
 					eventually(t, 30*time.Second, fmt.Sprintf("fault %d", i+1), func() bool {
-						st := proxy.Stats()
+						st := f.proxy.Stats()
 						return st.Cuts+st.Drops == int64(i+1) && (fault == "cut_mid_insert" || st.DroppedBytes > 0)
 					})
 					if fault == "commit_answer_lost" {
-						proxy.ResetAll() // the client waits for the answer until the connection breaks
+						f.proxy.ResetAll() // the client waits for the answer until the connection breaks
 					}
 				}
-				eventually(t, 45*time.Second, "every record merged into the final table", func() bool {
-					return d.count(t, fmt.Sprintf("SELECT count(DISTINCT id) FROM %s", m.fin)) >= n &&
-						d.count(t, "SELECT count(*) FROM "+m.stg) == 0
-				})
-				retries := b.Pipeline.Status().Retries
-				if err := stop(); err != nil {
-					t.Fatalf("the pipeline stopped with %v", err)
-				}
-				var dups int64
-				if delivery == config.ExactlyOnce {
-					checkSQLFinal(t, d, m.fin, m.mlog, n)
-				} else {
-					if got := d.count(t, fmt.Sprintf("SELECT count(DISTINCT id) FROM %s WHERE id >= 0 AND id < %d", m.fin, n)); got != n {
-						t.Fatalf("distinct ids in the final table = %d, want %d (records lost)", got, n)
-					}
-					dups = d.count(t, "SELECT count(*) FROM "+m.fin) - n
-					if dups > faults*batch {
-						t.Fatalf("%d duplicates; at most the %d faulted batches of %d may come twice", dups, faults, batch)
-					}
+				retries, dups := f.finish(t, delivery, n)
+				if dups > faults*batch {
+					t.Fatalf("%d duplicates; at most the %d faulted batches of %d may come twice", dups, faults, batch)
 				}
 				t.Logf("%s, %s x%d: %d records in, %d distinct out, %d duplicates, %d write retries", delivery, fault, faults, n, n, dups, retries)
 			})
 		}
 	}
+}
+
+// TestSQLMySQLStrandedConnectionsRecoverWithoutHelp: mid-run, every
+// connection to MariaDB goes half-open for good (nothing answers, no RST)
+// while new connections work. The driver's read deadline
+// (statement_timeout) ends the waits, the connections are dropped and the
+// writes and merges retried on fresh ones; every record arrives once.
+func TestSQLMySQLStrandedConnectionsRecoverWithoutHelp(t *testing.T) {
+	const n = 6000
+	f := startSQLFaultPipeline(t, sqlFaultOptions{kind: "mysql", delivery: config.ExactlyOnce, mode: "pause", batch: 500,
+		statement: 2 * time.Second, merge: 2 * time.Second})
+	produceN(t, f.brokers, f.topic, 0, n/2)
+	eventually(t, 30*time.Second, "the first rows merged", func() bool { return f.d.count(t, "SELECT count(*) FROM "+f.m.fin) > 0 })
+	produceN(t, f.brokers, f.topic, n/2, n/2)
+	before := f.proxy.Stats().Accepted
+	f.proxy.Strand()
+	eventually(t, 30*time.Second, "a new connection after the strand", func() bool { return f.proxy.Stats().Accepted > before })
+	retries, _ := f.finish(t, config.ExactlyOnce, n)
+	t.Logf("%d connections stranded: %d records once, %d write retries", f.proxy.Stats().Stranded, n, retries)
 }

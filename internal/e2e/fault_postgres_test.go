@@ -30,9 +30,9 @@ func startFaultProxy(t *testing.T, target string) *faultproxy.Proxy {
 	return p
 }
 
-// pgFaultPipeline runs a Kafka -> PostgreSQL staging pipeline whose
-// database connections go through a fault proxy.
-type pgFaultPipeline struct {
+// sqlFaultPipeline runs a Kafka -> PostgreSQL or MariaDB staging
+// pipeline whose database connections go through a fault proxy.
+type sqlFaultPipeline struct {
 	d       *sqlDB
 	m       pgMerge
 	proxy   *faultproxy.Proxy
@@ -42,15 +42,40 @@ type pgFaultPipeline struct {
 	stop    func() error
 }
 
-func startPgFaultPipeline(t *testing.T, delivery, mode string, mergeSleep float64, batch int) *pgFaultPipeline {
+func startPgFaultPipeline(t *testing.T, delivery, mode string, mergeSleep float64, batch int) *sqlFaultPipeline {
 	t.Helper()
-	f := &pgFaultPipeline{d: openSQL(t, "postgres"), topic: "faults"}
+	return startSQLFaultPipeline(t, sqlFaultOptions{kind: "postgres", delivery: delivery, mode: mode, mergeSleep: mergeSleep, batch: batch})
+}
+
+// sqlFaultOptions shape a sqlFaultPipeline.
+type sqlFaultOptions struct {
+	kind, delivery, mode string
+	mergeSleep           float64 // seconds a merge lasts (postgres)
+	batch                int
+	statement, merge     time.Duration // statement_timeout, merge.timeout; 0: the default
+}
+
+func startSQLFaultPipeline(t *testing.T, o sqlFaultOptions) *sqlFaultPipeline {
+	t.Helper()
+	f := &sqlFaultPipeline{d: openSQL(t, o.kind), topic: "faults"}
 	pipe := sqlName("fault")
-	f.m = setupPgMerge(t, f.d, pipe, mergeSleep)
-	f.proxy = startFaultProxy(t, "127.0.0.1:5432")
-	dsn := strings.Replace(f.d.dsn, "127.0.0.1:5432", f.proxy.Addr(), 1)
+	server := "127.0.0.1:5432"
+	if o.kind == "mysql" {
+		f.m, server = setupMySQLMerge(t, f.d, pipe), "127.0.0.1:3306"
+	} else {
+		f.m = setupPgMerge(t, f.d, pipe, o.mergeSleep)
+	}
+	f.proxy = startFaultProxy(t, server)
+	dsn := strings.Replace(f.d.dsn, server, f.proxy.Addr(), 1)
 	f.brokers = startBroker(t).ListenAddrs()
 	createTopic(t, f.brokers, f.topic, 3)
+	var statement, merge string
+	if o.statement > 0 {
+		statement = fmt.Sprintf("\n    statement_timeout: %s", o.statement)
+	}
+	if o.merge > 0 {
+		merge = fmt.Sprintf(", timeout: %s", o.merge)
+	}
 	f.b, f.stop = runPipeline(t, fmt.Sprintf(`
 name: %s
 source:
@@ -59,11 +84,11 @@ format: {value: json}
 delivery: %s
 batch: {max_records: %d}
 sink:
-  postgres:
+  %s:
     dsn: %q
-    staging_table: %s
-    merge: {call: "CALL %s({{.HighWaterMark}})", every_records: 1500, idle: 300ms, mode: %s}
-`, pipe, f.brokers[0], f.topic, pipe, delivery, batch, dsn, f.m.stg, f.m.proc, mode))
+    staging_table: %s%s
+    merge: {call: "CALL %s({{.HighWaterMark}})", every_records: 1500, idle: 300ms, mode: %s%s}
+`, pipe, f.brokers[0], f.topic, pipe, o.delivery, o.batch, o.kind, dsn, f.m.stg, statement, f.m.proc, o.mode, merge))
 	return f
 }
 
@@ -71,7 +96,7 @@ sink:
 // empty, stops the pipeline and checks the outcome the delivery mode
 // promises: every record exactly once for exactly_once, every record at
 // least once for at_least_once. It returns the duplicates.
-func (f *pgFaultPipeline) finish(t *testing.T, delivery string, n int) (retries, duplicates int64) {
+func (f *sqlFaultPipeline) finish(t *testing.T, delivery string, n int) (retries, duplicates int64) {
 	t.Helper()
 	eventually(t, 45*time.Second, "every record merged into the final table", func() bool {
 		return f.d.count(t, fmt.Sprintf("SELECT count(DISTINCT id) FROM %s", f.m.fin)) >= int64(n) &&
@@ -242,4 +267,75 @@ func TestSQLPostgresBlackHoledRecoversWithoutHelp(t *testing.T) {
 	}
 	retries, _ := f.finish(t, config.ExactlyOnce, n)
 	t.Logf("database black-holed for %v: %d records in, %d out exactly once, %d written during the outage, %d retries", outage, n, n, during, retries)
+}
+
+// TestSQLPostgresStrandedConnectionsRecoverWithoutHelp: mid-run, every
+// database connection the sink has open goes half-open for good (the
+// server forgot them; they stay up on Sluice's side, nothing answers, no
+// RST comes) while new connections work. The statements waiting on them
+// give up after statement_timeout, their connections are dropped, and
+// the writes and merges are retried on fresh ones: the pipeline goes on by
+// itself and the final table holds every record, once with exactly_once.
+// Without the deadline the pipeline waits forever.
+func TestSQLPostgresStrandedConnectionsRecoverWithoutHelp(t *testing.T) {
+	for _, delivery := range []string{config.AtLeastOnce, config.ExactlyOnce} {
+		t.Run(delivery, func(t *testing.T) {
+			const n, strands = 6000, 2
+			f := startSQLFaultPipeline(t, sqlFaultOptions{kind: "postgres", delivery: delivery, mode: "continuous", batch: 500,
+				statement: 2 * time.Second, merge: 2 * time.Second})
+			produceN(t, f.brokers, f.topic, 0, n/3)
+			eventually(t, 30*time.Second, "the first rows merged", func() bool { return f.d.count(t, "SELECT count(*) FROM "+f.m.fin) > 0 })
+			for i := 1; i <= strands; i++ {
+				// Records flowing: the strand lands on writes in flight
+				// as well as on pooled connections and the merge session.
+				produceN(t, f.brokers, f.topic, i*n/3, n/3)
+				before := f.proxy.Stats().Accepted
+				f.proxy.Strand()
+				eventually(t, 30*time.Second, fmt.Sprintf("a new connection after strand %d", i), func() bool {
+					return f.proxy.Stats().Accepted > before
+				})
+			}
+			retries, dups := f.finish(t, delivery, n)
+			st := f.proxy.Stats()
+			// At least once, a strand after a COMMIT reached the server
+			// brings that batch again: at most one per consumer (2) per
+			// strand.
+			if bound := int64(strands * 2 * 500); dups > bound {
+				t.Fatalf("%d duplicates, more than the %d batches in flight at the strands (%d)", dups, strands*2, bound)
+			}
+			if retries == 0 {
+				t.Fatalf("no write was retried: the strands (%d connections) did not hit a write", st.Stranded)
+			}
+			t.Logf("%s: %d records, %d strands of %d connections in all, %d retries, %d duplicates, 0 lost", delivery, n, strands, st.Stranded, retries, dups)
+		})
+	}
+}
+
+// TestSQLPostgresMergeStrandedRecoversWithoutHelp: the merge session goes
+// half-open for good while the merge procedure runs. The merge gives up
+// after merge.timeout, is rolled back (the server ended the forgotten
+// session) and runs again on a fresh connection; every record is merged
+// once.
+func TestSQLPostgresMergeStrandedRecoversWithoutHelp(t *testing.T) {
+	const n = 4000
+	// A merge lasts 1 s, well within its 4 s deadline: the strand lands in it.
+	f := startSQLFaultPipeline(t, sqlFaultOptions{kind: "postgres", delivery: config.ExactlyOnce, mode: "pause", mergeSleep: 1, batch: 500,
+		statement: 2 * time.Second, merge: 4 * time.Second})
+	merging := func() bool {
+		return f.d.count(t, fmt.Sprintf("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'CALL %s(%%'", f.m.proc)) > 0
+	}
+	produceN(t, f.brokers, f.topic, 0, n)
+	eventually(t, 30*time.Second, "a merge running", merging)
+	f.proxy.Strand()
+	f.finish(t, config.ExactlyOnce, n)
+	timedOut := 0
+	for _, mi := range sqlMerges(f.b) {
+		if strings.Contains(mi.Error, "merge.timeout") {
+			timedOut++
+		}
+	}
+	if timedOut == 0 {
+		t.Fatalf("no merge attempt gave up on merge.timeout: %+v", sqlMerges(f.b))
+	}
+	t.Logf("%d records, the merge session stranded mid-merge: %d attempt(s) timed out, merged once (%d merges in the history)", n, timedOut, len(sqlMerges(f.b)))
 }

@@ -21,8 +21,9 @@ type conn struct {
 	goneOnce sync.Once
 
 	// Guarded by p.mu.
-	cutLeft int64 // >= 0: bytes to forward before the cut; -1: none
-	drop    dropper
+	cutLeft  int64 // >= 0: bytes to forward before the cut; -1: none
+	drop     dropper
+	stranded bool // Strand: the client's bytes are swallowed, nothing answers
 }
 
 // dropper discards answer bytes while it is active: up to bytes (when >
@@ -68,6 +69,10 @@ func (c *conn) run() {
 	if !c.p.waitPassing(c.gone) {
 		return
 	}
+	if c.isStranded() { // before it reached the server: never will
+		c.swallow()
+		return
+	}
 	dctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 	server, err := (&net.Dialer{}).DialContext(dctx, "tcp", c.p.target)
 	cancel()
@@ -77,7 +82,13 @@ func (c *conn) run() {
 	}
 	c.p.mu.Lock()
 	c.server = server
+	stranded := c.stranded
 	c.p.mu.Unlock()
+	if stranded { // while dialling: Strand did not see the server's side
+		_ = server.Close()
+		c.swallow()
+		return
+	}
 	select {
 	case <-c.gone: // reset while dialling
 		resetConn(server)
@@ -124,8 +135,26 @@ func (c *conn) reset() {
 	})
 }
 
+func (c *conn) isStranded() bool {
+	c.p.mu.Lock()
+	defer c.p.mu.Unlock()
+	return c.stranded
+}
+
+// swallow reads what a stranded client sends and discards it, until the
+// client closes: the client sees its writes succeed and no answer, ever.
+func (c *conn) swallow() {
+	buf := make([]byte, 32<<10)
+	for {
+		if _, err := c.client.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
 // pipe forwards one direction until either side ends: up is client ->
-// server.
+// server. Once the connection is stranded, up swallows the client's bytes
+// and down stops without telling the client anything.
 func (c *conn) pipe(up bool) {
 	src, dst := c.server, c.client
 	if up {
@@ -138,6 +167,10 @@ func (c *conn) pipe(up bool) {
 			if !c.p.waitPassing(c.gone) || !c.p.hold(c.gone) {
 				return
 			}
+			if c.isStranded() {
+				c.endPipe(up)
+				return
+			}
 			chunk := buf[:n]
 			cut := false
 			if up {
@@ -147,7 +180,7 @@ func (c *conn) pipe(up bool) {
 			}
 			if len(chunk) > 0 {
 				if _, werr := dst.Write(chunk); werr != nil {
-					c.finish()
+					c.endPipe(up)
 					return
 				}
 				c.p.mu.Lock()
@@ -164,6 +197,10 @@ func (c *conn) pipe(up bool) {
 			}
 		}
 		if err != nil {
+			if c.isStranded() {
+				c.endPipe(up)
+				return
+			}
 			if errors.Is(err, io.EOF) {
 				// A clean end of one direction: pass it on, and let the
 				// other direction finish what it is sending.
@@ -175,6 +212,20 @@ func (c *conn) pipe(up bool) {
 			c.finish()
 			return
 		}
+	}
+}
+
+// endPipe ends a direction that cannot forward: the whole connection
+// after a read or write failed, unless it is stranded (Strand closed the
+// server's side, which is what failed), in which case the client is kept
+// waiting.
+func (c *conn) endPipe(up bool) {
+	if !c.isStranded() {
+		c.finish()
+		return
+	}
+	if up {
+		c.swallow()
 	}
 }
 

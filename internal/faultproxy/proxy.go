@@ -32,6 +32,15 @@
 //     fails, and its retry meets a server that already applied it.
 //     DropAnswersAfter does the same on one connection, armed by a
 //     request that matches.
+//   - Strand(): every connection open at that moment is stranded for
+//     good: the client's side stays open, what it sends is swallowed and
+//     nothing ever answers, with no FIN and no RST; the server's side is
+//     closed, so the server ends its session (and rolls back what it
+//     held). This is the half-open connection of a server that restarted
+//     or failed over, or of a NAT box or load balancer that forgot the
+//     flow: only a deadline or TCP keepalive on the client ends it. New
+//     connections pass as the state allows; Pass does not revive the
+//     stranded ones.
 //   - CutAfter(match, k): the first connection whose client->server
 //     stream has a chunk for which match reports true is reset after k
 //     more bytes (counted from that chunk's first byte) have been
@@ -86,6 +95,7 @@ type Stats struct {
 	Resets       int64 // connections reset by ResetAll, CutAfter or Close
 	Cuts         int64 // CutAfter faults that fired
 	Drops        int64 // DropAnswersAfter faults that fired
+	Stranded     int64 // connections stranded by Strand
 	BytesUp      int64 // client -> server, forwarded
 	BytesDown    int64 // server -> client, forwarded
 	DroppedBytes int64 // server -> client, discarded by DropAnswers
@@ -188,6 +198,28 @@ func (p *Proxy) ResetAll() {
 	p.mu.Unlock()
 	for _, c := range conns {
 		c.reset()
+	}
+}
+
+// Strand strands every open connection (see the package comment): the
+// client's side is kept open and silent until the client closes it, the
+// server's side is closed now.
+func (p *Proxy) Strand() {
+	p.mu.Lock()
+	var servers []net.Conn
+	for c := range p.conns {
+		if c.stranded {
+			continue
+		}
+		c.stranded = true
+		p.stats.Stranded++
+		if c.server != nil {
+			servers = append(servers, c.server)
+		}
+	}
+	p.mu.Unlock()
+	for _, s := range servers {
+		_ = s.Close()
 	}
 }
 

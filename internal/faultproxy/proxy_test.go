@@ -159,6 +159,18 @@ func expectReset(t *testing.T, c net.Conn) {
 	}
 }
 
+// twoConnections opens two connections through a proxy to an echo server,
+// each with one round trip ("a", "b") done.
+func twoConnections(t *testing.T) (*echoServer, *Proxy, net.Conn, net.Conn) {
+	t.Helper()
+	echo := startEcho(t)
+	p := startProxy(t, echo.ln.Addr().String())
+	a, b := dial(t, p.Addr()), dial(t, p.Addr())
+	roundTrip(t, a, "a")
+	roundTrip(t, b, "b")
+	return echo, p, a, b
+}
+
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
@@ -205,11 +217,7 @@ func TestLatencyHoldsEveryChunk(t *testing.T) {
 }
 
 func TestResetAllResetsBothSides(t *testing.T) {
-	echo := startEcho(t)
-	p := startProxy(t, echo.ln.Addr().String())
-	a, b := dial(t, p.Addr()), dial(t, p.Addr())
-	roundTrip(t, a, "a")
-	roundTrip(t, b, "b")
+	echo, p, a, b := twoConnections(t)
 	p.ResetAll()
 	expectReset(t, a)
 	expectReset(t, b)
@@ -434,5 +442,72 @@ func TestKafkaRequestMatchesTheAPIKeyOfAnyFrame(t *testing.T) {
 		if got := endTxn(c.chunk); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+func TestStrandKeepsClientsWaitingForeverNewConnectionsPass(t *testing.T) {
+	echo, p, a, b := twoConnections(t)
+	p.Strand()
+	// The server's sides end cleanly: the server forgot the connections.
+	eventually(t, "the server's sides closed", func() bool { return len(echo.ended()) == 2 })
+	for i, err := range echo.ended() {
+		if err != nil {
+			t.Fatalf("server side %d ended with %v, want EOF", i, err)
+		}
+	}
+	// The clients' sides stay open: writes, even large ones, succeed, and
+	// nothing answers, neither data nor EOF nor RST.
+	if _, err := a.Write([]byte(strings.Repeat("x", 1<<20))); err != nil {
+		t.Fatalf("writing to a stranded connection: %v", err)
+	}
+	expectSilence(t, a)
+	if _, err := b.Write([]byte("hello?")); err != nil {
+		t.Fatal(err)
+	}
+	expectSilence(t, b)
+	// New connections pass, and Pass does not revive the stranded ones.
+	roundTrip(t, dial(t, p.Addr()), "fresh")
+	if err := p.Pass(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Write([]byte("still there?")); err != nil {
+		t.Fatal(err)
+	}
+	expectSilence(t, a)
+	if got := echo.got(); got != "abfresh" {
+		t.Fatalf("the server received %q, want %q", got, "abfresh")
+	}
+	if st := p.Stats(); st.Stranded != 2 || st.Open != 3 || st.Resets != 0 {
+		t.Fatalf("stats %+v, want 2 stranded of 3 open, no reset", st)
+	}
+	// A client that gives up closes its side; the proxy forgets it.
+	a.Close()
+	eventually(t, "the closed stranded connection forgotten", func() bool { return p.Stats().Open == 2 })
+}
+
+func TestStrandHoldsAConnectionNotYetDialled(t *testing.T) {
+	echo := startEcho(t)
+	p := startProxy(t, echo.ln.Addr().String())
+	if err := p.BlackHole(); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, p.Addr()) // accepted, held before its dial
+	if _, err := c.Write([]byte("early")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the connection accepted", func() bool { return p.Stats().Open == 1 })
+	p.Strand()
+	if err := p.Pass(); err != nil {
+		t.Fatal(err)
+	}
+	expectSilence(t, c)
+	roundTrip(t, dial(t, p.Addr()), "fresh")
+	if got := echo.got(); got != "fresh" {
+		t.Fatalf("the server received %q, want only %q", got, "fresh")
+	}
+	echo.mu.Lock()
+	defer echo.mu.Unlock()
+	if len(echo.conns) != 1 {
+		t.Fatalf("the server saw %d connections, want only the fresh one", len(echo.conns))
 	}
 }

@@ -21,7 +21,15 @@ import (
 // a new shared request behind a waiting exclusive one, so merges are not
 // starved. The merge lock is GET_LOCK, released by the server when the
 // holder's connection ends.
-func newMySQL(dsn string, maxConns int) (*mysqlDB, error) {
+//
+// Deadlines (deadline.go): database/sql gives COMMIT no context, so the
+// driver's own I/O timeouts bound every round trip instead: readTimeout
+// and writeTimeout are statement_timeout on the pool's connections and
+// merge.timeout on the merge session's, unless the DSN sets them. Past
+// one the driver closes the connection and database/sql drops it. A write
+// waiting at the gate for a long merge is bounded by statement_timeout
+// here: it is retried until the merge ends.
+func newMySQL(dsn string, maxConns int, lim limits) (*mysqlDB, error) {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parsing the mysql dsn: %w", err)
@@ -39,16 +47,17 @@ func newMySQL(dsn string, maxConns int) (*mysqlDB, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	conn, err := mysql.NewConnector(cfg)
+	db, err := openMySQL(cfg, lim.statement.d, maxConns)
 	if err != nil {
-		return nil, fmt.Errorf("mysql dsn: %w", err)
+		return nil, err
 	}
-	db := dbsql.OpenDB(conn)
-	db.SetMaxOpenConns(maxConns + 1) // +1: the merge session
-	db.SetMaxIdleConns(maxConns + 1)
-	db.SetConnMaxIdleTime(5 * time.Minute)
+	sessions, err := openMySQL(cfg, lim.merge.d, 1)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	s := &stdDB{db: db, iso: dbsql.LevelReadCommitted}
-	m := &mysqlDB{stdDB: s, address: cfg.Addr}
+	m := &mysqlDB{stdDB: s, sessions: sessions, address: cfg.Addr}
 	s.d = &dialect{
 		name:    "mysql",
 		q:       backtickQuote,
@@ -70,10 +79,41 @@ func newMySQL(dsn string, maxConns int) (*mysqlDB, error) {
 	return m, nil
 }
 
+// openMySQL is a pool of at most max connections whose reads and writes
+// time out after d (0: none), unless cfg sets its own timeouts.
+func openMySQL(cfg *mysql.Config, d time.Duration, max int) (*dbsql.DB, error) {
+	cfg = cfg.Clone()
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = d
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = d
+	}
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("mysql dsn: %w", err)
+	}
+	db := dbsql.OpenDB(conn)
+	db.SetMaxOpenConns(max)
+	db.SetMaxIdleConns(max)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	return db, nil
+}
+
 type mysqlDB struct {
 	*stdDB
-	address string // host:port or socket path, for logs
-	limit   int    // bytes per INSERT statement; set by connect, before any write
+	sessions *dbsql.DB // the merge session's pool, under merge.timeout
+	address  string    // host:port or socket path, for logs
+	limit    int       // bytes per INSERT statement; set by connect, before any write
+}
+
+func (m *mysqlDB) openConnections() int {
+	return m.db.Stats().OpenConnections + m.sessions.Stats().OpenConnections
+}
+
+func (m *mysqlDB) close() {
+	m.stdDB.close()
+	_ = m.sessions.Close()
 }
 
 // connect reads max_allowed_packet, which bounds the size of the sink's
@@ -169,7 +209,7 @@ func mysqlUnlock(ctx context.Context, c *dbsql.Conn, name string) error {
 }
 
 func (m *mysqlDB) session(ctx context.Context) (session, error) {
-	c, err := m.db.Conn(ctx)
+	c, err := m.sessions.Conn(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -26,9 +26,9 @@ func OpenOffsetTable(ctx context.Context, kind string, cfg config.SQLSink, pipel
 	var db database
 	switch kind {
 	case "postgres":
-		db, err = newPostgres(cfg.DSN, 2)
+		db, err = newPostgres(cfg.DSN, 2, limitsOf(cfg))
 	case "mysql":
-		db, err = newMySQL(cfg.DSN, 2)
+		db, err = newMySQL(cfg.DSN, 2, limitsOf(cfg))
 	case "sqlite":
 		db, err = newSQLite(ctx, cfg.Path)
 	default:

@@ -2,6 +2,7 @@ package sql
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -25,11 +26,12 @@ type postgres struct {
 	pool  *pgPool
 	cfg   *pgx.ConnConfig
 	types *copyTypes // of COPY targets, shared by every connection
+	lim   limits     // deadlines of round trips (deadline.go)
 }
 
 // newPostgres parses dsn without connecting: connect makes the first
 // connection, so New can wait for a server that is not up yet.
-func newPostgres(dsn string, maxConns int) (*postgres, error) {
+func newPostgres(dsn string, maxConns int, lim limits) (*postgres, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parsing the postgres dsn: %w", err)
@@ -40,7 +42,7 @@ func newPostgres(dsn string, maxConns int) (*postgres, error) {
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "sluice"
 	}
-	p := &postgres{pool: newPgPool(cfg, maxConns), cfg: cfg, types: &copyTypes{}}
+	p := &postgres{pool: newPgPool(cfg, maxConns), cfg: cfg, types: &copyTypes{}, lim: lim}
 	p.d = &dialect{
 		name:    "postgres",
 		q:       ansiQuote,
@@ -99,12 +101,27 @@ func (p *postgres) begin(ctx context.Context) (txn, error) {
 	if err != nil {
 		return nil, err
 	}
-	tx, err := c.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	var tx pgx.Tx
+	err = p.lim.statement.do(ctx, func(ctx context.Context) (err error) {
+		tx, err = c.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+		return err
+	})
 	if err != nil {
 		p.pool.discard(c)
+		p.forgetIdle(err)
 		return nil, err
 	}
-	return &pgTxn{d: p.d, types: p.types, tx: tx, done: func() { p.pool.release(c) }}, nil
+	return &pgTxn{d: p.d, types: p.types, tx: tx, lim: p.lim.statement, gateLim: p.lim.merge,
+		done: func() { p.pool.release(c) }, timedOut: p.forgetIdle}, nil
+}
+
+// forgetIdle closes the idle connections after a round trip timed out:
+// they most likely went the same dead way (a failover, a NAT box that
+// forgot its flows), and each would cost a deadline to find out.
+func (p *postgres) forgetIdle(err error) {
+	if errors.Is(err, errNoAnswer) {
+		p.pool.closeIdle()
+	}
 }
 
 func (p *postgres) query(ctx context.Context, q string, args ...any) (rowsIter, error) {
@@ -112,12 +129,20 @@ func (p *postgres) query(ctx context.Context, q string, args ...any) (rowsIter, 
 	if err != nil {
 		return nil, err
 	}
-	rows, err := c.Query(ctx, p.d.rebind(q), args...)
+	// The deadline covers reading the rows too: it ends with Close.
+	bounded, cancel := p.lim.statement.within(ctx)
+	rows, err := c.Query(bounded, p.d.rebind(q), args...)
 	if err != nil {
+		err = p.lim.statement.explain(ctx, bounded, err)
+		cancel()
 		p.pool.release(c)
+		p.forgetIdle(err)
 		return nil, err
 	}
-	return &pgRows{Rows: rows, done: func() { p.pool.release(c) }}, nil
+	return &pgRows{Rows: rows, lim: p.lim.statement, ctx: ctx, bounded: bounded, done: func() {
+		cancel()
+		p.pool.release(c)
+	}}, nil
 }
 
 func (p *postgres) session(ctx context.Context) (session, error) {
@@ -125,44 +150,77 @@ func (p *postgres) session(ctx context.Context) (session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &pgSession{d: p.d, types: p.types, c: c, pool: p.pool}, nil
+	return &pgSession{d: p.d, types: p.types, c: c, pool: p.pool, lim: p.lim}, nil
 }
 
 type pgTxn struct {
-	d     *dialect
-	types *copyTypes
-	tx    pgx.Tx
-	done  func() // gives the connection back, once
+	d        *dialect
+	types    *copyTypes
+	tx       pgx.Tx
+	lim      limit       // of each round trip
+	gateLim  limit       // of the write gate, which waits for merges
+	done     func()      // gives the connection back, once
+	timedOut func(error) // told every error of a round trip; nil: none
 }
 
-func (t *pgTxn) exec(ctx context.Context, q string, args ...any) error {
-	_, err := t.tx.Exec(ctx, t.d.rebind(q), args...)
+// do runs one round trip of the transaction under its deadline.
+func (t *pgTxn) do(ctx context.Context, f func(context.Context) error) error {
+	err := t.lim.do(ctx, f)
+	if err != nil && t.timedOut != nil {
+		t.timedOut(err)
+	}
 	return err
 }
 
+// patient is the same transaction under the deadline of the write gate,
+// for statements only: commit and rollback belong to t.
+func (t *pgTxn) patient() txn {
+	p := *t
+	p.lim = t.gateLim
+	p.done = nil
+	return &p
+}
+
+func (t *pgTxn) exec(ctx context.Context, q string, args ...any) error {
+	return t.do(ctx, func(ctx context.Context) error {
+		_, err := t.tx.Exec(ctx, t.d.rebind(q), args...)
+		return err
+	})
+}
+
 func (t *pgTxn) query(ctx context.Context, q string, args ...any) (rowsIter, error) {
-	rows, err := t.tx.Query(ctx, t.d.rebind(q), args...)
+	bounded, cancel := t.lim.within(ctx)
+	rows, err := t.tx.Query(bounded, t.d.rebind(q), args...)
 	if err != nil {
+		cancel()
+		err = t.lim.explain(ctx, bounded, err)
+		if t.timedOut != nil {
+			t.timedOut(err)
+		}
 		return nil, err
 	}
-	return &pgRows{Rows: rows}, nil
+	return &pgRows{Rows: rows, lim: t.lim, ctx: ctx, bounded: bounded, done: cancel}, nil
 }
 
 func (t *pgTxn) insert(ctx context.Context, table tableName, cols []string, rows [][]any) error {
-	return copyRows(ctx, t.tx.Conn(), t.types, table, cols, rows)
+	return t.do(ctx, func(ctx context.Context) error {
+		return copyRows(ctx, t.tx.Conn(), t.types, table, cols, rows)
+	})
 }
 
 func (t *pgTxn) commit(ctx context.Context) error {
-	err := t.tx.Commit(ctx)
+	err := t.do(ctx, t.tx.Commit)
 	t.finish()
 	return err
 }
 
+// rollback is bounded too: it may be the first round trip on a
+// connection that went dead since the last one.
 func (t *pgTxn) rollback(ctx context.Context) error {
 	if t.done == nil {
 		return nil
 	}
-	err := t.tx.Rollback(ctx)
+	err := t.do(ctx, t.tx.Rollback)
 	t.finish()
 	return err
 }
@@ -174,10 +232,16 @@ func (t *pgTxn) finish() {
 	}
 }
 
+// pgRows reads a result under the deadline of its query.
 type pgRows struct {
 	pgx.Rows
-	done func()
+	lim     limit
+	ctx     context.Context // the caller's
+	bounded context.Context // ctx under lim
+	done    func()
 }
+
+func (r *pgRows) Err() error { return r.lim.explain(r.ctx, r.bounded, r.Rows.Err()) }
 
 func (r *pgRows) Close() {
 	r.Rows.Close()
@@ -187,30 +251,41 @@ func (r *pgRows) Close() {
 	}
 }
 
+// pgSession is the merge session: its locks take statement_timeout, the
+// statements of its transactions (the merge) merge.timeout.
 type pgSession struct {
 	d     *dialect
 	types *copyTypes
 	c     *pgx.Conn
 	pool  *pgPool // counts c among the open connections
+	lim   limits
 }
 
 func (s *pgSession) tryLock(ctx context.Context, name string) (bool, error) {
 	var ok bool
-	err := s.c.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", lockKeyOf(name)).Scan(&ok)
+	err := s.lim.statement.do(ctx, func(ctx context.Context) error {
+		return s.c.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", lockKeyOf(name)).Scan(&ok)
+	})
 	return ok, err
 }
 
 func (s *pgSession) unlock(ctx context.Context, name string) error {
-	_, err := s.c.Exec(ctx, "SELECT pg_advisory_unlock($1)", lockKeyOf(name))
-	return err
+	return s.lim.statement.do(ctx, func(ctx context.Context) error {
+		_, err := s.c.Exec(ctx, "SELECT pg_advisory_unlock($1)", lockKeyOf(name))
+		return err
+	})
 }
 
 func (s *pgSession) begin(ctx context.Context) (txn, error) {
-	tx, err := s.c.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	var tx pgx.Tx
+	err := s.lim.statement.do(ctx, func(ctx context.Context) (err error) {
+		tx, err = s.c.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	return &pgTxn{d: s.d, types: s.types, tx: tx, done: func() {}}, nil
+	return &pgTxn{d: s.d, types: s.types, tx: tx, lim: s.lim.merge, gateLim: s.lim.merge, done: func() {}}, nil
 }
 
 func (s *pgSession) close() { s.pool.hangUp(s.c) }

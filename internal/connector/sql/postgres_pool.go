@@ -93,7 +93,8 @@ func (p *pgPool) discard(c *pgx.Conn) {
 	<-p.sem
 }
 
-func (p *pgPool) close() {
+// closeIdle closes the idle connections; the pool stays open.
+func (p *pgPool) closeIdle() {
 	p.mu.Lock()
 	idle := p.idle
 	p.idle = nil
@@ -102,6 +103,8 @@ func (p *pgPool) close() {
 		p.hangUp(c)
 	}
 }
+
+func (p *pgPool) close() { p.closeIdle() }
 
 func closeConn(c *pgx.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

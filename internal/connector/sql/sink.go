@@ -27,7 +27,11 @@
 //   - MySQL/MariaDB: several processes; write gate = the pipeline's row of
 //     sluice_merge_state (LOCK IN SHARE MODE / FOR UPDATE), merge lock =
 //     GET_LOCK. innodb_lock_wait_timeout is raised to 3600 s for the
-//     sink's sessions so writes wait out a long pause-mode merge.
+//     sink's sessions so writes wait out a long pause-mode merge (each
+//     wait cut at statement_timeout, then retried: see newMySQL).
+//
+// Every round trip to a PostgreSQL or MySQL server has a deadline
+// (deadline.go), so a half-open connection cannot stall a partition.
 //   - SQLite: one process (one writer connection, in-process merge lock).
 //
 // Merge procedures run inside the sink's transaction: they must not COMMIT
@@ -119,9 +123,9 @@ func New(ctx context.Context, o Options) (connector.Sink, error) {
 	}
 	switch o.Kind {
 	case "postgres":
-		s.db, err = newPostgres(o.Config.DSN, o.Config.MaxConnections)
+		s.db, err = newPostgres(o.Config.DSN, o.Config.MaxConnections, limitsOf(o.Config))
 	case "mysql":
-		s.db, err = newMySQL(o.Config.DSN, o.Config.MaxConnections)
+		s.db, err = newMySQL(o.Config.DSN, o.Config.MaxConnections, limitsOf(o.Config))
 	case "sqlite":
 		s.db, err = newSQLite(ctx, o.Config.Path)
 	default:

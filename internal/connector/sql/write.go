@@ -247,7 +247,7 @@ func (s *Sink) commitRows(ctx context.Context, p plan, rows []row) (txResult, er
 	exact := merge != nil && merge.Exact
 	var batchID, inBatch int64
 	if merge != nil {
-		if batchID, err = s.db.dialect().gate(ctx, tx, s.bk, exact); err != nil {
+		if batchID, err = s.db.dialect().gate(ctx, patiently(tx), s.bk, exact); err != nil {
 			return res, wrap(s.db, "reading the open staging batch", err)
 		}
 		if exact {
