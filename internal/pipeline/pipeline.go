@@ -132,6 +132,9 @@ type Pipeline struct {
 	stats   stats
 	// eventTime follows event time per partition (watermark.go).
 	eventTime *watermarks
+	// spread is the number of workers the sink spreads each batch over
+	// itself (connector.SpreadWriter), 0 when the engine's lanes do.
+	spread int
 
 	control chan controlRequest // AddConsumer requests, served by Run
 
@@ -185,6 +188,13 @@ func New(opts Options) (*Pipeline, error) {
 	if opts.By == "" && opts.Workers > 1 {
 		opts.By = ByKey
 	}
+	spread := 0
+	if sw, ok := opts.Sink.(connector.SpreadWriter); ok && sw.SpreadsBatches() && opts.Workers > 1 {
+		if opts.By == ByRoundRobin {
+			return nil, fmt.Errorf("pipeline %s: the sink commits offsets per partition with each batch, which round_robin cannot keep: use by key or partition", opts.Name)
+		}
+		spread = opts.Workers
+	}
 	if opts.OnError == OnErrorDLQ && opts.DeadLetter == nil {
 		return nil, fmt.Errorf("pipeline %s: on_error dlq needs a dead-letter destination", opts.Name)
 	}
@@ -192,6 +202,7 @@ func New(opts Options) (*Pipeline, error) {
 	close(resumed)
 	p := &Pipeline{
 		opts:      opts,
+		spread:    spread,
 		log:       opts.Logger.With("pipeline", opts.Name),
 		limiter:   newInFlightLimiter(opts.MaxInFlightRecords, opts.MaxInFlightBytes),
 		control:   make(chan controlRequest),

@@ -67,10 +67,12 @@ func (p *Pipeline) Reconfigure(ctx context.Context, changes map[string]any) erro
 	p.storeMaxPoll(src)
 
 	p.mu.Lock()
-	live := p.state == StateRunning || p.state == StatePaused
+	// Starting counts: Run may have opened some consumers with the old
+	// properties while it still opens the others (with the new ones).
+	live := p.state == StateStarting || p.state == StateRunning || p.state == StatePaused
 	ids := append([]string(nil), p.order...)
 	p.mu.Unlock()
-	if !live {
+	if !live || len(ids) == 0 {
 		return nil // consumers opened by Run use the new properties
 	}
 	p.log.Info("changing source properties: restarting consumers one by one", "changes", changes, "consumers", len(ids))

@@ -315,3 +315,53 @@ func TestAConsumerThatCannotBeReopenedIsRetryingThenFails(t *testing.T) {
 		t.Fatalf("state %s, want failed", st.State)
 	}
 }
+
+// slowSecondOpen holds the pipeline's second OpenReader until release is
+// closed: Run is still starting its consumers while the first one runs.
+type slowSecondOpen struct {
+	*propSource
+	opens   atomic.Int32
+	release chan struct{}
+}
+
+func (s *slowSecondOpen) OpenReader(ctx context.Context, member string) (connector.Reader, error) {
+	if s.opens.Add(1) == 2 {
+		<-s.release
+	}
+	return s.propSource.OpenReader(ctx, member)
+}
+
+// TestReconfigureWhileStartingRestartsTheConsumersAlreadyOpen: a change
+// that came while Run was still opening consumers returned success and
+// left the consumers opened before it on the old properties.
+func TestReconfigureWhileStartingRestartsTheConsumersAlreadyOpen(t *testing.T) {
+	src := &slowSecondOpen{propSource: newPropSource(1000000, map[string]any{"max.poll.records": 10}), release: make(chan struct{})}
+	sink := &memSink{}
+	p, _ := New(Options{Name: "t", Source: src, Sink: sink, Consumers: 2, MaxPollRecords: 10, BatchRecords: 100, Linger: time.Millisecond, Logger: quiet})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	waitFor(t, "the first consumer writing", func() bool { return sink.count() > 100 })
+	if st := p.Status().State; st != StateStarting {
+		t.Fatalf("state %s, want starting (the second consumer is held)", st)
+	}
+	reconfigured := make(chan error, 1)
+	go func() { reconfigured <- p.Reconfigure(ctx, map[string]any{"max.poll.records": 20}) }()
+	waitFor(t, "the first consumer reopened", func() bool { return len(src.openedIDs()) == 2 })
+	close(src.release)
+	if err := <-reconfigured; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "running", func() bool { return p.Status().State == StateRunning })
+	src.mu.Lock()
+	with := slices.Clone(src.openedWith)
+	src.mu.Unlock()
+	if len(with) != 3 || with[0].MaxPollRecords != 10 || with[1].MaxPollRecords != 20 || with[2].MaxPollRecords != 20 {
+		t.Fatalf("readers opened with %+v; want the first one again, then the second, both with max.poll.records 20", with)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

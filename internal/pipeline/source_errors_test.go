@@ -53,3 +53,37 @@ func TestSourceReadErrorsAreCountedAndBackedOff(t *testing.T) {
 		t.Fatalf("%d reads for 3 failures and 10 records: the loop did not back off", got)
 	}
 }
+
+// healthSource is a memSource whose client says how its servers answer.
+type healthSource struct {
+	*memSource
+	health connector.SourceHealth
+}
+
+func (s *healthSource) SourceHealth() connector.SourceHealth { return s.health }
+
+// A source whose brokers cannot be reached moves nothing, like an idle
+// one: status tells them apart by the source's own health, and a running
+// pipeline with an unreachable source is degraded.
+func TestStatusShowsTheSourceHealth(t *testing.T) {
+	since := time.Date(2026, 12, 4, 12, 3, 14, 0, time.UTC)
+	for _, tc := range []struct {
+		health   connector.SourceHealth
+		degraded bool
+	}{
+		{connector.SourceHealth{State: connector.SourceHealthy}, false},
+		{connector.SourceHealth{State: connector.SourceUnreachable, Since: since, Errors: 7, LastError: "dial tcp 127.0.0.1:9092: connect: connection refused"}, true},
+	} {
+		t.Run(tc.health.State, func(t *testing.T) {
+			p, _ := New(Options{Name: "t", Source: &healthSource{memSource: newMemSource(0, plain), health: tc.health}, Sink: &memSink{}, Logger: quiet})
+			st := p.Status()
+			if st.Source == nil || *st.Source != tc.health || st.Degraded != tc.degraded {
+				t.Fatalf("status source %+v, degraded %v; want %+v, degraded %v", st.Source, st.Degraded, tc.health, tc.degraded)
+			}
+		})
+	}
+	p, _ := New(Options{Name: "t", Source: newMemSource(0, plain), Sink: &memSink{}, Logger: quiet})
+	if st := p.Status(); st.Source != nil || st.Degraded {
+		t.Fatalf("a source that cannot tell: status source %+v, degraded %v; want none", st.Source, st.Degraded)
+	}
+}

@@ -87,7 +87,8 @@ type Status struct {
 	Name  string `json:"name"`
 	State State  `json:"state"`
 	// Degraded: running, but something is being retried (Retrying says
-	// what, since when and why), so records may not be moving.
+	// what, since when and why) or the source cannot reach all its
+	// servers (Source), so records may not be moving.
 	Degraded     bool             `json:"degraded"`
 	Retrying     []RetryStatus    `json:"retrying,omitempty"`
 	Error        string           `json:"error,omitempty"`
@@ -118,6 +119,11 @@ type Status struct {
 	Watermark        *time.Time           `json:"watermark,omitempty"`
 	FreshnessSeconds *float64             `json:"freshness_seconds,omitempty"`
 	EventTime        []PartitionEventTime `json:"event_time,omitempty"`
+
+	// Source is whether the source's servers answer, for sources that
+	// can tell (connector.HealthReporter): a broker that cannot be
+	// reached is told apart from an idle topic.
+	Source *connector.SourceHealth `json:"source,omitempty"`
 }
 
 // ConsumerStatus is one consumer's view.
@@ -143,6 +149,11 @@ func (p *Pipeline) Status() Status {
 	p.mu.Unlock()
 	st.Retrying = p.retrying.snapshot()
 	st.Degraded = len(st.Retrying) > 0
+	if hr, ok := p.opts.Source.(connector.HealthReporter); ok {
+		h := hr.SourceHealth()
+		st.Source = &h
+		st.Degraded = st.Degraded || h.State != connector.SourceHealthy
+	}
 	for _, c := range cs {
 		cst := ConsumerStatus{ID: c.id}
 		if ar, ok := c.reader.(connector.AssignmentReporter); ok {

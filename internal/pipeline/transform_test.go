@@ -29,14 +29,27 @@ func (offsetTransformer) Transform(r *connector.Record) (bool, error) {
 // Filtered records are acked once without being written, counted as
 // filtered; a record a transform fails on goes where on_error says; what
 // is in flight goes back to zero although transforms changed the records'
-// sizes.
+// sizes. Reads of 1,000 records are decoded and transformed on several
+// goroutines (prepare), and settle the same way.
 func TestTransformerFiltersAndRoutesFailuresAndAcksEachRecordOnce(t *testing.T) {
-	const n = 90
+	for _, tc := range []struct {
+		name     string
+		n, batch int
+	}{
+		{"small reads", 90, 10},
+		{"reads spread over goroutines", 3000, 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) { checkTransformerOutcomes(t, tc.n, tc.batch) })
+	}
+}
+
+func checkTransformerOutcomes(t *testing.T, n, batch int) {
+	t.Helper()
 	src := newMemSource(n, plain)
 	sink := &memSink{}
 	dlq := &memDLQ{}
 	p, err := New(Options{Name: "t", Source: src, Sink: sink, Transformer: offsetTransformer{}, Consumers: 2,
-		BatchRecords: 10, OnError: OnErrorDLQ, DeadLetter: dlq, Logger: quiet})
+		BatchRecords: batch, OnError: OnErrorDLQ, DeadLetter: dlq, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,14 +70,14 @@ func TestTransformerFiltersAndRoutesFailuresAndAcksEachRecordOnce(t *testing.T) 
 	}
 	written := len(sink.written)
 	sink.mu.Unlock()
-	if want := n - n/3 - 1; written != want {
+	if want := n - (n+2)/3 - 1; written != want {
 		t.Fatalf("%d records written, want %d", written, want)
 	}
 	if len(dlq.records) != 1 || dlq.records[0].Offset != 5 || !strings.Contains(dlq.reasons[0].Error(), "transforms[1].set.x") {
 		t.Fatalf("dead letters %v (%v); want offset 5 with the step's error", dlq.records, dlq.reasons)
 	}
 	st := p.Status()
-	if st.Filtered != n/3 || st.RecordsIn != n || st.RecordsOut != int64(written) || st.DeadLettered != 1 {
+	if st.Filtered != int64(n+2)/3 || st.RecordsIn != int64(n) || st.RecordsOut != int64(written) || st.DeadLettered != 1 {
 		t.Fatalf("status: in %d, filtered %d, out %d, dead-lettered %d", st.RecordsIn, st.Filtered, st.RecordsOut, st.DeadLettered)
 	}
 	if recs, bytes := p.limiter.usage(); recs != 0 || bytes != 0 {

@@ -38,6 +38,13 @@ const (
 // highest offset it stored per slot. A slow write holds back its lane
 // only, until the lane's queue is full; then the read loop waits.
 //
+// A sink that commits a batch's source offsets per partition in the
+// batch's own transaction (connector.SpreadWriter: the Kafka sink with
+// exactly-once) cannot take lanes: a lane's commit would pass records
+// of the same partition still queued in other lanes. There is one lane
+// with one writer then, as without parallelism, its records slotted, and
+// the sink spreads each batch over the workers within its transaction.
+//
 // With ByRoundRobin there is one lane, as without parallelism, and its
 // batches go to whichever of the workers is free: batches stay full and
 // one slow write holds back nothing, at the price of order.
@@ -77,7 +84,9 @@ func (c *consumer) startWriters(g *errgroup.Group, writeCtx context.Context, sto
 	d := &dispatcher{c: c, slotted: o.By == ByKey || o.By == ByPartition, byKey: o.By == ByKey}
 	nLanes, writersPerLane := 1, o.Workers
 	d.batchRecords = o.BatchRecords
-	if d.slotted {
+	if c.p.spread > 0 {
+		writersPerLane = 1 // the sink's workers write each batch
+	} else if d.slotted {
 		nLanes, writersPerLane = o.Workers, 1
 		if nLanes > 1 {
 			// Per lane: one batch being built, two queued, one written;
@@ -91,7 +100,7 @@ func (c *consumer) startWriters(g *errgroup.Group, writeCtx context.Context, sto
 		l := &lane{cur: &batch{}, batches: make(chan *batch, max(2, writersPerLane))}
 		d.lanes = append(d.lanes, l)
 		toWrite := l.batches
-		if prep, ok := o.Sink.(connector.Preparer); ok && nLanes == 1 {
+		if prep, ok := o.Sink.(connector.Preparer); ok && nLanes == 1 && c.p.spread == 0 {
 			// A third stage between reading and writing: the next batch
 			// is prepared while the previous one is written. One more
 			// batch in flight, still within the in-flight limits. With

@@ -265,3 +265,68 @@ func TestRemovingAConsumerFinishesEveryWorkersWrites(t *testing.T) {
 		t.Fatalf("%d acks, %d records in the sink; want 4000 of each", total, sink.count())
 	}
 }
+
+// spreadSink is an orderSink that, like the Kafka sink with
+// exactly-once, commits offsets per partition with each batch and so
+// takes whole batches, spreading them over the workers itself.
+type spreadSink struct {
+	*orderSink
+	workers atomic.Int32 // as WriteSpread was last given
+	next    int64        // offset the next batch must start at
+	gaps    []string
+}
+
+func (s *spreadSink) SpreadsBatches() bool { return true }
+
+func (s *spreadSink) WriteSpread(ctx context.Context, batch []*connector.Record, workers int) error {
+	s.workers.Store(int32(workers))
+	s.orderSink.mu.Lock()
+	for _, r := range batch {
+		if r.Offset != s.next {
+			s.gaps = append(s.gaps, fmt.Sprintf("offset %d where %d was due", r.Offset, s.next))
+		}
+		s.next = r.Offset + 1
+	}
+	s.orderSink.mu.Unlock()
+	return s.orderSink.Write(ctx, batch)
+}
+
+func (s *spreadSink) Write(context.Context, []*connector.Record) error {
+	return errors.New("Write called on a sink that spreads batches")
+}
+
+// A sink whose batch commits its partitions' offsets (connector.
+// SpreadWriter) gets a consumer's records as whole batches in offset
+// order, one write at a time, told the number of workers; with
+// round_robin the pipeline refuses to start.
+func TestWorkersHandWholeBatchesToASinkThatSpreadsThem(t *testing.T) {
+	const records = 5000
+	src := newKeyedSource(records, 100)
+	sink := &spreadSink{orderSink: newOrderSink(0)}
+	sink.delay = 200 * time.Microsecond
+	p, err := New(Options{Name: "t", Source: src, Sink: sink, Workers: 8, By: ByKey,
+		BatchRecords: 50, Linger: time.Millisecond, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := runUntil(t, p, "every record acked", func() bool { d, _ := src.ackedCount(); return d == records }); err != nil {
+		t.Fatal(err)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.gaps) > 0 {
+		t.Fatalf("a batch was not the consumer's next records: %s", sink.gaps[0])
+	}
+	if len(sink.written) != records || sink.maxConc.Load() != 1 || sink.workers.Load() != 8 {
+		t.Fatalf("%d distinct records (want %d), %d writes at a time (want 1), told %d workers (want 8)",
+			len(sink.written), records, sink.maxConc.Load(), sink.workers.Load())
+	}
+	for _, r := range src.records {
+		if r.Slot != slotOf(r, true) {
+			t.Fatalf("offset %d has slot %d, want %d", r.Offset, r.Slot, slotOf(r, true))
+		}
+	}
+	if _, err := New(Options{Name: "t", Source: src, Sink: sink, Workers: 8, By: ByRoundRobin}); err == nil {
+		t.Fatal("round_robin into a sink that spreads batches was accepted")
+	}
+}

@@ -21,6 +21,7 @@ func (p *Pipeline) writeBatch(ctx context.Context, r connector.Reader, b *batch)
 	retry := p.newRetry("write", "writing to sink")
 	defer retry.done()
 	prep, _ := p.opts.Sink.(connector.Preparer)
+	spread, _ := p.opts.Sink.(connector.SpreadWriter)
 	pending, prepared := b.records, b.prepared
 	durable, durableBytes := 0, 0
 	settledWeight := 0
@@ -41,9 +42,12 @@ func (p *Pipeline) writeBatch(ctx context.Context, r connector.Reader, b *batch)
 	}
 	for len(pending) > 0 {
 		var err error
-		if prep != nil {
+		switch {
+		case p.spread > 0:
+			err = spread.WriteSpread(ctx, pending, p.spread)
+		case prep != nil:
 			err = prep.WritePrepared(ctx, pending, prepared)
-		} else {
+		default:
 			err = p.opts.Sink.Write(ctx, pending)
 		}
 		var be *connector.BatchError

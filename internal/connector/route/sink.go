@@ -6,10 +6,13 @@
 package route
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -151,6 +154,10 @@ func holdBehindFailures(parts map[string][]*connector.Record, failed []*connecto
 			parts[name] = keep
 		}
 	}
+	// In source order, whatever order the map gave the sinks.
+	slices.SortStableFunc(held, func(a, b *connector.Record) int {
+		return cmp.Or(strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Offset, b.Offset))
+	})
 	return held
 }
 
