@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/sluice-dev/sluice/internal/codec"
 	"github.com/sluice-dev/sluice/internal/config"
@@ -99,6 +100,16 @@ func Build(ctx context.Context, p config.Pipeline, log *slog.Logger) (*Built, er
 		if dec, err = newDecoder(f); err != nil {
 			return fail(err)
 		}
+	}
+	if chain.RawJSON() && rawJSONSink(&p) {
+		// The chain reads JSON values undecoded and hands the sink their
+		// new bytes (transform.Chain.TransformJSON): decode keys only.
+		f := p.Format
+		f.Value = "raw"
+		if dec, err = newDecoder(f); err != nil {
+			return fail(err)
+		}
+		transformer = chain.JSONTransformer()
 	}
 	var maxPoll int
 	for _, build := range sourceBuilders {
@@ -222,6 +233,17 @@ func fieldVisitor(f config.Format) (connector.FieldVisitor, error) {
 		return nil, err
 	}
 	return dec, nil
+}
+
+// rawJSONSink reports whether p's records may reach its sink as JSON bytes
+// the transforms reshaped without decoding (connector.Record.Reshaped):
+// JSON values into one Kafka sink that encodes JSON to a fixed topic, and
+// nothing between decode and sink that reads the decoded fields (a
+// timestamp field, routes, a topic template over the value).
+func rawJSONSink(p *config.Pipeline) bool {
+	k := p.Sink.Kafka
+	return p.Format.Value == "json" && len(p.Sinks) == 0 && !p.Timestamp.NeedsFields() &&
+		k != nil && k.Format != nil && k.Format.Value == "json" && !strings.Contains(k.Topic, "{{")
 }
 
 // newDecoder builds the key/value decoder for the format block.

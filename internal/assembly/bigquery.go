@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/sluice-dev/sluice/internal/codec"
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/connector"
 	"github.com/sluice-dev/sluice/internal/connector/bigquery"
@@ -20,7 +21,8 @@ func buildBigQuerySink(ctx context.Context, p *config.Pipeline, log *slog.Logger
 	}
 	o := bigquery.Options{Config: *p.Sink.BigQuery, Pipeline: p.Name, Logger: log,
 		ExactlyOnce: p.Delivery == config.ExactlyOnce}
-	if p.Format.Value == "avro-confluent" && len(p.Transforms) == 0 {
+	switch {
+	case p.Format.Value == "avro-confluent" && len(p.Transforms) == 0:
 		// Avro straight into proto rows, without a map per record (the
 		// sink falls back to decoded records when its table template
 		// reads value fields).
@@ -29,6 +31,16 @@ func buildBigQuerySink(ctx context.Context, p *config.Pipeline, log *slog.Logger
 			return nil, true, err
 		}
 		o.Fields = fields
+	case p.Format.Value == "json" && len(p.Transforms) == 0 && len(p.Route) == 0 && !p.Timestamp.NeedsFields():
+		// JSON straight into proto rows. Transforms, routes and a
+		// timestamp field read decoded values: the engine must decode.
+		f := p.Format
+		f.Key = "raw" // keys stay with the engine's decoder
+		dec, err := codec.NewDecoder(CodecOptions(f))
+		if err != nil {
+			return nil, true, err
+		}
+		o.JSON = dec
 	}
 	s, err := bigquery.New(ctx, o)
 	if err != nil {

@@ -18,7 +18,7 @@ func buildPubSubSource(ctx context.Context, p *config.Pipeline, _ connector.Sink
 	if p.Source.PubSub == nil {
 		return nil, 0, false, nil
 	}
-	src, err := pubsub.NewSource(ctx, *p.Source.PubSub, log)
+	src, err := pubsub.NewSource(ctx, *p.Source.PubSub, pubsub.SourceOptions{Pipeline: p.Name, Logger: log})
 	if err != nil {
 		return nil, 0, true, err
 	}

@@ -1,5 +1,11 @@
 package config
 
+import (
+	"fmt"
+	"maps"
+	"slices"
+)
+
 // Parallelism writes a consumer's records to the sink on several workers,
 // beyond what the partition count allows (a 1-partition topic feeding a
 // slow sink is no longer stuck at one writer).
@@ -37,7 +43,8 @@ func (p *Pipeline) applyParallelismDefaults() {
 
 // validateParallelism checks parallelism and allow_duplicates against
 // delivery and the sink: exactly-once with several workers is kept only
-// where the sink can deduplicate per slot (the SQL sinks).
+// where the sink can deduplicate per slot (the SQL sinks) or spreads a
+// whole batch's transaction over the workers itself (a single Kafka sink).
 func (p *Pipeline) validateParallelism(v *validator) {
 	if p.AllowDuplicates {
 		if p.Delivery == ExactlyOnce {
@@ -60,7 +67,16 @@ func (p *Pipeline) validateParallelism(v *validator) {
 			pv.add("by", "round_robin gives up per-key order; set allow_duplicates: true to accept that, or use by: key")
 		}
 	}
-	if p.Delivery == ExactlyOnce && par.Workers > 1 && p.Sink.Kafka != nil {
-		pv.add("workers", "delivery: exactly_once into Kafka commits a consumer's offsets in the transaction of its batch, which with several workers would pass records other workers have not written; use workers: 1 or delivery: at_least_once")
+	if p.Delivery != ExactlyOnce || par.Workers <= 1 {
+		return
+	}
+	// A Kafka sink alone spreads each transaction's batch over the
+	// workers itself (kafka.Sink.WriteSpread); a route's Kafka sink gets
+	// its share of each lane's batch, and would commit offsets past
+	// records of other lanes.
+	for _, name := range slices.Sorted(maps.Keys(p.Sinks)) {
+		if p.Sinks[name].Kafka != nil {
+			pv.add("workers", fmt.Sprintf("delivery: exactly_once into the routed kafka sink %s commits the consumer's offsets in the transaction of each batch, which with several workers would pass records other workers have not written; use workers: 1, a single kafka sink, or delivery: at_least_once", name))
+		}
 	}
 }

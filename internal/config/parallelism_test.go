@@ -22,7 +22,10 @@ func TestParallelismDefaultsAndRules(t *testing.T) {
 		{"round_robin with exactly-once", "parallelism: {workers: 4, by: round_robin}\ndelivery: exactly_once\n" + pg, "", []string{"parallelism.by: round_robin writes one partition's records on several workers in any order"}},
 		{"allow_duplicates contradicts exactly-once", "parallelism: {workers: 4, by: key}\nallow_duplicates: true\ndelivery: exactly_once\n" + pg, "", []string{"allow_duplicates: contradicts delivery: exactly_once"}},
 		{"allow_duplicates alone saves nothing", "allow_duplicates: true\n" + pg, "", []string{"allow_duplicates: only lets parallelism.by be round_robin"}},
-		{"exactly-once into Kafka with workers", "parallelism: {workers: 4}\ndelivery: exactly_once\nsink: {kafka: {brokers: [x], topic: out}}\n", "", []string{"parallelism.workers: delivery: exactly_once into Kafka commits a consumer's offsets in the transaction of its batch"}},
+		{"exactly-once into Kafka with workers by key", "parallelism: {workers: 4}\ndelivery: exactly_once\nsink: {kafka: {brokers: [x], topic: out}}\n", ByKey, nil},
+		{"exactly-once into Kafka with workers by partition", "parallelism: {workers: 4, by: partition}\ndelivery: exactly_once\nsink: {kafka: {brokers: [x], topic: out}}\n", ByPartition, nil},
+		{"exactly-once into Kafka round_robin", "parallelism: {workers: 4, by: round_robin}\ndelivery: exactly_once\nsink: {kafka: {brokers: [x], topic: out}}\n", "", []string{"parallelism.by: round_robin writes one partition's records on several workers in any order"}},
+		{"exactly-once into a routed Kafka sink with workers", "parallelism: {workers: 4}\ndelivery: exactly_once\nsinks: {rest: {kafka: {brokers: [x], topic: out}}}\nroute: [{sink: rest}]\n", "", []string{"parallelism.workers: delivery: exactly_once into the routed kafka sink rest commits"}},
 		{"exactly-once into Kafka with one worker", "parallelism: {workers: 1}\ndelivery: exactly_once\nsink: {kafka: {brokers: [x], topic: out}}\n", ByKey, nil},
 		{"unknown distribution", "parallelism: {workers: 2, by: hash}\n" + pg, "", []string{`parallelism.by: "hash" is not one of key, partition, round_robin`}},
 	}

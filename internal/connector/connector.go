@@ -140,6 +140,21 @@ type Preparer interface {
 	WritePrepared(ctx context.Context, batch []*Record, prepared any) error
 }
 
+// SpreadWriter is implemented by sinks whose write of a batch commits the
+// batch's source offsets, per partition, in the same transaction (the
+// Kafka sink with delivery: exactly_once). Such an offset must not pass a
+// record another worker has not written, so when SpreadsBatches is true
+// and the pipeline has several workers by key or by partition, the engine
+// keeps each consumer's batches whole, written one after the other by one
+// writer, and the sink spreads a batch over the workers itself:
+// WriteSpread(ctx, batch, workers) does what Write does, the records of
+// each worker (Record.Slot modulo workers) written concurrently, in batch
+// order, within the one transaction. A retry writes the whole batch again.
+type SpreadWriter interface {
+	SpreadsBatches() bool
+	WriteSpread(ctx context.Context, batch []*Record, workers int) error
+}
+
 // Transformer changes or drops a decoded record between decode and the
 // sink (the pipeline's transforms). It may change the record's Fields,
 // Schema, Key, KeyFields and Headers, never its Value bytes. keep false

@@ -37,6 +37,11 @@ type Record struct {
 	KeyFields any
 	// Schema describes Fields when the codec knows it (Avro); nil otherwise.
 	Schema *Schema
+	// Reshaped, when set, is the value as the transforms left it, already
+	// written as a JSON object by their fast path, which never decoded it
+	// (Fields is then nil). Only a sink encoding JSON is given such
+	// records; its JSON encoder writes Reshaped as it is.
+	Reshaped []byte
 
 	// Origin is opaque bookkeeping of the source that produced the record
 	// (for the Kafka source, its partition tracker); sinks ignore it.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -303,12 +302,7 @@ func TestStatusShowsAConsumerWaitingForPartitions(t *testing.T) {
 	brokers := c.ListenAddrs()
 	createTopic(t, brokers, "wait.in", 1)
 	createTopic(t, brokers, "wait.out", 1)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	file := filepath.Join(t.TempDir(), "wait.yaml")
 	if err := os.WriteFile(file, []byte(fmt.Sprintf(`
 name: wait

@@ -120,12 +120,20 @@ func consumeAll(t *testing.T, brokers []string, topic string, want int, deadline
 // consumeAllWith is consumeAll with more client options.
 func consumeAllWith(t *testing.T, brokers []string, topic string, want int, deadline time.Duration, opts ...kgo.Opt) map[string]int {
 	t.Helper()
+	seen := map[string]int{}
+	consumeEach(t, brokers, topic, want, deadline, func(r *kgo.Record) { seen[string(r.Value)]++ }, opts...)
+	return seen
+}
+
+// consumeEach reads topic from the start until want records arrived or
+// the deadline passes, and hands each to fn, in order per partition.
+func consumeEach(t *testing.T, brokers []string, topic string, want int, deadline time.Duration, fn func(*kgo.Record), opts ...kgo.Opt) {
+	t.Helper()
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	seen := map[string]int{}
 	total := 0
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
@@ -135,11 +143,10 @@ func consumeAllWith(t *testing.T, brokers []string, topic string, want int, dead
 			break
 		}
 		f.EachRecord(func(r *kgo.Record) {
-			seen[string(r.Value)]++
+			fn(r)
 			total++
 		})
 	}
-	return seen
 }
 
 // endOffsets returns the end offset of every partition of topic.

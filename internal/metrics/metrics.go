@@ -86,6 +86,10 @@ var (
 	}, []string{"pipeline"})
 	Merges = counterVec("sluice_merges_total",
 		"Merge attempts, by trigger (records, idle, max_interval, manual, recovery) and result (ok, error).", "pipeline", "trigger", "result")
+	SourceUp = gaugeVec("sluice_source_up",
+		"0 while the pipeline's source is unreachable (see status: source): every Kafka broker it needs fails to connect or to answer; the Pub/Sub server does not answer or refuses the subscription. 1 otherwise.", "pipeline")
+	SourceErrors = counterVec("sluice_source_errors_total",
+		"Failures of the source's client to reach its servers: connect (dial or connection setup; Pub/Sub: a streaming pull not opened, or broken before it was answered), request (sent but not answered) or refused (Pub/Sub: the server refused the subscription, e.g. deleted or permission denied).", "pipeline", "kind")
 	AdminRequests = counterVec("sluice_admin_requests_total",
 		"Admin API requests by route pattern and status code.", "route", "code")
 )
@@ -162,7 +166,7 @@ func init() {
 		RecordsFiltered,
 		Errors, Retries, BatchRecords, WriteSeconds, CommitSeconds, KafkaTransactions,
 		InFlightRecords, InFlightBytes, ConsumerLag, ConsumerLagSeconds, Consumers, PipelineState,
-		SinkConnections, MergeSeconds, Merges, AdminRequests,
+		SinkConnections, MergeSeconds, Merges, AdminRequests, SourceUp, SourceErrors,
 		WatermarkSeconds, FreshnessSeconds, EndToEndLatency,
 	)
 }

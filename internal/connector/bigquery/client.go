@@ -8,6 +8,7 @@ import (
 	"time"
 
 	bq "cloud.google.com/go/bigquery"
+	storage "cloud.google.com/go/bigquery/storage/apiv1"
 	"cloud.google.com/go/bigquery/storage/apiv1/storagepb"
 	"cloud.google.com/go/bigquery/storage/managedwriter"
 	"google.golang.org/api/option"
@@ -48,16 +49,25 @@ type clientKey struct {
 // When no stream has been refused for quotaRecover, the limit is doubled
 // again toward max_connections the same way (the quota may have been taken
 // by another process that has since gone); a refusal halves it again.
+//
+// Both clients are made on first use (each dials its own max_connections
+// TCP connections): a process that writes at least once only dials the
+// managedwriter client's, one that writes exactly once only the raw
+// client's (see pendingClient).
 type sharedClient struct {
 	key     clientKey
 	cfg     config.BigQuerySink
 	log     *slog.Logger
+	life    context.Context // the clients outlive the call that created them
 	rest    *bq.Client
-	streams *appendStreams // of every generation
+	streams *appendStreams // of every generation and the raw client
 	refs    int            // guarded by clients.mu
 
+	rawMu sync.Mutex
+	raw   *storage.BigQueryWriteClient // PENDING streams; nil until first used
+
 	mu       sync.Mutex
-	cur      *generation
+	cur      *generation // nil until first used
 	limit    int
 	draining int       // retired generations with appends in flight
 	settled  time.Time // when the last retired generation was closed
@@ -106,22 +116,14 @@ func acquireClient(ctx context.Context, cfg config.BigQuerySink, log *slog.Logge
 		return nil, err
 	}
 	c := &sharedClient{key: k, cfg: cfg, log: log, limit: cfg.MaxConnections, refs: 1,
-		streams: &appendStreams{pipelines: map[string]int{}}}
+		life: context.WithoutCancel(ctx), streams: &appendStreams{pipelines: map[string]int{}}}
 	restOpts := auth
 	if cfg.RESTEndpoint != "" {
 		restOpts = append([]option.ClientOption{option.WithEndpoint(cfg.RESTEndpoint)}, auth...)
 	}
-	// The clients outlive the call that created them.
-	life := context.WithoutCancel(ctx)
-	if c.rest, err = bq.NewClient(life, cfg.Project, restOpts...); err != nil {
+	if c.rest, err = bq.NewClient(c.life, cfg.Project, restOpts...); err != nil {
 		return nil, fmt.Errorf("creating the BigQuery REST client: %w", err)
 	}
-	mw, err := c.newWriterClient(life, c.limit)
-	if err != nil {
-		c.rest.Close()
-		return nil, err
-	}
-	c.cur = &generation{mw: mw}
 	metrics.BigQueryConnectionLimit.WithLabelValues(cfg.Project).Set(float64(c.limit))
 	clients.m[k] = c
 	return c, nil
@@ -139,12 +141,29 @@ func authOptions(cfg config.BigQuerySink) ([]option.ClientOption, error) {
 // connections (the gRPC pool) are max_connections and whose AppendRows
 // streams are at most limit, for every table.
 func (c *sharedClient) newWriterClient(ctx context.Context, limit int) (*managedwriter.Client, error) {
-	opts := []option.ClientOption{
-		option.WithGRPCConnectionPool(c.cfg.MaxConnections),
+	opts, err := c.grpcOptions()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts,
 		managedwriter.WithMultiplexing(),
 		managedwriter.WithMultiplexPoolLimit(limit),
 		managedwriter.WithDefaultInflightRequests(c.cfg.MaxInFlightAppends),
 		managedwriter.WithDefaultInflightBytes(inFlightBytesPerConnection),
+	)
+	mw, err := managedwriter.NewClient(ctx, c.cfg.Project, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("creating the Storage Write client: %w", err)
+	}
+	return mw, nil
+}
+
+// grpcOptions are the Storage Write API options of both clients:
+// max_connections TCP connections, whose AppendRows streams appendStreams
+// counts.
+func (c *sharedClient) grpcOptions() ([]option.ClientOption, error) {
+	opts := []option.ClientOption{
+		option.WithGRPCConnectionPool(c.cfg.MaxConnections),
 		option.WithGRPCDialOption(grpc.WithStatsHandler(c.streams)),
 	}
 	if c.cfg.Endpoint != "" {
@@ -157,17 +176,43 @@ func (c *sharedClient) newWriterClient(ctx context.Context, limit int) (*managed
 	if err != nil {
 		return nil, err
 	}
-	mw, err := managedwriter.NewClient(ctx, c.cfg.Project, append(opts, auth...)...)
+	return append(opts, auth...), nil
+}
+
+// pendingClient is the raw Storage Write client exactly-once drives its
+// PENDING streams through, made on first use. Unlike managedwriter, it
+// costs nothing per stream beside the RPCs themselves: no GetWriteStream
+// after CreateWriteStream, no per-writer setup, no copy of each request.
+func (c *sharedClient) pendingClient() (*storage.BigQueryWriteClient, error) {
+	c.rawMu.Lock()
+	defer c.rawMu.Unlock()
+	if c.raw != nil {
+		return c.raw, nil
+	}
+	opts, err := c.grpcOptions()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := storage.NewBigQueryWriteClient(c.life, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("creating the Storage Write client: %w", err)
 	}
-	return mw, nil
+	c.raw = raw
+	return raw, nil
 }
 
 // enter returns the current generation, counting one append in flight on
-// it until the matching leave.
-func (c *sharedClient) enter() *generation {
+// it until the matching leave. The first call makes the writer client.
+func (c *sharedClient) enter() (*generation, error) {
 	c.mu.Lock()
+	if c.cur == nil {
+		mw, err := c.newWriterClient(c.life, c.limit)
+		if err != nil {
+			c.mu.Unlock()
+			return nil, err
+		}
+		c.cur = &generation{mw: mw}
+	}
 	var old *generation
 	if c.limit < c.cfg.MaxConnections && c.draining == 0 && !c.lowered.IsZero() && time.Since(c.lowered) >= quotaRecover {
 		from := c.limit
@@ -186,7 +231,7 @@ func (c *sharedClient) enter() *generation {
 	if old != nil {
 		c.closeGeneration(old)
 	}
-	return g
+	return g, nil
 }
 
 // replace puts a writer client with limit in place of the current one
@@ -280,11 +325,21 @@ func (c *sharedClient) release() error {
 		return nil
 	}
 	c.mu.Lock()
-	mw := c.cur.mw
+	cur := c.cur
 	c.mu.Unlock()
+	c.rawMu.Lock()
+	raw := c.raw
+	c.rawMu.Unlock()
 	var errs []error
-	if err := mw.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("closing the Storage Write client: %w", err))
+	if cur != nil {
+		if err := cur.mw.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing the Storage Write client: %w", err))
+		}
+	}
+	if raw != nil {
+		if err := raw.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing the Storage Write client: %w", err))
+		}
 	}
 	if err := c.rest.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing the BigQuery REST client: %w", err))

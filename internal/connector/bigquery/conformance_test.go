@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/sluice-dev/sluice/internal/bqemu"
+	"github.com/sluice-dev/sluice/internal/codec"
 	"github.com/sluice-dev/sluice/internal/connector"
 	"github.com/sluice-dev/sluice/internal/connector/conformance"
 )
@@ -23,9 +24,34 @@ func TestBigQuerySinkConformanceExactlyOnce(t *testing.T) {
 	conformance.Run(t, func(t *testing.T) conformance.Target { return conformanceTarget(t, true) })
 }
 
+// Both again with JSON values undecoded, written straight into proto rows
+// (the template skims .Value.dest).
+func TestBigQuerySinkConformanceJSONDirect(t *testing.T) {
+	conformance.Run(t, func(t *testing.T) conformance.Target { return conformanceTargetWith(t, false, true) })
+}
+
+func TestBigQuerySinkConformanceExactlyOnceJSONDirect(t *testing.T) {
+	conformance.Run(t, func(t *testing.T) conformance.Target { return conformanceTargetWith(t, true, true) })
+}
+
 func conformanceTarget(t *testing.T, exactlyOnce bool) conformance.Target {
+	return conformanceTargetWith(t, exactlyOnce, false)
+}
+
+// conformanceTargetWith: undecoded, the sink takes JSON values as they
+// are (Options.JSON) and its bad records are a tombstone and a value
+// without the template's field.
+func conformanceTargetWith(t *testing.T, exactlyOnce, undecoded bool) conformance.Target {
 	e, addrs := startEmulator(t, bqemu.Faults{})
-	s := newSinkWith(t, Options{Config: sinkConfig(addrs, "{{.Value.dest}}"), ExactlyOnce: exactlyOnce})
+	o := Options{Config: sinkConfig(addrs, "{{.Value.dest}}"), ExactlyOnce: exactlyOnce}
+	if undecoded {
+		dec, err := codec.NewDecoder(codec.Options{Value: codec.FormatJSON})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.JSON = dec
+	}
+	s := newSinkWith(t, o)
 	next := int64(0)
 	held := func(t *testing.T) map[conformance.Key]int {
 		held := map[conformance.Key]int{}
@@ -58,10 +84,17 @@ func conformanceTarget(t *testing.T, exactlyOnce bool) conformance.Target {
 				if bad {
 					if n%2 == 0 {
 						rec.Fields = nil
+						if undecoded {
+							rec.Value = nil
+						}
 					} else {
 						delete(rec.Fields, "dest")
+						rec.Value = fmt.Appendf(nil, `{"p":%d,"o":%d}`, rec.Partition, rec.Offset)
 					}
 					n++
+				}
+				if undecoded {
+					rec.Fields = nil
 				}
 			})
 			next += int64(len(bad))

@@ -124,7 +124,12 @@ func cpuSeconds() float64 {
 // through the map path (decode to a map, then a dynamic proto message)
 // and the direct path (Avro bytes straight into proto rows), at least
 // once, and through the direct path exactly once (PENDING streams,
-// finalized and committed per table per batch). Batches of 10,000, two
+// finalized and committed per table per batch); and the same records as
+// JSON objects (timestamps as RFC 3339 strings, the decimal as a number:
+// STRING and FLOAT columns once inferred) through the map path
+// ("json-map") and straight from the bytes ("json-direct"). Batches of 10,000 (SLUICE_BENCH_BATCH sets another
+// size: with many tables, a batch's rows per table is what a write
+// costs, see BENCHMARKS.md), two
 // writers each owning a partition (as two consumers do), max_connections
 // 4. SLUICE_BENCH_TABLES (e.g. "1000") and SLUICE_BENCH_MODES (e.g.
 // "direct,eos") pick some of the cases. Run it once:
@@ -135,7 +140,10 @@ func BenchmarkSinkCPU(b *testing.B) {
 	if s := os.Getenv("SLUICE_BENCH_RECORDS"); s != "" {
 		n, _ = strconv.Atoi(s)
 	}
-	const batch, writers = 10000, 2
+	batch, writers := 10000, 2
+	if s := os.Getenv("SLUICE_BENCH_BATCH"); s != "" {
+		batch, _ = strconv.Atoi(s)
+	}
 	reg := srfake.New()
 	b.Cleanup(reg.Close)
 	opts := codec.Options{Value: codec.FormatAvroConfluent, SchemaRegistry: codec.RegistryOptions{URL: reg.URL()}}
@@ -144,6 +152,11 @@ func BenchmarkSinkCPU(b *testing.B) {
 		b.Fatal(err)
 	}
 	values := make([][]byte, n)
+	jsonValues := make([][]byte, n)
+	jsonDec, err := codec.NewDecoder(codec.Options{Value: codec.FormatJSON})
+	if err != nil {
+		b.Fatal(err)
+	}
 	at := time.Date(2025, 9, 23, 0, 0, 0, 0, time.UTC)
 	for i := range values {
 		f := make(map[string]any, 20)
@@ -170,9 +183,18 @@ func BenchmarkSinkCPU(b *testing.B) {
 		if values[i], err = enc.Encode(context.Background(), "wide", &connector.Record{Fields: f}); err != nil {
 			b.Fatal(err)
 		}
+		// As JSON, numbers that may be whole carry a fraction: a table
+		// inferred from "0" would have INTEGER columns.
+		for j := 2; j < 19; j += 5 {
+			f[fmt.Sprintf("f%02d", j)] = json.Number(strconv.FormatFloat(float64(i)/3, 'f', 6, 64))
+		}
+		f["f19"] = json.Number(fmt.Sprintf("%d.%02d", i/100, i%100))
+		if jsonValues[i], err = json.Marshal(jsonValue(f)); err != nil {
+			b.Fatal(err)
+		}
 	}
 	for _, tables := range benchList("SLUICE_BENCH_TABLES", []int{1, 100, 1000}) {
-		for _, mode := range benchList("SLUICE_BENCH_MODES", []string{"map", "direct", "eos"}) {
+		for _, mode := range benchList("SLUICE_BENCH_MODES", []string{"map", "direct", "eos", "json-map", "json-direct"}) {
 			b.Run(fmt.Sprintf("tables=%d/%s", tables, mode), func(b *testing.B) {
 				addrs := emulatorProcess(b)
 				dec, err := codec.NewDecoder(opts)
@@ -180,8 +202,13 @@ func BenchmarkSinkCPU(b *testing.B) {
 					b.Fatal(err)
 				}
 				o := Options{Config: sinkConfig(addrs, "{{.Topic}}"), Pipeline: b.Name(), Logger: testLogger(), ExactlyOnce: mode == "eos"}
-				if mode != "map" {
+				switch mode {
+				case "direct", "eos":
 					o.Fields = dec
+				case "json-direct":
+					o.JSON = jsonDec
+				case "json-map":
+					dec = jsonDec
 				}
 				s, err := New(context.Background(), o)
 				if err != nil {
@@ -195,12 +222,16 @@ func BenchmarkSinkCPU(b *testing.B) {
 				records := func(from, to int, partition int32) []*connector.Record {
 					out := make([]*connector.Record, 0, to-from)
 					for i := from; i < to; i++ {
-						out = append(out, &connector.Record{Topic: topics[i%tables], Partition: partition, Offset: int64(i), Value: values[i]})
+						v := values[i]
+						if strings.HasPrefix(mode, "json") {
+							v = jsonValues[i]
+						}
+						out = append(out, &connector.Record{Topic: topics[i%tables], Partition: partition, Offset: int64(i), Value: v})
 					}
 					return out
 				}
 				write := func(recs []*connector.Record) {
-					if mode == "map" {
+					if mode == "map" || mode == "json-map" {
 						for _, r := range recs {
 							if err := dec.Decode(context.Background(), r); err != nil {
 								b.Error(err)

@@ -31,6 +31,7 @@ type colPlan struct {
 	repeated bool
 	fd       protoreflect.FieldDescriptor
 	sub      *rowPlan // RECORD
+	index    int      // in its plan's cols
 }
 
 // tableDescriptor derives the writer schema of a table schema: the
@@ -65,7 +66,7 @@ func newRowPlan(schema bq.Schema, md protoreflect.MessageDescriptor) (*rowPlan, 
 		if fd == nil {
 			return nil, fmt.Errorf("the row descriptor has no field for column %s", c.Name)
 		}
-		cp := &colPlan{name: c.Name, typ: c.Type, repeated: c.Repeated, fd: fd}
+		cp := &colPlan{name: c.Name, typ: c.Type, repeated: c.Repeated, fd: fd, index: i}
 		if c.Type == bq.RecordFieldType {
 			sub, err := newRowPlan(c.Schema, fd.Message())
 			if err != nil {

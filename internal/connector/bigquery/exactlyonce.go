@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	"cloud.google.com/go/bigquery/storage/apiv1/storagepb"
-	"cloud.google.com/go/bigquery/storage/managedwriter"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -42,9 +41,11 @@ import (
 // list per table. The query reads three columns once per table and
 // partition assignment, and BigQuery's committed rows only.
 type exactlyOnce struct {
-	// slots bounds the PENDING streams open at once in the process (per
-	// shared client): each is its own AppendRows connection, which cannot
-	// be multiplexed, so max_connections of them at most; the others queue.
+	// slots bounds the AppendRows calls on PENDING streams open at once in
+	// the process (per shared client): each is a connection to BigQuery's
+	// quota, as a PENDING stream cannot be multiplexed, so max_connections
+	// of them at most; the others queue. Creating, finalizing and
+	// committing streams (unary calls) take no slot.
 	slots chan struct{}
 
 	mu    sync.Mutex
@@ -55,6 +56,12 @@ type markKey struct {
 	table, topic string
 	partition    int32
 }
+
+// pendingParallelism bounds the tables of one Write whose PENDING streams
+// are being created, appended or finalized at once: more than the
+// AppendRows slots, so that the unary calls of some tables overlap the
+// appends of others and share the connections' writes.
+const pendingParallelism = 32
 
 var pendingSlots = struct {
 	mu sync.Mutex
@@ -147,8 +154,10 @@ func (s *Sink) writeExactlyOnce(ctx context.Context, batch []*connector.Record) 
 		tb.units = s.skipCommitted(tb.name, tb.units)
 	}
 
-	// Append every table to its PENDING streams (max_connections at once).
+	// Append every table to its PENDING streams (max_connections
+	// AppendRows calls at once).
 	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(pendingParallelism)
 	for _, tb := range tbs {
 		if len(tb.units) == 0 {
 			continue
@@ -312,9 +321,11 @@ func (s *Sink) skipCommitted(table string, units []*appendUnit) []*appendUnit {
 func (s *Sink) commitTable(ctx context.Context, tb *tableBatch) error {
 	bo := backoff{}
 	for {
-		g := s.client.enter()
-		resp, err := g.mw.BatchCommitWriteStreams(ctx, &storagepb.BatchCommitWriteStreamsRequest{Parent: tb.parent, WriteStreams: tb.streams})
-		s.client.leave(g)
+		raw, err := s.client.pendingClient()
+		if err != nil {
+			return err
+		}
+		resp, err := raw.BatchCommitWriteStreams(ctx, &storagepb.BatchCommitWriteStreamsRequest{Parent: tb.parent, WriteStreams: tb.streams})
 		if err == nil {
 			err = commitError(resp)
 			if err == nil {
@@ -382,15 +393,5 @@ func (s *Sink) forgetMarks(table string, recs []*connector.Record) {
 	defer s.eos.mu.Unlock()
 	for _, r := range recs {
 		delete(s.eos.marks, markKey{table, r.Topic, r.Partition})
-	}
-}
-
-// pendingStreamOpts are the options of one PENDING stream.
-func pendingStreamOpts(tv *tableVersion) []managedwriter.WriterOption {
-	return []managedwriter.WriterOption{
-		managedwriter.WithDestinationTable(tv.parent),
-		managedwriter.WithType(managedwriter.PendingStream),
-		managedwriter.WithSchemaDescriptor(tv.dp),
-		managedwriter.WithTraceID("sluice"),
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+
 	"github.com/sluice-dev/sluice/internal/bqemu"
 	"github.com/sluice-dev/sluice/internal/connector"
 )
@@ -145,5 +147,29 @@ func TestExactlyOncePendingStreamsStayWithinMaxConnections(t *testing.T) {
 	}
 	if c := s.Stats().Commits; c != 20 {
 		t.Fatalf("%d commits, want one per table (20)", c)
+	}
+}
+
+// Appends that fail transiently (an error answer, or the AppendRows call
+// cut as by a server restart) are written again on new PENDING streams:
+// what the failed streams held is never committed, so every record lands
+// once.
+func TestExactlyOnceTransientAppendFaultsLandOnce(t *testing.T) {
+	e, addrs := startEmulator(t, bqemu.Faults{Code: codes.Unavailable, Rate: 0.2})
+	s := eosSink(t, addrs)
+	var all []*connector.Record
+	for i := range 6 {
+		if i == 3 {
+			e.SetFaults(bqemu.Faults{Code: codes.Unavailable, Next: 3, Terminate: true})
+		}
+		batch := eosRecords(t, 0, int64(i)*50, 50, 5)
+		if failed := write(t, s, batch); len(failed) != 0 {
+			t.Fatalf("Write: %v", failed)
+		}
+		all = append(all, batch...)
+	}
+	heldOnce(t, e, 5, all)
+	if est, st := e.Stats(), s.Stats(); est.FaultsInjected < 3 || st.Retries < est.FaultsInjected {
+		t.Fatalf("faults injected %d, retries %d: want every fault retried", est.FaultsInjected, st.Retries)
 	}
 }

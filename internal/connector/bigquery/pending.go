@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 
 	bq "cloud.google.com/go/bigquery"
-	"cloud.google.com/go/bigquery/storage/managedwriter"
+	storage "cloud.google.com/go/bigquery/storage/apiv1"
+	"cloud.google.com/go/bigquery/storage/apiv1/storagepb"
 	"google.golang.org/api/iterator"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/sluice-dev/sluice/internal/connector"
 )
@@ -93,19 +96,14 @@ func (s *Sink) queryMarks(ctx context.Context, table, topic string) (map[int32]i
 }
 
 // appendPending writes tb's rows to PENDING streams (one per schema
-// version) at explicit offsets and finalizes them, holding one of the
-// process's pending slots (an AppendRows connection each) meanwhile.
+// version) at explicit offsets and finalizes them. Each AppendRows call
+// holds one of the process's pending slots; creating and finalizing the
+// streams (unary calls) does not, so the tables of a batch overlap there.
 // Rows BigQuery refuses go to bad and fail the table: its streams are
 // left uncommitted (BigQuery drops them) and its records are written
 // again by the retry. Any other failure starts the table over on new
 // streams, until ctx ends.
 func (s *Sink) appendPending(ctx context.Context, tb *tableBatch, bad *badRecords) error {
-	select {
-	case s.eos.slots <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { <-s.eos.slots }()
 	bo := backoff{}
 	for {
 		streams, o, failed := s.tryPending(ctx, tb)
@@ -142,61 +140,103 @@ func (s *Sink) appendPending(ctx context.Context, tb *tableBatch, bad *badRecord
 
 // tryPending makes one attempt: new streams, every unit appended at its
 // offset, each stream finalized. With row errors it also returns the unit
-// whose rows they index.
+// whose rows they index. It drives the Storage Write API itself: a
+// PENDING stream is written once, by one AppendRows call, so what
+// managedwriter adds (reconnecting, multiplexing, a writer with its own
+// schema copy per stream) is only cost here; a broken call starts the
+// attempt over on a new stream instead.
 func (s *Sink) tryPending(ctx context.Context, tb *tableBatch) ([]string, outcome, *appendUnit) {
-	g := s.client.enter()
-	defer s.client.leave(g)
+	raw, err := s.client.pendingClient()
+	if err != nil {
+		return nil, outcome{kind: permanent, err: err}, nil
+	}
 	var streams []string
 	for _, group := range byVersion(tb.units) {
-		ms, err := g.mw.NewManagedStream(ctx, pendingStreamOpts(group[0].tv)...)
+		ws, err := raw.CreateWriteStream(ctx, &storagepb.CreateWriteStreamRequest{
+			Parent:      group[0].tv.parent,
+			WriteStream: &storagepb.WriteStream{Type: storagepb.WriteStream_PENDING},
+		})
 		if err != nil {
 			return nil, classify(ctx, err, false, false), nil
 		}
-		o, failed := s.appendUnits(ctx, ms, group)
-		if o.kind == appended {
-			if _, err := ms.Finalize(ctx); err != nil {
-				o = classify(ctx, err, true, false)
-			}
-		}
-		ms.Close()
+		o, failed := s.appendUnits(ctx, raw, ws.GetName(), group)
 		if o.kind != appended {
 			return nil, o, failed
 		}
-		streams = append(streams, ms.StreamName())
+		if _, err := raw.FinalizeWriteStream(ctx, &storagepb.FinalizeWriteStreamRequest{Name: ws.GetName()}); err != nil {
+			return nil, classify(ctx, err, true, false), nil
+		}
+		streams = append(streams, ws.GetName())
 	}
 	return streams, outcome{kind: appended}, nil
 }
 
-// appendUnits sends units back to back at increasing offsets, then waits
-// for every result. The offsets make a resend by the client's own
-// reconnect land once (ALREADY_EXISTS).
-func (s *Sink) appendUnits(ctx context.Context, ms *managedwriter.ManagedStream, units []*appendUnit) (outcome, *appendUnit) {
+// appendUnits sends units back to back on one AppendRows call, at
+// increasing explicit offsets (a request BigQuery already holds is
+// answered ALREADY_EXISTS, never written twice), the writer schema in the
+// first request only, then waits for every result and ends the call.
+func (s *Sink) appendUnits(ctx context.Context, raw *storage.BigQueryWriteClient, stream string, units []*appendUnit) (outcome, *appendUnit) {
+	select {
+	case s.eos.slots <- struct{}{}:
+	case <-ctx.Done():
+		return classify(ctx, ctx.Err(), false, false), nil
+	}
+	defer func() { <-s.eos.slots }()
 	actx, cancel := context.WithTimeout(ctx, s.cfg.AppendTimeout)
-	defer cancel()
-	results := make([]*managedwriter.AppendResult, 0, len(units))
+	defer cancel() // also ends the call when we leave before its end
+	call, err := raw.AppendRows(actx)
+	if err != nil {
+		return classify(ctx, err, false, false), nil
+	}
 	var offset int64
-	for _, u := range units {
-		res, err := ms.AppendRows(actx, u.rows, managedwriter.WithOffset(offset))
-		if err != nil {
-			return classify(ctx, err, false, false), nil
+	for i, u := range units {
+		req := &storagepb.AppendRowsRequest{
+			Offset: wrapperspb.Int64(offset),
+			Rows: &storagepb.AppendRowsRequest_ProtoRows{ProtoRows: &storagepb.AppendRowsRequest_ProtoData{
+				Rows: &storagepb.ProtoRows{SerializedRows: u.rows},
+			}},
 		}
-		results = append(results, res)
+		if i == 0 {
+			req.WriteStream, req.TraceId = stream, "sluice"
+			req.GetProtoRows().WriterSchema = &storagepb.ProtoSchema{ProtoDescriptor: u.tv.dp}
+		}
+		if err := call.Send(req); err != nil {
+			// The call ended; Recv tells why.
+			if _, rerr := call.Recv(); rerr != nil && !errors.Is(rerr, io.EOF) {
+				err = rerr
+			}
+			return classify(ctx, err, i > 0, false), nil
+		}
 		offset += int64(len(u.rows))
 	}
-	for i, res := range results {
-		resp, err := res.FullResponse(actx)
+	if err := call.CloseSend(); err != nil {
+		return classify(ctx, err, true, false), nil
+	}
+	for i := range units {
+		resp, err := call.Recv()
 		s.stats.appends.Add(1)
-		if err == nil {
-			continue
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF // ended before answering everything
+			}
+			return classify(ctx, err, true, false), nil
 		}
+		st := resp.GetError()
 		if rowErrs := resp.GetRowErrors(); len(rowErrs) > 0 {
+			err := errors.New("BigQuery refused rows")
+			if st != nil {
+				err = status.ErrorProto(st)
+			}
 			return outcome{kind: rowErrors, err: err, rowErrors: rowErrs}, units[i]
 		}
-		if status.Code(err) == codes.AlreadyExists {
-			continue // the client resent what had landed
+		if st == nil || codes.Code(st.GetCode()) == codes.AlreadyExists {
+			continue // written, now or by an earlier request
 		}
-		return classify(ctx, err, true, resp != nil), nil
+		return classify(ctx, status.ErrorProto(st), true, true), nil
 	}
+	// Everything is answered; wait for the call's end, so that the
+	// connection it counts as is given back before the slot is.
+	call.Recv()
 	return outcome{kind: appended}, nil
 }
 

@@ -40,7 +40,7 @@ type valueVisitor interface {
 func (s *Sink) visiting() bool { return s.visitor != nil }
 
 // VisitsFields implements connector.FieldVisitorSink.
-func (s *Sink) VisitsFields() bool { return s.visiting() }
+func (s *Sink) VisitsFields() bool { return s.visiting() || s.json != nil }
 
 // directVisitor returns the visitor the sink decodes values with, or nil
 // when the map path must be used: no visitor given, or a table template
@@ -87,10 +87,7 @@ type rowArena struct{ buf []byte }
 // one included) the caller still has to encode, so that a few rows do not
 // take a whole chunk.
 func (a *rowArena) encodeVisited(ctx context.Context, s *Sink, plan *rowPlan, rec *connector.Record, left int) ([]byte, error) {
-	if need := 2*len(rec.Value) + 64; cap(a.buf)-len(a.buf) < need {
-		a.buf = make([]byte, 0, max(min(arenaChunk, left*need), need))
-	}
-	start := len(a.buf)
+	start := a.reserve(rec, left)
 	w := wireRow{plan: plan, buf: a.buf}
 	if _, err := s.visitor.VisitFields(ctx, rec, w.visit); err != nil {
 		return nil, err
@@ -98,6 +95,22 @@ func (a *rowArena) encodeVisited(ctx context.Context, s *Sink, plan *rowPlan, re
 	if w.err != nil {
 		return nil, w.err
 	}
+	return a.finish(s, plan, rec, w.buf, start)
+}
+
+// reserve makes room in the arena for the row of rec (twice its value's
+// size, which a row seldom outgrows) and returns where the row starts.
+func (a *rowArena) reserve(rec *connector.Record, left int) int {
+	if need := 2*len(rec.Value) + 64; cap(a.buf)-len(a.buf) < need {
+		a.buf = make([]byte, 0, max(min(arenaChunk, left*need), need))
+	}
+	return len(a.buf)
+}
+
+// finish appends the metadata columns to the row written from start in
+// buf (the arena's chunk, unless the row outgrew it) and returns the row.
+func (a *rowArena) finish(s *Sink, plan *rowPlan, rec *connector.Record, buf []byte, start int) ([]byte, error) {
+	w := wireRow{plan: plan, buf: buf}
 	for _, name := range s.cfg.Metadata {
 		if err := w.meta(rec, name); err != nil {
 			return nil, err
@@ -225,6 +238,12 @@ func (c *colPlan) appendOne(buf []byte, v any, path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("field %s%s: %w", path, c.name, err)
 	}
+	return c.appendScalar(buf, val, path)
+}
+
+// appendScalar appends val, a value scalar converted for c, as c's field.
+func (c *colPlan) appendScalar(buf []byte, val protoreflect.Value, path string) ([]byte, error) {
+	num := c.fd.Number()
 	switch c.fd.Kind() {
 	case protoreflect.Int64Kind, protoreflect.Int32Kind:
 		buf = protowire.AppendTag(buf, num, protowire.VarintType)

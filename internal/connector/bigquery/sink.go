@@ -6,7 +6,10 @@
 // One managedwriter client per process (per project, endpoint and
 // connection bound) multiplexes the appends of every table and every
 // bigquery pipeline over at most max_connections TCP connections and
-// AppendRows streams. Rows are protocol buffers built from a descriptor
+// AppendRows streams. Exactly-once (PENDING streams, see exactlyOnce)
+// goes through a raw Storage Write client of its own, made on first use,
+// with as many connections and at most max_connections AppendRows calls
+// open at once. Rows are protocol buffers built from a descriptor
 // derived from the table's schema, cached per table and schema version.
 // Tables (and the dataset) are created on demand with a schema mapped from
 // the record's Avro schema or inferred from its JSON value, and grow
@@ -25,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +54,12 @@ type Options struct {
 	// them straight into proto rows (see protoencode.go). Default nil:
 	// records arrive decoded.
 	Fields connector.FieldVisitor
+	// JSON, when set (the codec's decoder, for json values without
+	// transforms, routes or a timestamp field), makes the sink take values
+	// undecoded and write JSON objects straight into proto rows (see
+	// jsonrow.go), decoding with it only the records the direct path
+	// leaves to the map path. Default nil.
+	JSON connector.Decoder
 	// ExactlyOnce writes through PENDING streams with offset
 	// deduplication (exactlyonce.go) instead of the default stream.
 	ExactlyOnce bool
@@ -65,8 +75,14 @@ type Sink struct {
 	tables   *tables
 	writers  *writers
 	stats    counters
-	visitor  valueVisitor // nil: records arrive decoded
-	eos      *exactlyOnce // nil: at least once
+	visitor  valueVisitor      // Avro values arrive undecoded; nil: decoded
+	json     connector.Decoder // JSON values arrive undecoded; nil: decoded
+	// jsonTemplate: the table template reads .Value, so JSON records are
+	// decoded before they are routed: only the members templateFields
+	// names (then the direct path writes them), or whole when it is nil.
+	jsonTemplate   bool
+	templateFields []string
+	eos            *exactlyOnce // nil: at least once
 
 	stop      context.CancelFunc
 	bg        errgroup.Group // the idle-writer reaper
@@ -122,9 +138,15 @@ func New(ctx context.Context, o Options) (*Sink, error) {
 	life, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Sink{
 		cfg: cfg, pipeline: o.Pipeline, log: log, tmpl: tmpl, client: client, stop: stop,
-		visitor: directVisitor(o.Fields, cfg.Table),
-		tables:  &tables{cfg: cfg, rest: client.rest, log: log, pipeline: o.Pipeline, m: map[string]*tableState{}},
-		writers: &writers{client: client, pipeline: o.Pipeline, life: life, open: map[*tableVersion]struct{}{}},
+		visitor: directVisitor(o.Fields, cfg.Table), json: o.JSON,
+		jsonTemplate: strings.Contains(cfg.Table, ".Value"),
+		tables:       &tables{cfg: cfg, rest: client.rest, log: log, pipeline: o.Pipeline, m: map[string]*tableState{}},
+		writers:      &writers{client: client, pipeline: o.Pipeline, life: life, open: map[*tableVersion]struct{}{}},
+	}
+	if s.jsonTemplate {
+		if fields, ok := templateValueFields(cfg.Table); ok {
+			s.templateFields = fields
+		}
 	}
 	if o.ExactlyOnce {
 		s.eos = newExactlyOnce(client.key)
@@ -205,6 +227,7 @@ func (s *Sink) route(ctx context.Context, batch []*connector.Record, bad *badRec
 	groups := make(map[string][]*connector.Record)
 	var order []string
 	for _, rec := range batch {
+		partial := false // rec.Fields holds only what the template reads
 		if s.visiting() && rec.Value != nil {
 			if err := s.learnSchema(ctx, rec); err != nil {
 				var re *connector.RecordError
@@ -214,12 +237,35 @@ func (s *Sink) route(ctx context.Context, batch []*connector.Record, bad *badRec
 				bad.add(re)
 				continue
 			}
+		} else if s.json != nil && rec.Fields == nil && rec.Value != nil {
+			if isJSONNull(rec.Value) {
+				bad.add(noValue(rec))
+				continue
+			}
+			if s.templateFields != nil {
+				rec.Fields, partial = jsonMembers(rec.Value, s.templateFields)
+			}
+			if s.jsonTemplate && !partial {
+				if err := s.decodeJSON(ctx, rec); err != nil {
+					bad.add(asRecordError(rec, "value", err))
+					continue
+				}
+			}
 		} else if rec.Fields == nil {
-			bad.add(&connector.RecordError{Record: rec, Reason: "empty",
-				Err: errors.New("the record has no decoded value (a tombstone?): nothing to write to BigQuery")})
+			bad.add(noValue(rec))
 			continue
 		}
 		rendered, err := s.tmpl.Render(rec)
+		if partial {
+			rec.Fields = nil // the direct path writes the value
+			if err != nil {
+				// Malformed JSON is the decoder's error, as with decoded
+				// records, not the template's.
+				if derr := s.decodeJSON(ctx, rec); derr != nil {
+					err = derr
+				}
+			}
+		}
 		if err != nil {
 			var re *connector.RecordError
 			if !errors.As(err, &re) {
@@ -284,6 +330,12 @@ func (s *Sink) prepare(ctx context.Context, name string, recs []*connector.Recor
 func (s *Sink) tryPrepare(ctx context.Context, name string, recs []*connector.Record) ([]*appendUnit, []*connector.RecordError, error) {
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.AppendTimeout)
 	defer cancel()
+	var refused []*connector.RecordError
+	if s.json != nil && s.tables.state(name).cur.Load() == nil {
+		// The table is read, or created with the columns of these
+		// records: decoded, as the map path has them (once per table).
+		recs, refused = s.decodeAll(ctx, recs)
+	}
 	tv, err := s.tables.current(rctx, name, recs)
 	if err != nil {
 		return nil, nil, err
@@ -292,7 +344,6 @@ func (s *Sink) tryPrepare(ctx context.Context, name string, recs []*connector.Re
 	if err != nil {
 		return nil, nil, err
 	}
-	var refused []*connector.RecordError
 	keep := recs
 	if len(rejectedRecs) > 0 {
 		keep = make([]*connector.Record, 0, len(recs))
@@ -304,31 +355,79 @@ func (s *Sink) tryPrepare(ctx context.Context, name string, recs []*connector.Re
 			}
 		}
 	}
-	units, encBad := s.encode(ctx, tv, keep)
+	units, encBad, err := s.encode(ctx, tv, keep)
+	if err != nil {
+		return nil, nil, err
+	}
 	return units, append(refused, encBad...), nil
+}
+
+// decodeAll decodes the undecoded JSON records of recs; it returns those
+// that decoded and the errors of the others.
+func (s *Sink) decodeAll(ctx context.Context, recs []*connector.Record) ([]*connector.Record, []*connector.RecordError) {
+	keep := make([]*connector.Record, 0, len(recs))
+	var bad []*connector.RecordError
+	for _, r := range recs {
+		if r.Fields == nil {
+			if err := s.decodeJSON(ctx, r); err != nil {
+				bad = append(bad, asRecordError(r, "value", err))
+				continue
+			}
+		}
+		keep = append(keep, r)
+	}
+	return keep, bad
 }
 
 // encode encodes recs with tv's descriptor into appends under the request
 // size limit; records whose values fit no column are returned as bad.
-func (s *Sink) encode(ctx context.Context, tv *tableVersion, recs []*connector.Record) ([]*appendUnit, []*connector.RecordError) {
+// JSON records the direct path leaves to the map path are decoded and the
+// table grown for the fields they bring (every record is then encoded
+// again for the new version), and keep their place among the rows.
+func (s *Sink) encode(ctx context.Context, tv *tableVersion, recs []*connector.Record) ([]*appendUnit, []*connector.RecordError, error) {
+	rows, errs := make([][]byte, len(recs)), make([]error, len(recs))
+	s.encodeRows(ctx, tv, recs, rows, errs, func(int) bool { return true })
+	for s.json != nil {
+		var misfits []*connector.Record
+		for i, r := range recs {
+			if errs[i] == errJSONMisfit {
+				if errs[i] = s.decodeJSON(ctx, r); errs[i] == nil {
+					misfits = append(misfits, r)
+				}
+			}
+		}
+		if len(misfits) == 0 {
+			break
+		}
+		// Each record is decoded once, then encoded by the map path: the
+		// loop ends.
+		fctx, cancel := context.WithTimeout(ctx, s.cfg.AppendTimeout)
+		next, rejected, err := s.tables.fit(fctx, tv.name, tv, misfits)
+		cancel()
+		if err != nil {
+			return nil, nil, err
+		}
+		for i, r := range recs {
+			if re := rejected[r]; re != nil {
+				errs[i] = re
+			}
+		}
+		redo := func(i int) bool { return errs[i] == nil && rows[i] == nil }
+		if next != tv {
+			tv = next
+			redo = func(i int) bool { return errs[i] == nil }
+		}
+		s.encodeRows(ctx, tv, recs, rows, errs, redo)
+	}
 	var (
 		units []*appendUnit
 		bad   []*connector.RecordError
 	)
 	cur := &appendUnit{tv: tv}
-	var arena rowArena
 	for i, r := range recs {
-		var (
-			row []byte
-			err error
-		)
-		if s.visiting() {
-			row, err = arena.encodeVisited(ctx, s, tv.plan, r, len(recs)-i)
-		} else {
-			row, err = tv.plan.encode(r, s.cfg.Metadata)
-		}
+		row, err := rows[i], errs[i]
 		var re *connector.RecordError
-		if errors.As(err, &re) { // the codec's: the value's bytes are bad
+		if errors.As(err, &re) { // the codec's, or refused columns
 			bad = append(bad, re)
 			continue
 		}
@@ -351,7 +450,41 @@ func (s *Sink) encode(ctx context.Context, tv *tableVersion, recs []*connector.R
 	if len(cur.rows) > 0 {
 		units = append(units, cur)
 	}
-	return units, bad
+	return units, bad, nil
+}
+
+// encodeRows encodes the records redo picks into rows and errs.
+func (s *Sink) encodeRows(ctx context.Context, tv *tableVersion, recs []*connector.Record, rows [][]byte, errs []error, redo func(int) bool) {
+	var arena rowArena
+	for i, r := range recs {
+		if !redo(i) {
+			continue
+		}
+		switch {
+		case s.visiting():
+			rows[i], errs[i] = arena.encodeVisited(ctx, s, tv.plan, r, len(recs)-i)
+		case s.json != nil && r.Fields == nil:
+			rows[i], errs[i] = arena.encodeJSON(s, tv.plan, r, len(recs)-i)
+		default:
+			rows[i], errs[i] = tv.plan.encode(r, s.cfg.Metadata)
+		}
+	}
+}
+
+// noValue is the error of a record without fields to write.
+func noValue(rec *connector.Record) *connector.RecordError {
+	return &connector.RecordError{Record: rec, Reason: "empty",
+		Err: errors.New("the record has no decoded value (a tombstone?): nothing to write to BigQuery")}
+}
+
+// asRecordError is err as a *connector.RecordError, with reason if it
+// is not one.
+func asRecordError(rec *connector.Record, reason string, err error) *connector.RecordError {
+	var re *connector.RecordError
+	if !errors.As(err, &re) {
+		re = &connector.RecordError{Record: rec, Reason: reason, Err: err}
+	}
+	return re
 }
 
 // reapIdle closes the writers of tables no record went to for

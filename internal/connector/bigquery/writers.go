@@ -43,7 +43,10 @@ type writers struct {
 // with a release; in between, the append counts as in flight on the
 // writer's client.
 func (ws *writers) acquire(tv *tableVersion) (*writer, error) {
-	g := ws.client.enter()
+	g, err := ws.client.enter()
+	if err != nil {
+		return nil, err
+	}
 	tv.wmu.Lock()
 	defer tv.wmu.Unlock()
 	if w := tv.w; w != nil {

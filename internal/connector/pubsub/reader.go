@@ -30,16 +30,19 @@ type reader struct {
 
 // receive runs Receive until the reader closes. Receive returns early only
 // on an error the client does not retry (the subscription was deleted,
-// permissions were revoked): that is logged and tried again with backoff,
-// as a broker that is away is for the Kafka source.
+// permissions were revoked): that is logged, shown in the source's health,
+// and tried again with backoff, as a broker that is away is for the Kafka
+// source.
 func (r *reader) receive(ctx context.Context) {
 	defer close(r.done)
+	defer r.src.readers.Add(-1)
 	wait := time.Second
 	for {
 		err := r.sub.Receive(ctx, r.deliver)
 		if ctx.Err() != nil {
 			return
 		}
+		r.src.health.receiveStopped(err)
 		r.src.log.Warn("pubsub subscriber stopped; restarting", "consumer", r.member, "subscription", r.src.cfg.SubscriptionPath(), "err", err, "in", wait)
 		select {
 		case <-time.After(wait):

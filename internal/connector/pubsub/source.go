@@ -45,10 +45,24 @@ type Source struct {
 	// seq numbers records in the order they arrive (Offset): Pub/Sub has
 	// no offsets, but logs and dead-letter headers need something.
 	seq atomic.Int64
+	// health follows the server through every call of the client.
+	health *serverHealth
+	// readers counts the open readers: the server is probed only while
+	// the source reads.
+	readers   atomic.Int32
+	stopProbe context.CancelFunc
+	probeDone chan struct{}
+}
+
+// SourceOptions are what NewSource needs besides the configuration.
+type SourceOptions struct {
+	Pipeline string // labels the source's metrics
+	Logger   *slog.Logger
 }
 
 // NewSource connects and checks that the subscription exists.
-func NewSource(ctx context.Context, cfg config.PubSubSource, log *slog.Logger) (*Source, error) {
+func NewSource(ctx context.Context, cfg config.PubSubSource, o SourceOptions) (*Source, error) {
+	log := o.Logger
 	if log == nil {
 		log = slog.Default()
 	}
@@ -56,16 +70,18 @@ func NewSource(ctx context.Context, cfg config.PubSubSource, log *slog.Logger) (
 	if err != nil {
 		return nil, connector.Permanent(err)
 	}
+	path := cfg.SubscriptionPath()
+	health := newServerHealth(o.Pipeline, path, gcp.Secrets(cfg.CredentialsFile))
+	opts = append(opts, option.WithGRPCDialOption(grpc.WithStatsHandler(health)))
 	project := cfg.Project
-	if p, _, ok := strings.Cut(strings.TrimPrefix(cfg.SubscriptionPath(), "projects/"), "/"); ok {
+	if p, _, ok := strings.Cut(strings.TrimPrefix(path, "projects/"), "/"); ok {
 		project = p
 	}
 	client, err := pubsub.NewClient(ctx, project, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("pubsub client: %w", err)
 	}
-	s := &Source{cfg: cfg, client: client, log: log.With("source", "pubsub")}
-	path := cfg.SubscriptionPath()
+	s := &Source{cfg: cfg, client: client, log: log.With("source", "pubsub"), health: health}
 	sub, err := client.SubscriptionAdminClient.GetSubscription(ctx, &pubsubpb.GetSubscriptionRequest{Subscription: path})
 	switch status.Code(err) {
 	case codes.OK:
@@ -85,6 +101,12 @@ func NewSource(ctx context.Context, cfg config.PubSubSource, log *slog.Logger) (
 		client.Close()
 		return nil, fmt.Errorf("reading pubsub subscription %s: %w", path, err)
 	}
+	probeCtx, stop := context.WithCancel(context.Background())
+	s.stopProbe, s.probeDone = stop, make(chan struct{})
+	go func() {
+		defer close(s.probeDone)
+		s.probe(probeCtx)
+	}()
 	return s, nil
 }
 
@@ -106,8 +128,16 @@ func ClientOptions(emulatorHost, credentialsFile, field string) ([]option.Client
 // Topic is what records of this source carry as their topic.
 func (s *Source) Topic() string { return s.topic }
 
+// SourceHealth implements connector.HealthReporter: whether the Pub/Sub
+// server answers and serves the subscription.
+func (s *Source) SourceHealth() connector.SourceHealth { return s.health.snapshot() }
+
 // Close closes the client, after every reader is closed.
-func (s *Source) Close(context.Context) error { return s.client.Close() }
+func (s *Source) Close(context.Context) error {
+	s.stopProbe()
+	<-s.probeDone
+	return s.client.Close()
+}
 
 // OpenReader implements connector.Source: one subscriber with its own
 // streaming pulls and flow control.
@@ -125,6 +155,7 @@ func (s *Source) OpenReader(_ context.Context, member string) (connector.Reader,
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &reader{src: s, member: member, sub: sub, cancel: cancel, done: make(chan struct{}),
 		out: make(chan *connector.Record, s.cfg.MaxOutstandingMessages), pending: map[*pubsub.Message]struct{}{}}
+	s.readers.Add(1)
 	go r.receive(ctx)
 	return r, nil
 }
