@@ -10,7 +10,9 @@ import (
 
 // Pause stops every consumer from reading; what was read is still written.
 // It returns a function that undoes this one pause (pauses nest: an
-// operator's pause and a merge's pause are independent).
+// operator's pause and a merge's pause are independent). A pipeline
+// paused while starting says starting until its consumers are open, then
+// paused: it does not resume by itself.
 func (p *Pipeline) Pause() (resume func()) {
 	p.mu.Lock()
 	p.pauses++
@@ -18,7 +20,7 @@ func (p *Pipeline) Pause() (resume func()) {
 	if first {
 		p.resumed = make(chan struct{})
 		if p.state == StateRunning {
-			p.state = StatePaused
+			p.setStateLocked(StatePaused)
 		}
 	}
 	cs := p.consumerList()
@@ -40,7 +42,7 @@ func (p *Pipeline) resumeOne() {
 	if last {
 		close(p.resumed)
 		if p.state == StatePaused {
-			p.state = StateRunning
+			p.setStateLocked(StateRunning)
 		}
 	}
 	cs := p.consumerList()
