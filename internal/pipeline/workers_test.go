@@ -249,7 +249,9 @@ func TestRemovingAConsumerFinishesEveryWorkersWrites(t *testing.T) {
 	removed := atomic.Bool{}
 	left := 0
 	if err := runUntil(t, p, "every record acked", func() bool {
-		if !removed.Load() && sink.count() > 500 {
+		// Both consumers open: the first may write before Run has
+		// opened the second, and the last one cannot be removed.
+		if !removed.Load() && sink.count() > 500 && p.Status().State == StateRunning {
 			removed.Store(true)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
