@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,6 +77,51 @@ func TestPauseWhileStartingSaysPaused(t *testing.T) {
 	assertState(t, p, StatePaused)
 	p.ResumeOperator()
 	assertState(t, p, StateRunning)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Regression: a consumer still parked at the gate of the pause just
+// resumed counted as drained for the next pause, so PauseAndDrain right
+// after a resume (a merge after a merge) could return while that
+// consumer woke, read and wrote.
+func TestPauseAndDrainRightAfterAResumeWaitsForEveryConsumer(t *testing.T) {
+	src := newMemSource(200_000, plain)
+	sink := &memSink{}
+	var drained atomic.Bool
+	var writesWhileDrained atomic.Int32
+	sink.onWrite = func() {
+		if drained.Load() {
+			writesWhileDrained.Add(1)
+		}
+	}
+	p, err := New(Options{Name: "t", Source: src, Sink: sink, Consumers: 2, BatchRecords: 100, Linger: time.Millisecond, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	waitRunning(t, p)
+	for i := range 50 {
+		dctx, dcancel := context.WithTimeout(ctx, 20*time.Second)
+		resume, err := p.PauseAndDrain(dctx)
+		dcancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		drained.Store(true)
+		in, _ := p.limiter.usage()
+		time.Sleep(5 * time.Millisecond) // a window for writes that must not happen
+		drained.Store(false)
+		if n := writesWhileDrained.Load(); n > 0 || in != 0 {
+			t.Fatalf("pause %d: drained with %d records in flight, then %d writes", i, in, n)
+		}
+		resume()
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

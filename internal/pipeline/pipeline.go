@@ -151,6 +151,7 @@ type Pipeline struct {
 	pauses         int           // nested pause holders
 	operatorResume func()        // the admin API's pause, when held
 	resumed        chan struct{} // closed while not paused
+	pauseGen       uint64        // numbers the pauses: +1 each time one starts from not paused
 	state          State
 	retrying       retrying // what is being retried now, for status
 	failure        error
