@@ -32,7 +32,9 @@ type consumer struct {
 	stopping  bool               // stop was asked, maybe before run set stopRead
 	paused    bool
 
-	parked atomic.Bool // paused, batch flushed, writer idle
+	// parked is the pause (Pipeline.pauseGen) the consumer waits at the
+	// gate of, its batch flushed and its writers idle; 0 while it runs.
+	parked atomic.Uint64
 
 	// Reused by accept, on the consumer's goroutine.
 	sizes    []int
@@ -95,15 +97,18 @@ func (c *consumer) readLoop(ctx, writeCtx context.Context, d *dispatcher) error 
 		if ctx.Err() != nil {
 			return nil
 		}
-		if c.p.Paused() {
+		if gate, pause := c.p.pauseGate(); gate != nil {
 			d.flushAll("pause")
 			c.pending.Wait()
-			c.parked.Store(true)
-			err := c.p.waitResumed(ctx)
-			c.parked.Store(false)
-			if err != nil {
-				return nil
+			c.parked.Store(pause)
+			select {
+			case <-gate:
+			case <-ctx.Done():
 			}
+			c.parked.Store(0)
+			// Paused again before this goroutine woke: park at the new
+			// gate before reading anything.
+			continue
 		}
 		readCtx, interrupt := context.WithCancel(ctx)
 		if first := d.oldest(); !first.IsZero() {

@@ -10,15 +10,18 @@ import (
 
 // Pause stops every consumer from reading; what was read is still written.
 // It returns a function that undoes this one pause (pauses nest: an
-// operator's pause and a merge's pause are independent).
+// operator's pause and a merge's pause are independent). A pipeline
+// paused while starting says starting until its consumers are open, then
+// paused: it does not resume by itself.
 func (p *Pipeline) Pause() (resume func()) {
 	p.mu.Lock()
 	p.pauses++
 	first := p.pauses == 1
 	if first {
 		p.resumed = make(chan struct{})
+		p.pauseGen++
 		if p.state == StateRunning {
-			p.state = StatePaused
+			p.setStateLocked(StatePaused)
 		}
 	}
 	cs := p.consumerList()
@@ -40,7 +43,7 @@ func (p *Pipeline) resumeOne() {
 	if last {
 		close(p.resumed)
 		if p.state == StatePaused {
-			p.state = StateRunning
+			p.setStateLocked(StateRunning)
 		}
 	}
 	cs := p.consumerList()
@@ -109,14 +112,20 @@ func (p *Pipeline) PauseAndDrain(ctx context.Context) (func(), error) {
 	}
 }
 
-// drained: every consumer is parked at the pause gate with nothing in
-// flight.
+// drained: every consumer is parked at the gate of the pause now held,
+// with nothing in flight. A consumer still parked at the gate of a pause
+// already resumed is about to wake and read: it does not count.
 func (p *Pipeline) drained() bool {
 	p.mu.Lock()
 	cs := p.consumerList()
+	pause := p.pauseGen
+	held := p.pauses > 0
 	p.mu.Unlock()
+	if !held {
+		return false
+	}
 	for _, c := range cs {
-		if !c.parked.Load() {
+		if c.parked.Load() != pause {
 			return false
 		}
 	}
@@ -131,17 +140,15 @@ func (p *Pipeline) consumerList() []*consumer {
 	return cs
 }
 
-// waitResumed blocks while the pipeline is paused.
-func (p *Pipeline) waitResumed(ctx context.Context) error {
+// pauseGate returns, while a pause is held, the channel closed when it
+// is resumed and the pause's number (pauseGen); nil when not paused.
+func (p *Pipeline) pauseGate() (chan struct{}, uint64) {
 	p.mu.Lock()
-	ch := p.resumed
-	p.mu.Unlock()
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	defer p.mu.Unlock()
+	if p.pauses == 0 {
+		return nil, 0
 	}
+	return p.resumed, p.pauseGen
 }
 
 var _ connector.Controller = (*Pipeline)(nil)

@@ -151,6 +151,7 @@ type Pipeline struct {
 	pauses         int           // nested pause holders
 	operatorResume func()        // the admin API's pause, when held
 	resumed        chan struct{} // closed while not paused
+	pauseGen       uint64        // numbers the pauses: +1 each time one starts from not paused
 	state          State
 	retrying       retrying // what is being retried now, for status
 	failure        error
@@ -431,10 +432,20 @@ func (p *Pipeline) setState(s State, err error) {
 	if p.state == StateFailed {
 		return
 	}
-	p.state = s
+	if s == StateRunning && p.pauses > 0 {
+		// Paused while starting: the pause holds once started, until
+		// it is resumed.
+		s = StatePaused
+	}
+	p.setStateLocked(s)
 	if err != nil {
 		p.failure = err
 	}
+}
+
+// setStateLocked sets the state and its gauge; callers hold mu.
+func (p *Pipeline) setStateLocked(s State) {
+	p.state = s
 	for _, st := range []State{StateStarting, StateRunning, StatePaused, StateDraining, StateStopped, StateFailed} {
 		v := 0.0
 		if st == s {

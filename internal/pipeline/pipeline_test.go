@@ -141,17 +141,12 @@ func TestNothingIsAckedBeforeTheSinkSucceeds(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for sink.writing.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "a sink write in progress", func() bool { return sink.writing.Load() > 0 })
 	if d, _ := src.ackedCount(); d != 0 {
 		t.Fatalf("%d records acked while the sink write is still in progress", d)
 	}
 	close(sink.block)
-	for d, _ := src.ackedCount(); d < 50 && time.Now().Before(deadline); d, _ = src.ackedCount() {
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "every record acked", func() bool { d, _ := src.ackedCount(); return d == 50 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -63,14 +63,23 @@ func (s *stats) filter() {
 	s.mFiltered.Inc()
 }
 
-// wrote records a batch whose n records (bytes bytes) are durable; the rest
-// of the batch was rejected as bad input and counted where it went.
-func (s *stats) wrote(b *batch, n, bytes int, start, end time.Time) {
+// durable counts n records (bytes bytes) the sink has made durable. It is
+// called as soon as the sink's write returns them durable, before they are
+// acked to the source: the source's ack (a Pub/Sub ack, a Kafka commit
+// bookkeeping) says nothing about where the data is, and records_out must
+// never lag behind what the sink already holds.
+func (s *stats) durable(n, bytes int) {
 	s.recordsOut.Add(int64(n))
 	s.bytesOut.Add(int64(bytes))
-	s.batches.Add(1)
 	s.mOut.Add(float64(n))
 	s.mBytesOut.Add(float64(bytes))
+}
+
+// wrote records a batch, once settled, whose n records (bytes bytes) were
+// made durable (and counted by durable); the rest of the batch was
+// rejected as bad input and counted where it went, or released.
+func (s *stats) wrote(b *batch, n, bytes int, start, end time.Time) {
+	s.batches.Add(1)
 	s.mBatch.Observe(float64(n))
 	s.mWrite.Observe(end.Sub(start).Seconds())
 	s.mu.Lock()

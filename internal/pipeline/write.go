@@ -25,14 +25,26 @@ func (p *Pipeline) writeBatch(ctx context.Context, r connector.Reader, b *batch)
 	pending, prepared := b.records, b.prepared
 	durable, durableBytes := 0, 0
 	settledWeight := 0
-	// settle acks recs and gives back what they held in flight; durable
-	// ones move their partitions' event time.
-	settle := func(recs []*connector.Record, durable bool) {
+	// settle acks recs and gives back what they held in flight. Durable
+	// ones are counted out and move their partitions' event time before
+	// the ack: they are in the sink from the moment the write returned,
+	// however long the source takes to ack them, and records_out, the
+	// watermark and freshness must not lag behind the sink.
+	settle := func(recs []*connector.Record, isDurable bool) {
 		if len(recs) == 0 {
 			return
 		}
+		if isDurable {
+			bytes := 0
+			for _, rec := range recs {
+				bytes += rec.Size()
+			}
+			durable += len(recs)
+			durableBytes += bytes
+			p.stats.durable(len(recs), bytes)
+		}
+		p.eventTime.settled(recs, isDurable)
 		r.Ack(recs)
-		p.eventTime.settled(recs, durable)
 		w := 0
 		for _, rec := range recs {
 			w += rec.Size() + decodedWeight(rec)
@@ -53,20 +65,11 @@ func (p *Pipeline) writeBatch(ctx context.Context, r connector.Reader, b *batch)
 		var be *connector.BatchError
 		switch {
 		case err == nil:
-			for _, rec := range pending {
-				durableBytes += rec.Size()
-			}
-			durable += len(pending)
 			settle(pending, true)
 			pending = nil
 			continue
 		case errors.As(err, &be):
-			ok := be.Durable(pending)
-			for _, rec := range ok {
-				durableBytes += rec.Size()
-			}
-			durable += len(ok)
-			settle(ok, true)
+			settle(be.Durable(pending), true)
 			for _, re := range be.Failed {
 				if herr := p.handleBad(ctx, re); herr != nil {
 					return herr
