@@ -64,6 +64,8 @@ func newFixture(t *testing.T, token string) *fixture {
 	f.http = httptest.NewServer(srv.Handler())
 	t.Cleanup(f.http.Close)
 	waitFor(t, "records written", func() bool { return f.filmsSink.written.Load() == 1000 && f.plainSink.written.Load() == 500 })
+	waitForRecordsOut(t, f.films, 1000)
+	waitForRecordsOut(t, f.plain, 500)
 	return f
 }
 
@@ -186,6 +188,7 @@ func TestRatesAndSeries(t *testing.T) {
 	f.filmsSrc.n = 3000 // 2,000 more records
 	f.filmsSrc.mu.Unlock()
 	waitFor(t, "2000 more records", func() bool { return f.filmsSink.written.Load() == 3000 })
+	waitForRecordsOut(t, f.films, 3000)
 	f.srv.Sample(start.Add(2 * time.Second))
 	var d Detail
 	f.do(t, "GET", "/v1/pipelines/films", "", false, &d)
