@@ -151,7 +151,7 @@ func TestMonitorSeesRateWhileLoadRunsAndLagGrowUntilTheGroupConsumes(t *testing.
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	readCtx, cancelRead := context.WithTimeout(ctx, 10*time.Second)
+	readCtx, cancelRead := context.WithTimeout(ctx, 30*time.Second)
 	defer cancelRead()
 	for read := int64(0); read < res.Records && readCtx.Err() == nil; {
 		read += int64(cl.PollFetches(readCtx).NumRecords())
