@@ -291,13 +291,18 @@ func TestRateKeysStepTheRate(t *testing.T) {
 	brokers := startKfake(t)
 	stopped := make(chan struct{})
 	var msgs []string
+	// The run lasts until the keys were pressed: starting it (creating the
+	// topic, the clients and the value pool) can take seconds under -race
+	// on a loaded machine.
+	ctx, endRun := context.WithCancel(context.Background())
+	defer endRun()
 	go func() {
 		defer close(stopped)
-		_, _ = loadgen.Produce(context.Background(), loadgen.ProduceOptions{Brokers: brokers, Topic: "k", CreateTopic: true,
-			Profile: loadgen.Profile{Rate: 1000}, Duration: 500 * time.Millisecond, Control: c,
+		_, _ = loadgen.Produce(ctx, loadgen.ProduceOptions{Brokers: brokers, Topic: "k", CreateTopic: true,
+			Profile: loadgen.Profile{Rate: 1000}, Duration: time.Minute, Control: c,
 			OnSample: func(loadgen.ProduceSample) {}})
 	}()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if rate, ok := c.Current(); ok && rate == 1000 {
 			break
@@ -311,6 +316,7 @@ func TestRateKeysStepTheRate(t *testing.T) {
 		msg, _ := rateKey(k, c)
 		msgs = append(msgs, msg)
 	}
+	endRun()
 	<-stopped
 	if strings.Join(msgs, "; ") != "rate now 1250 records/s; rate now 1000 records/s; rate now 800 records/s" {
 		t.Errorf("messages %q", msgs)

@@ -181,13 +181,25 @@ func startPipeline(t *testing.T, name string, src connector.Source, sink connect
 	return p
 }
 
+// waitFor polls cond until it holds. The deadline is generous: CI runs
+// with -race on a loaded two-core machine, where a pipeline may not be
+// scheduled for seconds.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// waitForRecordsOut waits until the pipeline's records_out reaches n. A
+// sink's own count is not enough: the pipeline counts a batch as out only
+// after the sink's Write has returned, so status and rates read right
+// after the sink saw the last record may still lag behind it.
+func waitForRecordsOut(t *testing.T, p *pipeline.Pipeline, n int64) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%s records_out %d", p.Status().Name, n), func() bool { return p.Status().RecordsOut >= n })
 }

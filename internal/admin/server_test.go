@@ -63,12 +63,9 @@ func newFixture(t *testing.T, token string) *fixture {
 	f.srv = srv
 	f.http = httptest.NewServer(srv.Handler())
 	t.Cleanup(f.http.Close)
-	// Counted out by the pipelines too: the sinks count inside their
-	// Write, the pipelines once it has returned.
-	waitFor(t, "records written and counted out", func() bool {
-		return f.filmsSink.written.Load() == 1000 && f.plainSink.written.Load() == 500 &&
-			f.films.Status().RecordsOut == 1000 && f.plain.Status().RecordsOut == 500
-	})
+	waitFor(t, "records written", func() bool { return f.filmsSink.written.Load() == 1000 && f.plainSink.written.Load() == 500 })
+	waitForRecordsOut(t, f.films, 1000)
+	waitForRecordsOut(t, f.plain, 500)
 	return f
 }
 
@@ -190,9 +187,8 @@ func TestRatesAndSeries(t *testing.T) {
 	f.filmsSrc.mu.Lock()
 	f.filmsSrc.n = 3000 // 2,000 more records
 	f.filmsSrc.mu.Unlock()
-	waitFor(t, "2000 more records written and counted out", func() bool {
-		return f.filmsSink.written.Load() == 3000 && f.films.Status().RecordsOut == 3000
-	})
+	waitFor(t, "2000 more records", func() bool { return f.filmsSink.written.Load() == 3000 })
+	waitForRecordsOut(t, f.films, 3000)
 	f.srv.Sample(start.Add(2 * time.Second))
 	var d Detail
 	f.do(t, "GET", "/v1/pipelines/films", "", false, &d)

@@ -43,6 +43,9 @@ func TestDetailShowsTransformsAndRoutes(t *testing.T) {
 	h := httptest.NewServer(srv.Handler())
 	t.Cleanup(h.Close)
 	waitFor(t, "records written", func() bool { return even.written.Load()+odd.written.Load() == 300 })
+	// The route sink counts a part as out after its sink returned; the
+	// pipeline's records_out follows the route sink's Write.
+	waitForRecordsOut(t, p, 300)
 	f := &fixture{http: h}
 	var d Detail
 	if code := f.do(t, "GET", "/v1/pipelines/routed", "", false, &d); code != 200 {

@@ -107,7 +107,7 @@ func TestDevBrokerMetricsCountPerTopicAndConnections(t *testing.T) {
 		t.Fatalf("%v connections open while a client is connected", n)
 	}
 	cl.Close()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for connections(scrape(t, s.MetricsURL)) != 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("connections still counted open after the only client closed:\n%s", scrape(t, s.MetricsURL))

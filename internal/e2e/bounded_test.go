@@ -184,7 +184,7 @@ func TestBoundedReadWaitsForPartitionsAnotherMemberOwns(t *testing.T) {
 	}
 	defer other.Close()
 	adm := adminClient(t, brokers)
-	eventually(t, 20*time.Second, "the other member owning the partitions", func() bool {
+	eventually(t, 30*time.Second, "the other member owning the partitions", func() bool {
 		ds, err := adm.DescribeGroups(context.Background(), "b2")
 		return err == nil && ds["b2"].State == "Stable" && len(ds["b2"].Members) == 1
 	})

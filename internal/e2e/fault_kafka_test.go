@@ -197,7 +197,7 @@ sink:
 	if err := stop(); err != nil {
 		t.Fatalf("the pipeline stopped with %v", err)
 	}
-	seen := consumeAllWith(t, pb.brokers, "out", n+1, 5*time.Second, pb.direct)
+	seen := consumeAllAndExtras(t, pb.brokers, "out", n, 30*time.Second, pb.direct)
 	total := 0
 	for _, c := range seen {
 		total += c

@@ -97,7 +97,7 @@ sink: {file: {path: %s}}
 			}
 			faultAt := time.Now()
 			produceValues(t, brokers, "films", avroValuesV2(t, regURL, "films", n/2, n/2))
-			eventually(t, 20*time.Second, "a retried registry lookup", func() bool { return b.Pipeline.Status().Retries > 0 })
+			eventually(t, 30*time.Second, "a retried registry lookup", func() bool { return b.Pipeline.Status().Retries > 0 })
 			time.Sleep(outage - time.Since(faultAt)) // the outage itself, not a synchronisation
 			st := b.Pipeline.Status()
 			if st.RecordsOut != n/2 || st.DeadLettered != 0 {

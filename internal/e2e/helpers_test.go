@@ -125,9 +125,28 @@ func consumeAllWith(t *testing.T, brokers []string, topic string, want int, dead
 	return seen
 }
 
+// consumeAllAndExtras reads topic from the start until want records
+// arrived or the deadline passes, then for one second more, and returns
+// how often each value was seen. Records beyond want (duplicates) are in
+// the log already and come in the fetches right after the wanted ones, so
+// the deadline can be generous without making every call wait for it.
+func consumeAllAndExtras(t *testing.T, brokers []string, topic string, want int, deadline time.Duration, opts ...kgo.Opt) map[string]int {
+	t.Helper()
+	seen := map[string]int{}
+	consumeEachThen(t, brokers, topic, want, deadline, time.Second, func(r *kgo.Record) { seen[string(r.Value)]++ }, opts...)
+	return seen
+}
+
 // consumeEach reads topic from the start until want records arrived or
 // the deadline passes, and hands each to fn, in order per partition.
 func consumeEach(t *testing.T, brokers []string, topic string, want int, deadline time.Duration, fn func(*kgo.Record), opts ...kgo.Opt) {
+	t.Helper()
+	consumeEachThen(t, brokers, topic, want, deadline, 0, fn, opts...)
+}
+
+// consumeEachThen is consumeEach that goes on reading for extra once it
+// has want records.
+func consumeEachThen(t *testing.T, brokers []string, topic string, want int, deadline, extra time.Duration, fn func(*kgo.Record), opts ...kgo.Opt) {
 	t.Helper()
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, opts...)...)
 	if err != nil {
@@ -135,17 +154,25 @@ func consumeEach(t *testing.T, brokers []string, topic string, want int, deadlin
 	}
 	defer cl.Close()
 	total := 0
+	read := func(ctx context.Context, enough func() bool) {
+		for !enough() {
+			f := cl.PollFetches(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			f.EachRecord(func(r *kgo.Record) {
+				fn(r)
+				total++
+			})
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
-	for total < want {
-		f := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			break
-		}
-		f.EachRecord(func(r *kgo.Record) {
-			fn(r)
-			total++
-		})
+	read(ctx, func() bool { return total >= want })
+	if extra > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), extra)
+		defer cancel()
+		read(ctx, func() bool { return false })
 	}
 }
 

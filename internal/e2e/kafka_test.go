@@ -45,7 +45,7 @@ sink:
 	eventually(t, 90*time.Second, "all records written", func() bool { return b.Pipeline.Status().RecordsOut >= n })
 	adm := adminClient(t, brokers)
 	ends := endOffsets(t, adm, "in")
-	eventually(t, 10*time.Second, "committed offsets to reach the end offsets", func() bool {
+	eventually(t, 30*time.Second, "committed offsets to reach the end offsets", func() bool {
 		got := committed(t, adm, "copy", "in")
 		for p, end := range ends {
 			if got[p] != end {

@@ -200,7 +200,7 @@ func startRefusingKafka(t *testing.T, topic string, n, delivered int) refusingKa
 	failProduce(c, fail)
 	sent := publishAll(t, client, topic, n)
 	_, stop := runPipeline(t, pubsubPipeline("ps-"+topic, srv.Addr, topic+"-sluice", brokers))
-	eventually(t, 20*time.Second, "messages delivered to Sluice", func() bool {
+	eventually(t, 30*time.Second, "messages delivered to Sluice", func() bool {
 		got := 0
 		for _, m := range srv.Messages() {
 			got += min(m.Deliveries, 1)

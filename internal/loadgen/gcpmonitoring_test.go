@@ -134,15 +134,11 @@ func TestManagedKafkaFiguresFromCloudMonitoring(t *testing.T) {
 	fake := managedKafkaFake()
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
-	ctx := context.Background()
 
 	// Through Monitor, as `sluice monitor --gcp-project --cluster` runs it.
-	samples, err := Monitor(ctx, MonitorOptions{Brokers: startBroker(t), Interval: 100 * time.Millisecond, Duration: 450 * time.Millisecond,
+	samples := monitorSamples(t, MonitorOptions{Brokers: startBroker(t), Interval: 100 * time.Millisecond,
 		GCPProject: "shop-prod", GCPCluster: "orders-kafka", cloudMonitoringURL: srv.URL,
-		cloudMonitoringToken: func(context.Context) (string, error) { return "ya29.secret", nil }})
-	if err != nil || len(samples) == 0 {
-		t.Fatalf("%d samples, %v", len(samples), err)
-	}
+		cloudMonitoringToken: func(context.Context) (string, error) { return "ya29.secret", nil }}, 4)
 	for _, s := range samples {
 		if s.Err != "" || len(s.Brokers) != 1 {
 			t.Fatalf("sample %+v", s)

@@ -46,7 +46,7 @@ func produceAndRead(t *testing.T, o ProduceOptions) (ProduceResult, []*kgo.Recor
 	return res, consumeAll(t, o.Brokers, o.Topic, int(res.Records))
 }
 
-// consumeAll reads topic from the start until want records arrived or 10 s
+// consumeAll reads topic from the start until want records arrived or 30 s
 // passed, and returns what it read.
 func consumeAll(t *testing.T, brokers []string, topic string, want int) []*kgo.Record {
 	t.Helper()
@@ -56,7 +56,7 @@ func consumeAll(t *testing.T, brokers []string, topic string, want int) []*kgo.R
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out []*kgo.Record
 	for len(out) < want && ctx.Err() == nil {

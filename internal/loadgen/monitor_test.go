@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -41,22 +42,44 @@ func startMonitor(t *testing.T, ctx context.Context, o MonitorOptions) *liveMoni
 // waitFor polls the samples until ok accepts the latest one.
 func (m *liveMonitor) waitFor(t *testing.T, what string, ok func(MonitorSample) bool) MonitorSample {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	samples := m.waitForSamples(t, what, func(s []MonitorSample) bool { return len(s) > 0 && ok(s[len(s)-1]) })
+	return samples[len(samples)-1]
+}
+
+// waitForSamples polls the samples taken so far until ok accepts them,
+// and returns them. The deadline is generous: under -race on a loaded
+// machine one sample (a few admin requests) may take seconds.
+func (m *liveMonitor) waitForSamples(t *testing.T, what string, ok func([]MonitorSample) bool) []MonitorSample {
+	t.Helper()
+	const wait = 30 * time.Second
+	for deadline := time.Now().Add(wait); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		m.mu.Lock()
-		var last MonitorSample
-		n := len(m.samples)
-		if n > 0 {
-			last = m.samples[n-1]
-		}
+		samples := slices.Clone(m.samples)
 		m.mu.Unlock()
-		if n > 0 && ok(last) {
-			return last
+		if ok(samples) {
+			return samples
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("no sample showed %s in 10 s", what)
-	return MonitorSample{}
+	t.Fatalf("no sample showed %s in %v", what, wait)
+	return nil
+}
+
+// monitorSamples runs Monitor until it has taken n samples and returns
+// every sample it took. A run of a fixed Duration would not do: on a
+// loaded machine the first sample alone (a new client's first requests)
+// may take longer than the whole run, which then returns none.
+func monitorSamples(t *testing.T, o MonitorOptions, n int) []MonitorSample {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	m := startMonitor(t, ctx, o)
+	m.waitForSamples(t, fmt.Sprintf("%d samples", n), func(s []MonitorSample) bool { return len(s) >= n })
+	stop()
+	<-m.done
+	if m.err != nil {
+		t.Fatal(m.err)
+	}
+	return m.result
 }
 
 func TestMonitorSeesRateWhileLoadRunsAndLagGrowUntilTheGroupConsumes(t *testing.T) {
@@ -77,11 +100,36 @@ func TestMonitorSeesRateWhileLoadRunsAndLagGrowUntilTheGroupConsumes(t *testing.
 	mon := startMonitor(t, ctx, MonitorOptions{Brokers: brokers, Topics: []string{"orders"},
 		Groups: []string{"billing"}, Interval: 200 * time.Millisecond})
 
+	// The load runs for at least 2.5 s and until the monitor has sampled
+	// it 5 times (a loaded machine may sample less often than asked);
+	// ending it early still waits for the records in flight.
+	loadCtx, endLoad := context.WithCancel(ctx)
+	defer endLoad()
+	type produced struct {
+		res ProduceResult
+		err error
+	}
+	load := make(chan produced, 1)
 	loadStarted := time.Now()
-	res, err := Produce(context.Background(), ProduceOptions{Brokers: brokers, Topic: "orders",
-		Profile: Profile{Rate: 2000}, Duration: 2500 * time.Millisecond, Keys: 10})
-	if err != nil || res.Records == 0 {
-		t.Fatalf("producing: %d records, %v", res.Records, err)
+	go func() {
+		res, err := Produce(loadCtx, ProduceOptions{Brokers: brokers, Topic: "orders",
+			Profile: Profile{Rate: 2000}, Duration: time.Minute, Keys: 10})
+		load <- produced{res, err}
+	}()
+	mon.waitForSamples(t, "5 samples over 2.5 s of load", func(samples []MonitorSample) bool {
+		var during []MonitorSample
+		for _, s := range samples {
+			if s.At.After(loadStarted) {
+				during = append(during, s)
+			}
+		}
+		return len(during) >= 5 && during[len(during)-1].At.Sub(loadStarted) >= 2500*time.Millisecond
+	})
+	endLoad()
+	p := <-load
+	res, err := p.res, p.err
+	if err != nil || res.Records == 0 || res.Errors != 0 {
+		t.Fatalf("producing: %d records, %d errors, %v", res.Records, res.Errors, err)
 	}
 	loadEnded := time.Now()
 	// Once the load is over, the lag is every record produced.
@@ -103,7 +151,7 @@ func TestMonitorSeesRateWhileLoadRunsAndLagGrowUntilTheGroupConsumes(t *testing.
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	readCtx, cancelRead := context.WithTimeout(ctx, 10*time.Second)
+	readCtx, cancelRead := context.WithTimeout(ctx, 30*time.Second)
 	defer cancelRead()
 	for read := int64(0); read < res.Records && readCtx.Err() == nil; {
 		read += int64(cl.PollFetches(readCtx).NumRecords())
@@ -175,13 +223,8 @@ func TestMonitorFindsTopicsAndGroupsItWasNotToldAbout(t *testing.T) {
 	if _, err := adminClient(t, brokers).CommitOffsets(context.Background(), "g1", offsets); err != nil {
 		t.Fatal(err)
 	}
-	samples, err := Monitor(context.Background(), MonitorOptions{Brokers: brokers, Interval: 100 * time.Millisecond, Duration: 350 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(samples) < 2 {
-		t.Fatalf("%d samples in 350 ms at 100 ms", len(samples))
-	}
+	// Two samples: the last has rates.
+	samples := monitorSamples(t, MonitorOptions{Brokers: brokers, Interval: 100 * time.Millisecond}, 2)
 	last := samples[len(samples)-1]
 	var topics []string
 	for _, tp := range last.Topics {
@@ -198,12 +241,29 @@ func TestMonitorFindsTopicsAndGroupsItWasNotToldAbout(t *testing.T) {
 	}
 
 	// A group named before its consumers start is missing, not an error.
-	samples, err = Monitor(context.Background(), MonitorOptions{Brokers: brokers, Groups: []string{"not-yet"},
-		Interval: 100 * time.Millisecond, Duration: 150 * time.Millisecond})
-	if err != nil || len(samples) == 0 {
-		t.Fatalf("%d samples, %v", len(samples), err)
-	}
+	samples = monitorSamples(t, MonitorOptions{Brokers: brokers, Groups: []string{"not-yet"}, Interval: 100 * time.Millisecond}, 1)
 	if g, ok := samples[0].Group("not-yet"); !ok || !g.Missing || g.Err != "" || samples[0].Err != "" {
 		t.Errorf("group not-yet: %+v (sample error %q), want missing without an error", g, samples[0].Err)
+	}
+}
+
+// Duration ends a run on its own; the samples it took are returned.
+func TestMonitorStopsAfterItsDuration(t *testing.T) {
+	brokers := startBroker(t, kfake.SeedTopics(1, "a"))
+	// Far longer than the run: if the run outlives it, Duration was not
+	// what ended it.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	samples, err := Monitor(ctx, MonitorOptions{Brokers: brokers, Interval: 100 * time.Millisecond, Duration: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("Monitor returned only when its context ended, not after its Duration")
+	}
+	for _, s := range samples {
+		if s.Err != "" {
+			t.Errorf("sample at %v: %s", s.Elapsed, s.Err)
+		}
 	}
 }

@@ -80,9 +80,11 @@ func TestRateHoldsTheConfiguredRateOverConnections(t *testing.T) {
 		Brokers: startBroker(t, kfake.SeedTopics(4, "paced")), Topic: "paced",
 		Profile: Profile{Rate: 2000}, Duration: 3 * time.Second, Connections: 3, Keys: 100,
 	})
-	// 6,000 at 2,000/s for 3 s; the limiter's burst is 20 records.
-	if res.Records < 4800 || res.Records > 6100 {
-		t.Fatalf("acked %d records in 3 s at 2000/s, want about 6000", res.Records)
+	// 6,000 at 2,000/s for 3 s; the limiter's burst is 20 records, so
+	// never more. A producer starved by a loaded machine (CI under -race)
+	// falls behind and does not catch up, so at least half.
+	if res.Records < 3000 || res.Records > 6100 {
+		t.Fatalf("acked %d records in 3 s at 2000/s, want about 6000 (3000 to 6100)", res.Records)
 	}
 	// No half second holds more than the rate allows: three connections
 	// each take their share rather than the full rate.

@@ -175,7 +175,7 @@ func TestLoweredConnectionLimitRecovers(t *testing.T) {
 	}
 	quotaRecover = 200 * time.Millisecond // no append is in flight: no race
 	next := 2000
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for s.Stats().ConnectionLimit < 8 {
 		if time.Now().After(deadline) {
 			t.Fatalf("connection limit still %d (lowered to %d) with the quota gone", s.Stats().ConnectionLimit, lowered)
@@ -190,9 +190,10 @@ func TestLoweredConnectionLimitRecovers(t *testing.T) {
 func TestIdleWritersAreClosed(t *testing.T) {
 	e, addrs := startEmulator(t, bqemu.Faults{})
 	cfg := sinkConfig(addrs, "{{.Topic}}")
-	// Long enough that a loaded CI machine writes all 10 tables before the
-	// first writer is reaped; short enough to wait for.
-	cfg.IdleTimeout = 2 * time.Second
+	// Long enough that a loaded CI machine (-race, every core busy)
+	// writes all 10 tables before the first writer is reaped; short
+	// enough to wait for.
+	cfg.IdleTimeout = 5 * time.Second
 	s := newSink(t, cfg)
 	if bad := write(t, s, spread(t, 0, 100, 10)); len(bad) > 0 {
 		t.Fatal(bad[0])
@@ -200,7 +201,7 @@ func TestIdleWritersAreClosed(t *testing.T) {
 	if w := s.Stats().Writers; w != 10 {
 		t.Fatalf("%d writers after writing to 10 tables", w)
 	}
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for s.Stats().Writers > 0 || e.Stats().Streams > 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("after idle_timeout: %d writers and %d AppendRows streams still open", s.Stats().Writers, e.Stats().Streams)

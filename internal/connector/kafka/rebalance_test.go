@@ -98,7 +98,7 @@ func TestCommitsKeepFlowingWhileARebalanceWaitsForADeadMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rd.Close(context.Background()) })
-	eventually(t, 20*time.Second, "the survivor owns every partition", func() bool { return countAssigned(rd) == parts })
+	eventually(t, 30*time.Second, "the survivor owns every partition", func() bool { return countAssigned(rd) == parts })
 
 	// The dead-to-be member joins: the survivor gives it half the
 	// partitions (cooperatively: it revokes them, then rejoins), and that
@@ -229,7 +229,7 @@ func TestCommitsAfterCommitEveryRecordsWithoutWaitingForTheInterval(t *testing.T
 	adm := kadm.NewClient(raw)
 	// Every 300 acked records a commit: the last one was taken at 750 or
 	// later (acks come 250 at a time), long before the hourly timer.
-	eventually(t, 10*time.Second, "a commit at 750 or later", func() bool {
+	eventually(t, 30*time.Second, "a commit at 750 or later", func() bool {
 		offs, err := adm.FetchOffsets(ctx, group)
 		if err != nil {
 			return false
@@ -262,7 +262,7 @@ func TestGroupProtocolConsumerJoinsAKIP848Group(t *testing.T) {
 		t.Cleanup(func() { rd.Close(context.Background()) })
 		readers = append(readers, rd)
 	}
-	eventually(t, 20*time.Second, "both readers own partitions", func() bool {
+	eventually(t, 30*time.Second, "both readers own partitions", func() bool {
 		return countAssigned(readers[0]) > 0 && countAssigned(readers[1]) > 0 && countAssigned(readers[0])+countAssigned(readers[1]) == parts
 	})
 	adm := kadm.NewClient(raw)
@@ -286,7 +286,7 @@ func TestGroupProtocolConsumerJoinsAKIP848Group(t *testing.T) {
 			t.Fatalf("read %d of 400", read)
 		}
 	}
-	eventually(t, 10*time.Second, "every record committed", func() bool {
+	eventually(t, 30*time.Second, "every record committed", func() bool {
 		offs, err := adm.FetchOffsets(ctx, group)
 		if err != nil {
 			return false

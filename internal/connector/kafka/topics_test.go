@@ -252,9 +252,17 @@ func TestSourceWarnsAboutATopicThatDoesNotExist(t *testing.T) {
 	if n := strings.Count(logs.String(), "source topic does not exist"); n != 1 {
 		t.Fatalf("%d warnings within a minute, want 1:\n%s", n, logs)
 	}
-	// Status shows it too, until the topic exists.
-	w := readers[0].(connector.Warner).Warnings()
-	if len(w) != 1 || !strings.Contains(w[0], `"orderz" does not exist`) {
-		t.Fatalf("status warnings %q; want the missing topic named", w)
+	// Status shows it too, until the topic exists. Each reader looks on
+	// its own, and the warning logged may have come from the other one, so
+	// wait for this reader's look.
+	var w []string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		w = readers[0].(connector.Warner).Warnings()
+		if len(w) == 1 && strings.Contains(w[0], `"orderz" does not exist`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status warnings %q; want the missing topic named", w)
+		}
 	}
 }

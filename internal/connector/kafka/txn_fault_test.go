@@ -112,7 +112,7 @@ func TestExactlyOnceCommitReportedFailedButCommittedWritesOnce(t *testing.T) {
 		t.Fatalf("the write succeeded, but not through the fallback for an unconfirmed commit; logs:\n%s", logs.String())
 	}
 	rd.Ack(recs)
-	seen := readCommitted(t, ctx, brokers, "unconfirmed.out", 2*n+1)
+	seen := readCommitted(t, ctx, brokers, "unconfirmed.out", n)
 	total := 0
 	for i := 0; i < n; i++ {
 		if seen[fmt.Sprint(i)] != 1 {

@@ -269,7 +269,7 @@ func TestSourceHealthFromARealClient(t *testing.T) {
 	}
 	waitFor := func(what string, cond func(connector.SourceHealth) bool) connector.SourceHealth {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
 		for {
 			h := src.SourceHealth()
 			if cond(h) {

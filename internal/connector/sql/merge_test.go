@@ -168,21 +168,13 @@ func TestSQLIdleTriggerMergesTheTailOfABurst(t *testing.T) {
 			if err := s.Write(ctx, items(t, "in", 0, 0, 30)); err != nil {
 				t.Fatal(err)
 			}
-			deadline := time.Now().Add(10 * time.Second)
-			for d.int(t, "SELECT count(*) FROM "+final) != 30 {
-				if time.Now().After(deadline) {
-					t.Fatal("the idle trigger did not merge the 30 rows within 10s")
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			waitFor(t, "the idle trigger to merge the 30 rows", func() bool { return d.int(t, "SELECT count(*) FROM "+final) == 30 })
 			if took := time.Since(start); took < 300*time.Millisecond {
 				t.Fatalf("merged after %v, before the idle period", took)
 			}
+			// The history entry follows the commit.
+			waitFor(t, "the merge in the history", func() bool { return len(s.(connector.Merger).Merges()) > 0 })
 			ms := s.(connector.Merger).Merges()
-			for len(ms) == 0 && time.Now().Before(deadline) { // the history entry follows the commit
-				time.Sleep(10 * time.Millisecond)
-				ms = s.(connector.Merger).Merges()
-			}
 			if len(ms) != 1 || ms[0].Trigger != connector.TriggerIdle || ms[0].Records != 30 || ms[0].EndToEnd < 300*time.Millisecond {
 				t.Fatalf("history = %+v, want one idle merge of 30 records, end to end >= 300ms", ms)
 			}
@@ -208,13 +200,7 @@ func TestSQLFailedMergeIsRetriedAndReportedWithoutLosingRows(t *testing.T) {
 				t.Fatal(err)
 			}
 			m := s.(connector.Merger)
-			deadline := time.Now().Add(10 * time.Second)
-			for len(m.Merges()) == 0 {
-				if time.Now().After(deadline) {
-					t.Fatal("no failed merge reported")
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			waitFor(t, "a failed merge in the history", func() bool { return len(m.Merges()) > 0 })
 			if h := m.Merges(); h[0].Error == "" || h[0].Records != 50 {
 				t.Fatalf("first attempt = %+v, want a failure of the 50-row merge", h[0])
 			}
@@ -222,17 +208,12 @@ func TestSQLFailedMergeIsRetriedAndReportedWithoutLosingRows(t *testing.T) {
 				t.Fatalf("staging rows after the failed merge = %d, want all 50 kept", n)
 			}
 			d.exec(t, "ALTER TABLE "+final+"_away RENAME TO "+final)
-			for d.int(t, "SELECT count(*) FROM "+final) != 50 {
-				if time.Now().After(deadline) {
-					t.Fatalf("rows not merged after the table came back; history %+v", m.Merges())
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			// Retries back off (0.5 s, 1 s, 2 s, ...): the next one after
+			// the table came back may be seconds away on a loaded machine.
+			waitFor(t, "the rows merged after the table came back", func() bool { return d.int(t, "SELECT count(*) FROM "+final) == 50 })
 			// The history entry follows the commit.
-			var h []connector.MergeInfo
-			for h = m.Merges(); h[len(h)-1].Error != "" && time.Now().Before(deadline); h = m.Merges() {
-				time.Sleep(10 * time.Millisecond)
-			}
+			waitFor(t, "the successful merge in the history", func() bool { h := m.Merges(); return h[len(h)-1].Error == "" })
+			h := m.Merges()
 			if last := h[len(h)-1]; last.Error != "" || last.Records != 50 || last.Attempt < 2 {
 				t.Fatalf("last merge = %+v, want a successful retry of the 50 rows", last)
 			}
