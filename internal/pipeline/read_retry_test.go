@@ -32,7 +32,9 @@ func (s *scriptedSource) OpenReader(ctx context.Context, member string) (connect
 	return &scriptedReader{Reader: r, s: s}, nil
 }
 
-func (s *scriptedSource) Describe() string { return "Pub/Sub subscription projects/p/subscriptions/orders" }
+func (s *scriptedSource) Describe() string {
+	return "Pub/Sub subscription projects/p/subscriptions/orders"
+}
 
 // healthScriptedSource is a scriptedSource that tells its health.
 type healthScriptedSource struct{ *scriptedSource }
