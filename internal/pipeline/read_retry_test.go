@@ -66,13 +66,20 @@ func (r *scriptedReader) Read(ctx context.Context, max int) ([]*connector.Record
 
 var errSubscriptionGone = errors.New("subscriber stopped: rpc error: code = NotFound desc = Subscription does not exist")
 
-// readRetries is sluice_retries_total{pipeline=name,stage="read"}.
-func readRetries(name string) int {
-	var m dto.Metric
-	if err := metrics.Retries.WithLabelValues(name, "read").Write(&m); err != nil {
-		panic(err)
+// readRetries returns a func that tells how much
+// sluice_retries_total{pipeline=name,stage="read"} has grown since (the
+// registry outlives a test, and -count runs it again).
+func readRetries(t *testing.T, name string) func() int {
+	t.Helper()
+	value := func() int {
+		var m dto.Metric
+		if err := metrics.Retries.WithLabelValues(name, "read").Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return int(m.GetCounter().GetValue())
 	}
-	return int(m.GetCounter().GetValue())
+	before := value()
+	return func() int { return value() - before }
 }
 
 // A source whose Read failed with a transient error was retried forever
@@ -87,6 +94,7 @@ func TestSourceReadFailingPastMaxRetryTimeStopsThePipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	retries := readRetries(t, name)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -125,7 +133,7 @@ wait:
 		t.Fatalf("status %s %q, retrying %+v; want failed with the source's error and nothing retrying", st.State, st.Error, st.Retrying)
 	}
 	// Every failure but the last, which stopped the pipeline, was a retry.
-	if got, want := readRetries(name), int(src.failed.Load())-1; got != want || got == 0 {
+	if got, want := retries(), int(src.failed.Load())-1; got != want || got == 0 {
 		t.Fatalf("sluice_retries_total{stage=read} %d, want %d (Reads failed: %d)", got, want, src.failed.Load())
 	}
 }
@@ -147,6 +155,7 @@ func TestSourceReadFailuresClearedByASuccessfulRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	retries := readRetries(t, name)
 	sawRetrying := false
 	err = runUntil(t, p, "every record acked after the failures", func() bool {
 		st := p.Status()
@@ -160,7 +169,7 @@ func TestSourceReadFailuresClearedByASuccessfulRead(t *testing.T) {
 	if !sawRetrying {
 		t.Fatal("status never said the source read was retried")
 	}
-	if got := readRetries(name); got != 15 {
+	if got := retries(); got != 15 {
 		t.Fatalf("sluice_retries_total{stage=read} %d, want the 15 failed reads", got)
 	}
 	if sink.count() != 100 {
@@ -206,6 +215,7 @@ func TestSourceReadFailuresClearedByTimeWhileHealthy(t *testing.T) {
 				t.Fatal(err)
 			}
 			p.readQuiet, p.readHealthy, p.readSweep = tc.quiet, 150*time.Millisecond, 10*time.Millisecond
+			retries := readRetries(t, name)
 			err = runUntil(t, p, "every record acked after the failures", func() bool {
 				d, _ := ss.ackedCount()
 				return d == 10 && len(p.Status().Retrying) == 0
@@ -215,8 +225,8 @@ func TestSourceReadFailuresClearedByTimeWhileHealthy(t *testing.T) {
 				t.Fatalf("Run returned %v; want the failures to stop the pipeline after max_retry_time", err)
 			case !tc.stops && err != nil:
 				t.Fatalf("the pipeline stopped with %v; failures %v apart should not add up", err, ss.gap)
-			case !tc.stops && readRetries(name) != 5:
-				t.Fatalf("sluice_retries_total{stage=read} %d, want the 5 failed reads", readRetries(name))
+			case !tc.stops && retries() != 5:
+				t.Fatalf("sluice_retries_total{stage=read} %d, want the 5 failed reads", retries())
 			}
 		})
 	}
@@ -237,11 +247,12 @@ func TestPermanentSourceErrorAfterTransientOnesStopsAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	retries := readRetries(t, name)
 	err = runToEnd(t, p)
 	if err == nil || !strings.Contains(err.Error(), "consumer "+name+"-1: reading from the source: FENCED_INSTANCE_ID") || strings.Contains(err.Error(), "still failing") {
 		t.Fatalf("Run returned %v; want the permanent error as it is", err)
 	}
-	if got := readRetries(name); got != 2 {
+	if got := retries(); got != 2 {
 		t.Fatalf("sluice_retries_total{stage=read} %d, want the 2 transient failures", got)
 	}
 	if st := p.Status(); st.State != StateFailed || len(st.Retrying) != 0 {
