@@ -34,9 +34,10 @@ type Pipeline struct {
 	// ShutdownTimeout bounds the graceful drain on SIGINT/SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" default:"30s" min:"1ns" doc:"Bound on the graceful drain, on a signal or when a consumer fails for good; the other consumers then drain too."`
 	// MaxRetryTime bounds how long one write, decode or dead-letter send
-	// is retried on a transient error before the pipeline stops with it
+	// is retried on a transient error, and how long a consumer's source
+	// reads may go on failing, before the pipeline stops with it
 	// (default 10m; "0s" is refused, use a large value to wait longer).
-	MaxRetryTime time.Duration `yaml:"max_retry_time" default:"10m" min:"1ns" doc:"How long one write, decode or dead-letter send is retried on a transient error (database, broker or registry down) before the pipeline stops with it; status shows the pipeline degraded meanwhile. 0s is refused: use a large value to wait longer."`
+	MaxRetryTime time.Duration `yaml:"max_retry_time" default:"10m" min:"1ns" doc:"How long one write, decode or dead-letter send is retried on a transient error (database, broker or registry down), and how long source reads may go on failing (Kafka brokers gone, a Pub/Sub subscription deleted), before the pipeline stops with the error; status shows the pipeline degraded meanwhile. Read failures count as one run until a read succeeds, 2m pass without a failure, or 15s pass without one while the source is healthy. 0s is refused: use a large value to wait longer."`
 	// Parallelism writes each consumer's records on several workers
 	// (see Parallelism); unset: one writer per consumer.
 	Parallelism *Parallelism `yaml:"parallelism" doc:"Writes each consumer's records to the sink on several workers, beyond the partition count; unset: one writer per consumer." example:"{workers: 16, by: key}"`

@@ -33,6 +33,12 @@ type Reader interface {
 	Close(ctx context.Context) error
 }
 
+// Describer is implemented by sources that can say what they read, for
+// errors and logs: "pubsub subscription projects/p/subscriptions/s".
+type Describer interface {
+	Describe() string
+}
+
 // Pauser is implemented by readers that can stop fetching (not merely stop
 // being read), used when a merge needs every consumer quiet.
 type Pauser interface {

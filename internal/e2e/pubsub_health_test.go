@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/assembly"
 	"github.com/sluice-dev/sluice/internal/connector"
 	"github.com/sluice-dev/sluice/internal/faultproxy"
+	"github.com/sluice-dev/sluice/internal/pipeline"
 )
 
 // pubsubHealthRun is a Pub/Sub -> file pipeline reading pstest through a
@@ -28,7 +31,9 @@ type pubsubHealthRun struct {
 	out    string // the file sink's path
 }
 
-func startPubSubHealthRun(t *testing.T, name string) pubsubHealthRun {
+// startPubSubHealthRun starts the run; settings are more top-level lines
+// of the pipeline's YAML ("max_retry_time: 5s").
+func startPubSubHealthRun(t *testing.T, name string, settings ...string) pubsubHealthRun {
 	t.Helper()
 	srv, client := startPubSub(t, name, name+"-sluice")
 	proxy, err := faultproxy.New(srv.Addr)
@@ -41,12 +46,13 @@ func startPubSubHealthRun(t *testing.T, name string) pubsubHealthRun {
 	// per stream.
 	b, stop := runPipeline(t, fmt.Sprintf(`
 name: %s
+%s
 source:
   pubsub: {project: demo, subscription: %s-sluice, emulator_host: %s, streams: 10, max_ack_extension: 10s}
 format: {value: json}
 sink:
   file: {path: %s}
-`, name, name, proxy.Addr(), out))
+`, name, strings.Join(settings, "\n"), name, proxy.Addr(), out))
 	base := serveAdmin(t, context.Background(), b, 200*time.Millisecond, testLogger(t))
 	return pubsubHealthRun{name: name, srv: srv, client: client, proxy: proxy, b: b, stop: stop, base: base, out: out}
 }
@@ -165,5 +171,75 @@ func TestPubSubSubscriptionDeletedShownInStatus(t *testing.T) {
 	}
 	if err := r.stop(); err != nil {
 		t.Fatalf("the pipeline stopped with %v", err)
+	}
+}
+
+// TestPubSubSubscriptionDeletedStopsThePipelineAfterMaxRetryTime: a
+// deleted subscription was retried forever, the pipeline running (though
+// degraded) for as long as nobody looked. Receive's refusal is a read
+// failure now: status says the read is retried and why, the retries are
+// counted, and once the refusals have gone on for max_retry_time the
+// pipeline stops failed, naming the subscription and the NotFound. What
+// was written before is all there.
+func TestPubSubSubscriptionDeletedStopsThePipelineAfterMaxRetryTime(t *testing.T) {
+	const maxRetry = 5 * time.Second
+	r := startPubSubHealthRun(t, "ps-deleted-stops", "max_retry_time: 5s")
+	r.publishIDs(t, 0, 20)
+	eventually(t, 30*time.Second, "the messages written", func() bool { return r.b.Pipeline.Status().RecordsOut == 20 })
+	waitAllAcked(t, r.srv, 10*time.Second)
+
+	sub := "projects/demo/subscriptions/" + r.name + "-sluice"
+	if err := r.client.SubscriptionAdminClient.DeleteSubscription(context.Background(),
+		&pubsubpb.DeleteSubscriptionRequest{Subscription: sub}); err != nil {
+		t.Fatal(err)
+	}
+	downAt := time.Now()
+	// pstest goes on serving the streams already open on a deleted
+	// subscription; cut them, for the client to open new ones.
+	r.proxy.ResetAll()
+
+	var retrying pipeline.RetryStatus
+	eventually(t, 30*time.Second, "status to say the read is retried with the NotFound", func() bool {
+		d := pipelineDetail(t, r.base, r.name)
+		if d.State != pipeline.StateRunning || !d.Degraded {
+			return false
+		}
+		for _, op := range d.Retrying {
+			if op.What == "read" && strings.Contains(op.LastError, "NotFound") {
+				retrying = op
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("retrying %s since %v after the deletion: %s", retrying.What, retrying.Since.Sub(downAt).Round(100*time.Millisecond), retrying.LastError)
+	readRetries := regexp.MustCompile(`sluice_retries_total\{pipeline="` + r.name + `",stage="read"\} [1-9]`)
+	if m := metricsText(t, r.base); !readRetries.MatchString(m) {
+		t.Fatalf("/metrics counts no read retry for %s", r.name)
+	}
+
+	eventually(t, maxRetry+60*time.Second, "the pipeline to stop failed", func() bool { return r.b.Pipeline.Status().State == pipeline.StateFailed })
+	stoppedAfter := time.Since(downAt)
+	t.Logf("stopped %v after the deletion", stoppedAfter.Round(100*time.Millisecond))
+	if stoppedAfter < maxRetry {
+		t.Fatalf("stopped %v after the deletion, before max_retry_time (%v)", stoppedAfter, maxRetry)
+	}
+	err := r.stop()
+	t.Logf("the pipeline stopped with: %v", err)
+	for _, want := range []string{"reading from Pub/Sub subscription " + sub, "max_retry_time 5s", "code = NotFound"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("the pipeline stopped with %v; want it to say %q", err, want)
+		}
+	}
+	if st := r.b.Pipeline.Status(); !strings.Contains(st.Error, "NotFound") {
+		t.Fatalf("status error %q; want the NotFound", st.Error)
+	}
+	seen := map[string]int{}
+	for _, l := range readLines(t, r.out) {
+		v, _ := l["value"].(map[string]any)
+		seen[fmt.Sprint(v["id"])]++
+	}
+	if len(seen) != 20 {
+		t.Fatalf("%d distinct messages at the sink, want the 20 published before the deletion", len(seen))
 	}
 }

@@ -36,6 +36,8 @@ type consumer struct {
 	// gate of, its batch flushed and its writers idle; 0 while it runs.
 	parked atomic.Uint64
 
+	readRun readRun // the run of failed Reads going on, if any
+
 	// Reused by accept, on the consumer's goroutine.
 	sizes    []int
 	prepared []prepared
@@ -92,6 +94,7 @@ func (c *consumer) run(readCtx, writeCtx context.Context) error {
 
 func (c *consumer) readLoop(ctx, writeCtx context.Context, d *dispatcher) error {
 	defer d.flushAll("stop")
+	defer c.readRun.end() // status shows no retry of a consumer that is gone
 	linger := c.p.opts.Linger
 	for {
 		if ctx.Err() != nil {
@@ -128,27 +131,34 @@ func (c *consumer) readLoop(ctx, writeCtx context.Context, d *dispatcher) error 
 			max = room
 		}
 		recs, err := c.reader.Read(readCtx, max)
-		// Taken before interrupt() below, which ends readCtx: an error
-		// after our own deadline (linger, pause, stop) is no failure.
-		ended := readCtx.Err() != nil
+		// Taken before interrupt() below, which ends readCtx: the
+		// context's error after our own deadline (linger, pause, stop)
+		// is no failure. The source's own error is one, even if the
+		// deadline passed too: Pub/Sub hands a refusal to one Read only.
+		ended := readCtx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
 		c.mu.Lock()
 		c.interrupt = nil
 		c.mu.Unlock()
 		interrupt()
-		if err != nil && !ended {
+		switch {
+		case err == nil:
+			c.readRun.end()
+		case ended:
+			// Says nothing of the source: neither a failure nor a
+			// success.
+		case connector.IsPermanent(err):
 			c.p.stats.errors.Add(1)
-			if connector.IsPermanent(err) {
-				// Waiting cannot heal it (fenced, not authorised): what
-				// was read but not handed on is read again after a
-				// restart, since it is not acked.
-				return fmt.Errorf("reading from the source: %w", err)
-			}
-			// A source error that is not our own deadline: the client
-			// retries internally; back off and read again.
-			c.p.log.Warn("reading from source", "consumer", c.id, "err", err)
-			bo := newBackoff()
-			if bo.wait(ctx) != nil {
-				return nil
+			// Waiting cannot heal it (fenced, not authorised): what
+			// was read but not handed on is read again after a
+			// restart, since it is not acked.
+			return fmt.Errorf("reading from the source: %w", err)
+		default:
+			// The client retries internally; back off and read
+			// again, up to max_retry_time (readretry.go). Records that
+			// came with the error are handed on after the wait.
+			c.p.stats.errors.Add(1)
+			if err := c.readFailed(ctx, err); err != nil {
+				return err
 			}
 		}
 		if len(recs) > 0 {

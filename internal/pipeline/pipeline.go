@@ -49,9 +49,10 @@ type Options struct {
 	MaxInFlightBytes   int           // default 64 MiB
 	ShutdownTimeout    time.Duration // graceful drain bound; default 30s
 	// MaxRetryTime bounds how long one write, decode or dead-letter send
-	// is retried on transient errors before the pipeline stops with the
-	// error (a failure that does not heal is never retried forever);
-	// default 10m, negative: no bound.
+	// is retried on transient errors, and how long a consumer's source
+	// reads may go on failing (readretry.go), before the pipeline stops
+	// with the error (a failure that does not heal is never retried
+	// forever); default 10m, negative: no bound.
 	MaxRetryTime time.Duration
 	// Workers is the number of sink writers per consumer
 	// (parallelism.workers); default 1. By says how records are spread
@@ -135,6 +136,11 @@ type Pipeline struct {
 	// spread is the number of workers the sink spreads each batch over
 	// itself (connector.SpreadWriter), 0 when the engine's lanes do.
 	spread int
+	// sourceName names the source in errors (connector.Describer).
+	sourceName string
+	// readQuiet, readHealthy and readSweep are readretry.go's constants,
+	// shorter in tests.
+	readQuiet, readHealthy, readSweep time.Duration
 
 	control chan controlRequest // AddConsumer requests, served by Run
 
@@ -210,6 +216,14 @@ func New(opts Options) (*Pipeline, error) {
 		consumers: map[string]*consumer{},
 		resumed:   resumed,
 		state:     StateStarting,
+
+		sourceName:  "the source",
+		readQuiet:   readQuiet,
+		readHealthy: readHealthy,
+		readSweep:   readSweep,
+	}
+	if d, ok := opts.Source.(connector.Describer); ok {
+		p.sourceName = d.Describe()
 	}
 	p.stats.init(opts.Name)
 	p.opts.Decoder = newStampingDecoder(opts.Decoder, opts.Timestamp, opts.Clock)
@@ -292,6 +306,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 	})
 	g.Go(func() error { return p.refreshEventTime(gctx) })
+	g.Go(func() error { return p.endReadRuns(gctx) })
 	if f, ok := p.opts.Source.(connector.Finisher); ok {
 		g.Go(func() error {
 			select {

@@ -14,7 +14,7 @@ import (
 // RetryStatus is one operation the pipeline keeps retrying: status shows
 // it, so that "running" never hides a partition that does not move.
 type RetryStatus struct {
-	What      string    `json:"what"` // write, decode, dlq
+	What      string    `json:"what"` // write, decode, dlq, read
 	Since     time.Time `json:"since"`
 	Attempts  int       `json:"attempts"`
 	LastError string    `json:"last_error"`
@@ -26,11 +26,12 @@ type retrying struct {
 	ops map[*retryOp]struct{}
 }
 
-// retryOp is one retry loop: a write, a decode, a dead-letter send. It
-// registers on its first failure and leaves when the loop ends.
+// retryOp is one retry loop: a write, a decode, a dead-letter send, or a
+// consumer's run of failed source reads (readRun). It registers on its
+// first failure and leaves when the loop ends.
 type retryOp struct {
 	p       *Pipeline
-	what    string // the metric label: write, decode, dlq
+	what    string // the metric label: write, decode, dlq, read
 	msg     string // what the log says is retried
 	bo      backoff
 	since   time.Time
@@ -47,6 +48,21 @@ func (p *Pipeline) newRetry(what, msg string) *retryOp {
 // failed for longer than max_retry_time, which turns a transient error
 // that does not heal into a permanent one.
 func (o *retryOp) failed(ctx context.Context, err error, logArgs ...any) error {
+	if rerr := o.note(err, logArgs...); rerr != nil {
+		return rerr
+	}
+	if werr := o.bo.wait(ctx); werr != nil {
+		return fmt.Errorf("shutdown timeout reached: %w", err)
+	}
+	return nil
+}
+
+// note is failed without the wait: it registers the loop on its first
+// failure, records err, and returns a Permanent error once the loop has
+// failed for longer than max_retry_time; otherwise it counts the retry
+// and logs it. Only the loop's own goroutine calls it, and never
+// concurrently with done.
+func (o *retryOp) note(err error, logArgs ...any) error {
 	r := &o.p.retrying
 	if o.attempt == 0 {
 		o.since = time.Now()
@@ -67,9 +83,6 @@ func (o *retryOp) failed(ctx context.Context, err error, logArgs ...any) error {
 	o.p.stats.retries.Add(1)
 	metrics.Retries.WithLabelValues(o.p.opts.Name, o.what).Inc()
 	o.p.log.Warn(o.msg+"; retrying", append(logArgs, "attempt", o.attempt, "since", o.since.Format(time.RFC3339), "err", err)...)
-	if werr := o.bo.wait(ctx); werr != nil {
-		return fmt.Errorf("shutdown timeout reached: %w", err)
-	}
 	return nil
 }
 

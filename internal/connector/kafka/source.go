@@ -76,6 +76,18 @@ func NewSource(cfg config.KafkaSource, o SourceOptions) (*Source, error) {
 	return s, nil
 }
 
+// Describe implements connector.Describer: the topics and the group, for
+// errors that stop the pipeline.
+func (s *Source) Describe() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	topics := strings.Join(s.cfg.Topics, ", ")
+	if s.cfg.TopicRegex != "" {
+		topics = "matching " + s.cfg.TopicRegex
+	}
+	return fmt.Sprintf("Kafka topics %s (group %s, brokers %s)", topics, s.cfg.Group, strings.Join(s.cfg.Brokers, ","))
+}
+
 // Properties returns the consumer properties in force.
 func (s *Source) Properties() map[string]any {
 	s.mu.Lock()

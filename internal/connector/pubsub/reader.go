@@ -2,6 +2,7 @@ package pubsub
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -23,6 +24,9 @@ type reader struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the receive loop has returned
 	out    chan *connector.Record
+	// stopped holds the error of the latest Receive that returned, for
+	// Read to return once.
+	stopped chan error
 
 	mu      sync.Mutex
 	pending map[*pubsub.Message]struct{} // delivered, not yet acked
@@ -30,9 +34,10 @@ type reader struct {
 
 // receive runs Receive until the reader closes. Receive returns early only
 // on an error the client does not retry (the subscription was deleted,
-// permissions were revoked): that is logged, shown in the source's health,
-// and tried again with backoff, as a broker that is away is for the Kafka
-// source.
+// permissions were revoked): that is shown in the source's health, handed
+// to Read, which returns it once (the engine retries it as a transient
+// read failure, up to max_retry_time), and Receive is tried again with
+// backoff, so that a subscription that is back is read again.
 func (r *reader) receive(ctx context.Context) {
 	defer close(r.done)
 	defer r.src.readers.Add(-1)
@@ -43,7 +48,18 @@ func (r *reader) receive(ctx context.Context) {
 			return
 		}
 		r.src.health.receiveStopped(err)
-		r.src.log.Warn("pubsub subscriber stopped; restarting", "consumer", r.member, "subscription", r.src.cfg.SubscriptionPath(), "err", err, "in", wait)
+		if err != nil {
+			// The engine logs it when Read returns it. Only this
+			// goroutine sends: a stale error Read has not taken yet
+			// gives way to the latest.
+			select {
+			case <-r.stopped:
+			default:
+			}
+			r.stopped <- fmt.Errorf("subscriber stopped: %w", err)
+		} else {
+			r.src.log.Warn("pubsub subscriber stopped; restarting", "consumer", r.member, "subscription", r.src.cfg.SubscriptionPath(), "in", wait)
+		}
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
@@ -90,6 +106,8 @@ func (r *reader) Read(ctx context.Context, max int) ([]*connector.Record, error)
 		recs = append(recs, rec)
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case err := <-r.stopped:
+		return nil, err
 	case <-r.done:
 		return nil, errClosed
 	}

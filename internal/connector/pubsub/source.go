@@ -125,6 +125,9 @@ func ClientOptions(emulatorHost, credentialsFile, field string) ([]option.Client
 	return gcp.Credentials(credentialsFile, field)
 }
 
+// Describe implements connector.Describer.
+func (s *Source) Describe() string { return "Pub/Sub subscription " + s.cfg.SubscriptionPath() }
+
 // Topic is what records of this source carry as their topic.
 func (s *Source) Topic() string { return s.topic }
 
@@ -153,7 +156,7 @@ func (s *Source) OpenReader(_ context.Context, member string) (connector.Reader,
 	// acked by us: hand it back at once rather than at its deadline.
 	sub.ReceiveSettings.ShutdownOptions = &pubsub.ShutdownOptions{Behavior: pubsub.ShutdownBehaviorNackImmediately, Timeout: 10 * time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &reader{src: s, member: member, sub: sub, cancel: cancel, done: make(chan struct{}),
+	r := &reader{src: s, member: member, sub: sub, cancel: cancel, done: make(chan struct{}), stopped: make(chan error, 1),
 		out: make(chan *connector.Record, s.cfg.MaxOutstandingMessages), pending: map[*pubsub.Message]struct{}{}}
 	s.readers.Add(1)
 	go r.receive(ctx)
