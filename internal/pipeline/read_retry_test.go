@@ -192,6 +192,9 @@ func TestSourceReadFailuresClearedByTimeWhileHealthy(t *testing.T) {
 	}{
 		{"healthy", &healthy, time.Hour, false},
 		{"unreachable", &unreachable, time.Hour, true},
+		// Quiet between failures is no healing while the source says
+		// its servers are unreachable.
+		{"unreachable, quiet", &unreachable, 150 * time.Millisecond, true},
 		{"no health, quiet", nil, 150 * time.Millisecond, false},
 		{"no health, never quiet", nil, time.Hour, true},
 	} {

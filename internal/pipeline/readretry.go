@@ -20,7 +20,10 @@ import (
 // fails: a client may report a network error now and then while it reads
 // fine. So a consumer's failed Reads make a run, which ends
 //   - at any Read that succeeds;
-//   - when no Read failed for readQuiet;
+//   - when no Read failed for readQuiet, unless the source's own health
+//     (connector.HealthReporter) says unreachable: a Kafka cluster cut
+//     off for good fails a Read only when its group session gives up,
+//     a minute or more apart, and quiet between those is no healing;
 //   - when no Read failed for readHealthy while the source's own health
 //     (connector.HealthReporter) said healthy all that time: a Kafka
 //     client that reports an error once a minute while it reads does not
@@ -77,16 +80,18 @@ func (r *readRun) end() {
 
 // endIfOver ends the run if it is over at now (see the rules above);
 // healthySince is since when the source has said healthy without a break,
-// zero if it does not say so now or cannot tell. It reports whether it
-// ended one.
-func (r *readRun) endIfOver(now, healthySince time.Time, quiet, healthy time.Duration) bool {
+// zero if it does not say so now or cannot tell; unreachable, whether it
+// says unreachable now. It reports whether it ended one.
+func (r *readRun) endIfOver(now, healthySince time.Time, unreachable bool, quiet, healthy time.Duration) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.op == nil {
 		return false
 	}
 	calm := now.Sub(r.last)
-	if calm < quiet && (healthySince.IsZero() || calm < healthy || now.Sub(healthySince) < healthy) {
+	byQuiet := calm >= quiet && !unreachable
+	byHealth := !healthySince.IsZero() && calm >= healthy && now.Sub(healthySince) >= healthy
+	if !byQuiet && !byHealth {
 		return false
 	}
 	r.op.done()
@@ -99,6 +104,7 @@ func (r *readRun) endIfOver(now, healthySince time.Time, quiet, healthy time.Dur
 func (p *Pipeline) endReadRuns(ctx context.Context) error {
 	hr, _ := p.opts.Source.(connector.HealthReporter)
 	var healthySince time.Time
+	unreachable := false
 	t := time.NewTicker(p.readSweep)
 	defer t.Stop()
 	for {
@@ -109,7 +115,9 @@ func (p *Pipeline) endReadRuns(ctx context.Context) error {
 		}
 		now := time.Now()
 		if hr != nil {
-			if hr.SourceHealth().State != connector.SourceHealthy {
+			state := hr.SourceHealth().State
+			unreachable = state == connector.SourceUnreachable
+			if state != connector.SourceHealthy {
 				healthySince = time.Time{}
 			} else if healthySince.IsZero() {
 				healthySince = now
@@ -119,7 +127,7 @@ func (p *Pipeline) endReadRuns(ctx context.Context) error {
 		cs := p.consumerList()
 		p.mu.Unlock()
 		for _, c := range cs {
-			if c.readRun.endIfOver(now, healthySince, p.readQuiet, p.readHealthy) {
+			if c.readRun.endIfOver(now, healthySince, unreachable, p.readQuiet, p.readHealthy) {
 				p.log.Info("source reads no longer failing; read retries cleared", "consumer", c.id)
 			}
 		}
