@@ -151,7 +151,7 @@ func (c *consumer) readLoop(ctx, writeCtx context.Context, d *dispatcher) error 
 			// Waiting cannot heal it (fenced, not authorised): what
 			// was read but not handed on is read again after a
 			// restart, since it is not acked.
-			return fmt.Errorf("reading from the source: %w", err)
+			return fmt.Errorf("reading from %s: %w", c.p.sourceName, err)
 		default:
 			// The client retries internally; back off and read
 			// again, up to max_retry_time (readretry.go). Records that

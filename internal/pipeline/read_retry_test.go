@@ -236,8 +236,8 @@ func TestSourceReadFailuresClearedByTimeWhileHealthy(t *testing.T) {
 }
 
 // A Permanent source error stops the pipeline at once with its own error,
-// whatever transient failures came before it and however long
-// max_retry_time is; the transient ones were retries.
+// naming the source, whatever transient failures came before it and
+// however long max_retry_time is; the transient ones were retries.
 func TestPermanentSourceErrorAfterTransientOnesStopsAtOnce(t *testing.T) {
 	const name = "read-fails-then-fenced"
 	src := &scriptedSource{memSource: newMemSource(0, plain), fail: func(n int64) error {
@@ -252,7 +252,7 @@ func TestPermanentSourceErrorAfterTransientOnesStopsAtOnce(t *testing.T) {
 	}
 	retries := readRetries(t, name)
 	err = runToEnd(t, p)
-	if err == nil || !strings.Contains(err.Error(), "consumer "+name+"-1: reading from the source: FENCED_INSTANCE_ID") || strings.Contains(err.Error(), "still failing") {
+	if err == nil || !strings.Contains(err.Error(), "consumer "+name+"-1: reading from Pub/Sub subscription projects/p/subscriptions/orders: FENCED_INSTANCE_ID") || strings.Contains(err.Error(), "still failing") {
 		t.Fatalf("Run returned %v; want the permanent error as it is", err)
 	}
 	if got := retries(); got != 2 {
