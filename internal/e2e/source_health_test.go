@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/sluice-dev/sluice/internal/admin"
 	"github.com/sluice-dev/sluice/internal/connector"
+	"github.com/sluice-dev/sluice/internal/pipeline"
 )
 
 // TestSourceUnreachableShownInStatus: the pipeline's only broker goes down
@@ -190,4 +191,71 @@ func metricsText(t *testing.T, base string) string {
 		t.Fatal(err)
 	}
 	return string(body)
+}
+
+// TestKafkaClusterGoneStopsThePipelineAfterMaxRetryTime: the pipeline's
+// only broker goes away for good (connections reset, new ones refused).
+// Once the consumer group's session gives up, reads fail: status says the
+// read is retried, /metrics counts it, and once the failures have gone on
+// past max_retry_time the pipeline stops failed with an error naming the
+// topics, the group and the broker's refusal, instead of stalling in
+// silence forever. What it wrote before stays committed.
+func TestKafkaClusterGoneStopsThePipelineAfterMaxRetryTime(t *testing.T) {
+	const n, name, maxRetry = 500, "kafka-gone-stops", 5 * time.Second
+	pb := startProxiedBroker(t)
+	createTopic(t, pb.brokers, "in", 3)
+	out := filepath.Join(t.TempDir(), "out.jsonl")
+	b, stop := runPipeline(t, fmt.Sprintf(`
+name: %s
+source:
+  kafka: {brokers: [%s], topics: [in], group: %s}
+format: {value: json}
+max_retry_time: 5s
+sink:
+  file: {path: %s}
+`, name, pb.brokers[0], name, out))
+	base := serveAdmin(t, context.Background(), b, 200*time.Millisecond, testLogger(t))
+	pb.produceDirect(t, "in", 0, n)
+	eventually(t, 30*time.Second, "the records written", func() bool { return b.Pipeline.Status().RecordsOut == n })
+	adm := adminClientWith(t, pb.brokers, pb.direct)
+	waitCommittedToEnd(t, adm, name, "in", 30*time.Second)
+
+	downAt := time.Now()
+	if err := pb.proxy.Refuse(); err != nil {
+		t.Fatal(err)
+	}
+	pb.proxy.ResetAll()
+	eventually(t, 60*time.Second, "status to say the read is retried", func() bool {
+		d := pipelineDetail(t, base, name)
+		if d.State == pipeline.StateFailed {
+			return true // stopped already: the error is checked below
+		}
+		for _, op := range d.Retrying {
+			if op.What == "read" && d.Degraded {
+				t.Logf("retrying %s %v after the broker went: %s", op.What, op.Since.Sub(downAt).Round(100*time.Millisecond), op.LastError)
+				return true
+			}
+		}
+		return false
+	})
+	readRetries := regexp.MustCompile(`sluice_retries_total\{pipeline="` + name + `",stage="read"\} [1-9]`)
+	if m := metricsText(t, base); !readRetries.MatchString(m) {
+		t.Fatalf("/metrics counts no read retry for %s", name)
+	}
+	eventually(t, maxRetry+90*time.Second, "the pipeline to stop failed", func() bool { return b.Pipeline.Status().State == pipeline.StateFailed })
+	stoppedAfter := time.Since(downAt)
+	t.Logf("stopped %v after the broker went", stoppedAfter.Round(100*time.Millisecond))
+	if stoppedAfter < maxRetry {
+		t.Fatalf("stopped %v after the broker went, before max_retry_time (%v)", stoppedAfter, maxRetry)
+	}
+	err := stop()
+	t.Logf("the pipeline stopped with: %v", err)
+	for _, want := range []string{"reading from Kafka topics in (group " + name, "max_retry_time 5s"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("the pipeline stopped with %v; want it to say %q", err, want)
+		}
+	}
+	if got := len(readLines(t, out)); got != n {
+		t.Fatalf("%d records at the sink, want the %d written before the broker went", got, n)
+	}
 }
