@@ -263,8 +263,12 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 }
 
-// readyz: ready when every pipeline is running or paused, and none is
-// degraded (retrying a write, a decode or a dead-letter send).
+// readyz: ready when every pipeline is running or paused and can move
+// records: nothing is retried (a write, a decode, a dead-letter send, a
+// read) and its source is not unreachable. A pipeline degraded only by a
+// partial outage its client routes around (one broker of three down) or
+// by a warning (a topic missing) moves records: it is shown degraded,
+// and ready.
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	states := map[string]pipeline.State{}
 	ready := true
@@ -275,13 +279,21 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 			st = "degraded"
 		}
 		states[e.Pipeline.Pipeline.Name()] = st
-		ready = ready && (st == pipeline.StateRunning || st == pipeline.StatePaused)
+		ready = ready && movesRecords(status)
 	}
 	code := http.StatusOK
 	if !ready {
 		code = http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, map[string]any{"ready": ready, "pipelines": states})
+}
+
+// movesRecords: running or paused, nothing retried, the source reachable.
+func movesRecords(st pipeline.Status) bool {
+	if st.State != pipeline.StateRunning && st.State != pipeline.StatePaused {
+		return false
+	}
+	return len(st.Retrying) == 0 && (st.Source == nil || st.Source.State != connector.SourceUnreachable)
 }
 
 // statusFor maps an engine error to an HTTP status.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -543,5 +544,61 @@ func TestVersionEndpoint(t *testing.T) {
 	}
 	if s, _ := v["go_version"].(string); !strings.HasPrefix(s, "go1.") {
 		t.Fatalf("go_version in %v", v)
+	}
+}
+
+// healthSource is a propSource that tells a health set by the test.
+type healthSource struct {
+	*propSource
+	mu    sync.Mutex
+	state string
+}
+
+func (s *healthSource) SourceHealth() connector.SourceHealth {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return connector.SourceHealth{State: s.state}
+}
+
+func (s *healthSource) set(state string) {
+	s.mu.Lock()
+	s.state = state
+	s.mu.Unlock()
+}
+
+// Regression: one broker of three down made the source degraded, and
+// /readyz answered 503 though the client read on from the other two.
+// Ready means the pipeline moves records: a source that is unreachable
+// makes it not ready, a partial outage does not (shown degraded).
+func TestReadyzFollowsWhetherRecordsMove(t *testing.T) {
+	src := &healthSource{propSource: newPropSource(0, nil), state: connector.SourceHealthy}
+	p := startPipeline(t, "brokers", src, &countSink{}, 1)
+	srv, err := New(Options{Pipelines: []Pipeline{{Pipeline: p}}, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		source string
+		code   int
+		shown  string
+	}{
+		{connector.SourceHealthy, 200, "running"},
+		{connector.SourceDegraded, 200, "degraded"},
+		{connector.SourceUnreachable, 503, "degraded"},
+		{connector.SourceHealthy, 200, "running"},
+	} {
+		src.set(tc.source)
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "http://localhost/readyz", nil))
+		var body struct {
+			Ready     bool              `json:"ready"`
+			Pipelines map[string]string `json:"pipelines"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Code != tc.code || body.Ready != (tc.code == 200) || body.Pipelines["brokers"] != tc.shown {
+			t.Fatalf("source %s: readyz %d %s; want %d with the pipeline %s", tc.source, rec.Code, rec.Body, tc.code, tc.shown)
+		}
 	}
 }
